@@ -1,0 +1,67 @@
+/* backend.h: the one interface every compute backend (CPU, CUDA) implements. The model code in
+ * host/ is written once against it: memory is opaque (void * into the backend's memory, element
+ * type chosen by the backend per memory class), and each op takes shapes in the project's fixed
+ * dimension names. Ops are asynchronous on the CUDA backend; errors surface at the latest at
+ * sync(). */
+#ifndef HP_BACKEND_H
+#define HP_BACKEND_H
+
+#include "common.h"
+
+typedef enum hp_mem {
+    HP_MEM_WEIGHT = 0, /* matrices and norms: CPU f32, CUDA bf16 */
+    HP_MEM_ACT,        /* activations, KV cache: CPU f32, CUDA bf16 */
+    HP_MEM_F32,        /* always float32 (logits, readouts, alphas, capture weights) */
+    HP_MEM_I32,        /* token ids, positions, slots, row indices */
+} hp_mem;
+
+typedef struct hp_backend hp_backend;
+struct hp_backend {
+    const char *name; /* "cpu" or "cuda" */
+    void *impl;
+    char desc[256];   /* one line for logs: threads / device name and memory */
+
+    void (*destroy)(hp_backend *be);
+    /* Memory free on the backend right now (for sizing batches); SIZE_MAX if unbounded. */
+    size_t (*free_bytes)(hp_backend *be);
+    size_t (*elem_size)(hp_backend *be, hp_mem m);
+    void *(*alloc)(hp_backend *be, size_t n, hp_mem m, hp_err *e);
+    void (*free)(hp_backend *be, void *p);
+    /* p advanced by n elements of class m (for named pointers into one allocation). */
+    void *(*offset)(hp_backend *be, void *p, size_t n, hp_mem m);
+    /* Host <-> backend copies; host side is float32 (or int32 for HP_MEM_I32), converted. */
+    int (*upload)(hp_backend *be, void *dst, const void *src, size_t n, hp_mem m, hp_err *e);
+    int (*download)(hp_backend *be, void *dst, const void *src, size_t n, hp_mem m, hp_err *e);
+    int (*zero)(hp_backend *be, void *p, size_t n, hp_mem m, hp_err *e);
+    /* dst = src, n elements of class m, both on the backend. */
+    int (*copy)(hp_backend *be, void *dst, const void *src, size_t n, hp_mem m, hp_err *e);
+    int (*sync)(hp_backend *be, hp_err *e);
+
+    /* Ops. x, out: [T, D] activations; weights nn.Linear layout [N, K]. ids/seq/pos/rows: I32. */
+    int (*embed)(hp_backend *be, void *x, const void *table, const void *ids, int T, int D, int V);
+    int (*rmsnorm)(hp_backend *be, void *out, const void *x, const void *w, int T, int D, float eps);
+    int (*matmul)(hp_backend *be, void *y, const void *x, const void *W, int T, int N, int K);
+    int (*rope)(hp_backend *be, void *x, const void *pos, int T, int nh, int Dh, float theta);
+    int (*kv_store)(hp_backend *be, void *kc, void *vc, const void *k, const void *v,
+                    const void *seq, const void *pos, int T, int KVD, int Tcap);
+    int (*attention)(hp_backend *be, void *z, const void *q, const void *kc, const void *vc,
+                     const void *seq, const void *pos, int T, int H, int KV, int Dh, int Tcap,
+                     int window);
+    int (*head_scale)(hp_backend *be, void *z, const void *alpha, int T, int H, int Dh);
+    int (*head_readout)(hp_backend *be, void *out, const void *z, const void *w, const void *seq,
+                        const void *Wo, int T, int B, int H, int Dh, int D);
+    int (*swiglu)(hp_backend *be, void *out, const void *gate, const void *up, size_t n);
+    int (*add)(hp_backend *be, void *x, const void *y, size_t n);
+    /* out[i, :] = x[rows[i], :] (rows of a [T, D] activation), output as float32. */
+    int (*gather_rows_f32)(hp_backend *be, void *out, const void *x, const void *rows, int n, int D);
+    /* y[n, N] = x[n, K] (float32) · W[N, K]^T, output float32 (the lm_head / readout product). */
+    int (*matmul_f32)(hp_backend *be, void *y, const void *x, const void *W, int n, int N, int K);
+};
+
+hp_backend *hp_backend_cpu_create(int threads, hp_err *e);
+/* NULL with e set when CUDA is not compiled in or no device can be used. */
+hp_backend *hp_backend_cuda_create(int device, hp_err *e);
+/* "auto" (CUDA when a device exists, else CPU), "cpu" or "cuda". */
+hp_backend *hp_backend_create(const char *which, hp_err *e);
+
+#endif

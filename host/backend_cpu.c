@@ -1,0 +1,176 @@
+/* backend_cpu.c: the CPU backend: host memory, float32 everywhere, ops from kernels/ *.c. */
+#include "backend.h"
+#include "ops_cpu.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static void cpu_destroy(hp_backend *be) { free(be); }
+static size_t cpu_free_bytes(hp_backend *be) {
+    (void)be;
+    return SIZE_MAX;
+}
+static size_t cpu_elem_size(hp_backend *be, hp_mem m) {
+    (void)be;
+    (void)m;
+    return 4; /* f32 and i32 */
+}
+static void *cpu_alloc(hp_backend *be, size_t n, hp_mem m, hp_err *e) {
+    size_t bytes;
+    if (!hp_mul_ok(n ? n : 1, cpu_elem_size(be, m), &bytes)) {
+        hp_errf(e, "cpu: allocation of %zu elements overflows", n);
+        return NULL;
+    }
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes) != 0) {
+        hp_errf(e, "cpu: out of memory allocating %.1f MiB", bytes / 1048576.0);
+        return NULL;
+    }
+    return p;
+}
+static void cpu_free(hp_backend *be, void *p) {
+    (void)be;
+    free(p);
+}
+static void *cpu_offset(hp_backend *be, void *p, size_t n, hp_mem m) {
+    return (char *)p + n * cpu_elem_size(be, m);
+}
+static int cpu_copy(hp_backend *be, void *dst, const void *src, size_t n, hp_mem m, hp_err *e) {
+    (void)be;
+    (void)e;
+    memcpy(dst, src, n * 4);
+    (void)m;
+    return 0;
+}
+static int cpu_zero(hp_backend *be, void *p, size_t n, hp_mem m, hp_err *e) {
+    (void)be;
+    (void)m;
+    (void)e;
+    memset(p, 0, n * 4);
+    return 0;
+}
+static int cpu_sync(hp_backend *be, hp_err *e) {
+    (void)be;
+    (void)e;
+    return 0;
+}
+static int cpu_embed(hp_backend *be, void *x, const void *table, const void *ids, int T, int D,
+                     int V) {
+    (void)be;
+    return hp_cpu_embed(x, table, ids, T, D, V);
+}
+static int cpu_rmsnorm(hp_backend *be, void *out, const void *x, const void *w, int T, int D,
+                       float eps) {
+    (void)be;
+    hp_cpu_rmsnorm(out, x, w, T, D, eps);
+    return 0;
+}
+static int cpu_matmul(hp_backend *be, void *y, const void *x, const void *W, int T, int N, int K) {
+    (void)be;
+    hp_cpu_matmul(y, x, W, T, N, K, 0.0f);
+    return 0;
+}
+static int cpu_rope(hp_backend *be, void *x, const void *pos, int T, int nh, int Dh, float theta) {
+    (void)be;
+    hp_cpu_rope(x, pos, T, nh, Dh, theta);
+    return 0;
+}
+static int cpu_kv_store(hp_backend *be, void *kc, void *vc, const void *k, const void *v,
+                        const void *seq, const void *pos, int T, int KVD, int Tcap) {
+    (void)be;
+    hp_cpu_kv_store(kc, vc, k, v, seq, pos, T, KVD, Tcap);
+    return 0;
+}
+static int cpu_attention(hp_backend *be, void *z, const void *q, const void *kc, const void *vc,
+                         const void *seq, const void *pos, int T, int H, int KV, int Dh, int Tcap,
+                         int window) {
+    (void)be;
+    hp_cpu_attention(z, q, kc, vc, seq, pos, T, H, KV, Dh, Tcap, window);
+    return 0;
+}
+static int cpu_head_scale(hp_backend *be, void *z, const void *alpha, int T, int H, int Dh) {
+    (void)be;
+    hp_cpu_head_scale(z, alpha, T, H, Dh);
+    return 0;
+}
+static int cpu_head_readout(hp_backend *be, void *out, const void *z, const void *w,
+                            const void *seq, const void *Wo, int T, int B, int H, int Dh, int D) {
+    (void)be;
+    return hp_cpu_head_readout(out, z, w, seq, Wo, T, B, H, Dh, D);
+}
+static int cpu_swiglu(hp_backend *be, void *out, const void *gate, const void *up, size_t n) {
+    (void)be;
+    hp_cpu_swiglu(out, gate, up, n);
+    return 0;
+}
+static int cpu_add(hp_backend *be, void *x, const void *y, size_t n) {
+    (void)be;
+    hp_cpu_add(x, y, n);
+    return 0;
+}
+static int cpu_gather_rows_f32(hp_backend *be, void *out, const void *x, const void *rows, int n,
+                               int D) {
+    (void)be;
+    const int32_t *r = rows;
+    for (int i = 0; i < n; i++)
+        memcpy((float *)out + (size_t)i * D, (const float *)x + (size_t)r[i] * D, 4 * (size_t)D);
+    return 0;
+}
+
+hp_backend *hp_backend_cpu_create(int threads, hp_err *e) {
+    hp_backend *be = calloc(1, sizeof *be);
+    if (!be) {
+        hp_errf(e, "cpu: out of memory");
+        return NULL;
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+    be->name = "cpu";
+    snprintf(be->desc, sizeof be->desc, "cpu (float32, %d OpenMP threads, OpenBLAS)",
+             omp_get_max_threads());
+    be->destroy = cpu_destroy;
+    be->free_bytes = cpu_free_bytes;
+    be->elem_size = cpu_elem_size;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->offset = cpu_offset;
+    be->upload = cpu_copy;
+    be->download = cpu_copy;
+    be->zero = cpu_zero;
+    be->copy = cpu_copy;
+    be->sync = cpu_sync;
+    be->embed = cpu_embed;
+    be->rmsnorm = cpu_rmsnorm;
+    be->matmul = cpu_matmul;
+    be->rope = cpu_rope;
+    be->kv_store = cpu_kv_store;
+    be->attention = cpu_attention;
+    be->head_scale = cpu_head_scale;
+    be->head_readout = cpu_head_readout;
+    be->swiglu = cpu_swiglu;
+    be->add = cpu_add;
+    be->gather_rows_f32 = cpu_gather_rows_f32;
+    be->matmul_f32 = cpu_matmul;
+    return be;
+}
+
+#ifndef HP_HAVE_CUDA
+hp_backend *hp_backend_cuda_create(int device, hp_err *e) {
+    (void)device;
+    hp_errf(e, "cuda: this build has no CUDA backend (nvcc was not found or NO_CUDA=1)");
+    return NULL;
+}
+#endif
+
+hp_backend *hp_backend_create(const char *which, hp_err *e) {
+    if (!which || !strcmp(which, "auto")) {
+        hp_err ignore;
+        hp_backend *be = hp_backend_cuda_create(0, &ignore);
+        return be ? be : hp_backend_cpu_create(0, e);
+    }
+    if (!strcmp(which, "cpu")) return hp_backend_cpu_create(0, e);
+    if (!strcmp(which, "cuda")) return hp_backend_cuda_create(0, e);
+    hp_errf(e, "unknown device '%s' (expected auto, cpu or cuda)", which);
+    return NULL;
+}

@@ -1,0 +1,35 @@
+/* cli.h: helpers shared by the subcommands: model opening on a backend, id lists, head lists,
+ * the prompt batch a command works on. */
+#ifndef HP_CLI_H
+#define HP_CLI_H
+
+#include "model.h"
+
+/* A batch of token-id prompts. */
+typedef struct hp_prompts {
+    int B;
+    int32_t **ids;
+    int *len;
+} hp_prompts;
+
+void hp_prompts_free(hp_prompts *p);
+/* "1,2,3" -> one prompt appended. */
+int hp_prompts_add_csv(hp_prompts *p, const char *csv, hp_err *e);
+int hp_prompts_add(hp_prompts *p, const int32_t *ids, int n, hp_err *e);
+/* A JSON file holding a list of lists of token ids. */
+int hp_prompts_from_json(hp_prompts *p, const char *path, hp_err *e);
+/* Tokenizes text (add_special as HF's add_special_tokens) and appends it. */
+int hp_prompts_add_text(hp_prompts *p, const hp_model *m, const char *text, int add_special, hp_err *e);
+
+/* Opens the backend named by device ("auto", "cpu", "cuda") and loads the model; logs one
+ * line on stderr unless quiet. */
+hp_model *hp_cli_open(const char *path, const char *device, int quiet, hp_err *e);
+void hp_cli_close(hp_model *m);
+
+/* "3.1,12.7" (layer.head) with factor alpha applied to the model. */
+int hp_cli_apply_heads(hp_model *m, const char *list, float alpha, hp_err *e);
+
+/* Prints an error as "headpursuit: <msg>" and returns 1 (the exit code). */
+int hp_cli_fail(const hp_err *e);
+
+#endif

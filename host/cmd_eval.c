@@ -1,0 +1,425 @@
+/* cmd_eval.c: `eval --task qa`: greedy short answers to the paper's QA prompt, scored by SQuAD
+ * F1 / exact match, separately for concept (country) and other questions, normalised to the
+ * unedited model; SOMP heads vs Logit-Lens heads vs random controls (same per-layer counts,
+ * disjoint from the SOMP heads), for each number of edited heads k. JSON + CSV + two SVGs. */
+#include "commands.h"
+#include "experiment.h"
+#include "fileio.h"
+#include "metrics.h"
+#include "plot.h"
+#include "progress.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+enum { E_TASK = 3000, E_DATA, E_EDIT, E_TOP, E_ALPHA, E_RANDOM, E_SEED, E_OUTDIR, E_MAXNEW, E_LIMIT,
+       E_BATCH, E_DEVICE, E_NOCHAT, E_COUNTRIES, E_QUIET, E_HELP };
+
+#define MAX_K 16
+
+typedef struct eval_ctx {
+    hp_model *m;
+    const hp_qa_set *set;
+    const hp_prompts *p;
+    int max_new, batch, quiet;
+} eval_ctx;
+
+/* Mean F1 / EM for country and other questions under the model's current edits. */
+typedef struct kind_scores {
+    double f1[2], em[2]; /* [0] country, [1] other */
+    int n[2];
+} kind_scores;
+
+static int run_qa(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out, hp_err *e) {
+    memset(ks, 0, sizeof *ks);
+    const hp_prompts *p = c->p;
+    char **answers = answers_out ? calloc((size_t)p->B, sizeof(char *)) : NULL;
+    int32_t **outs = calloc((size_t)c->batch, sizeof *outs);
+    int *outn = calloc((size_t)c->batch, sizeof *outn);
+    if (!outs || !outn || (answers_out && !answers)) {
+        free(outs);
+        free(outn);
+        free(answers);
+        return hp_errf(e, "out of memory");
+    }
+    hp_progress pb;
+    hp_progress_start(&pb, label, p->B, "q", !c->quiet);
+    int rc = 0;
+    for (int b0 = 0; b0 < p->B && !rc; b0 += c->batch) {
+        int nb = p->B - b0 < c->batch ? p->B - b0 : c->batch;
+        rc = hp_generate(c->m, nb, (const int32_t *const *)p->ids + b0, p->len + b0, c->max_new, 0, outs,
+                         outn, 0, e);
+        for (int b = 0; b < nb && !rc; b++) {
+            char *text = hp_tok_decode(c->m->tok, outs[b], outn[b], 1);
+            if (!text) {
+                rc = hp_errf(e, "out of memory");
+                break;
+            }
+            char *nl = strchr(text, '\n'); /* the answer is the first line */
+            if (nl) *nl = 0;
+            const hp_qa_item *it = &c->set->items[b0 + b];
+            double em, f1;
+            if (hp_qa_score(text, (const char *const *)it->answers, it->n_answers, &em, &f1)) {
+                free(text);
+                rc = hp_errf(e, "out of memory");
+                break;
+            }
+            int k = it->kind == HP_QA_COUNTRY ? 0 : 1;
+            ks->f1[k] += f1;
+            ks->em[k] += em;
+            ks->n[k]++;
+            if (answers) answers[b0 + b] = text;
+            else free(text);
+        }
+        for (int b = 0; b < nb; b++) free(outs[b]);
+        hp_progress_update(&pb, b0 + nb);
+    }
+    hp_progress_end(&pb);
+    free(outs);
+    free(outn);
+    for (int k = 0; k < 2; k++)
+        if (ks->n[k]) {
+            ks->f1[k] /= ks->n[k];
+            ks->em[k] /= ks->n[k];
+        }
+    if (answers_out) *answers_out = answers;
+    return rc;
+}
+
+static int parse_tops(const char *s, int *k, int *n) {
+    *n = 0;
+    while (*s && *n < MAX_K) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v <= 0) return -1;
+        k[(*n)++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return *n ? 0 : -1;
+}
+
+static double ratio(double x, double base) { return base > 0 ? x / base : NAN; }
+
+static char *path_in(const char *dir, const char *name) {
+    char *p = NULL;
+    return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
+}
+
+int cmd_eval(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"task", required_argument, 0, E_TASK},     {"data", required_argument, 0, E_DATA},
+        {"edit", required_argument, 0, E_EDIT},     {"top", required_argument, 0, E_TOP},
+        {"alpha", required_argument, 0, E_ALPHA},   {"random", required_argument, 0, E_RANDOM},
+        {"seed", required_argument, 0, E_SEED},     {"out-dir", required_argument, 0, E_OUTDIR},
+        {"max-new", required_argument, 0, E_MAXNEW}, {"limit", required_argument, 0, E_LIMIT},
+        {"batch", required_argument, 0, E_BATCH},   {"device", required_argument, 0, E_DEVICE},
+        {"no-chat", no_argument, 0, E_NOCHAT},      {"countries", required_argument, 0, E_COUNTRIES},
+        {"quiet", no_argument, 0, E_QUIET},         {"help", no_argument, 0, E_HELP},
+        {0}};
+    const char *task = "qa", *data = NULL, *edit = NULL, *tops = "8,16,32", *outdir = "results/eval";
+    const char *device = "auto", *countries = NULL;
+    float alpha = -1.0f;
+    int n_random = 10, max_new = 8, limit = 0, batch = 32, chat = 1, quiet = 0, c;
+    unsigned long long seed = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case E_TASK: task = optarg; break;
+        case E_DATA: data = optarg; break;
+        case E_EDIT: edit = optarg; break;
+        case E_TOP: tops = optarg; break;
+        case E_ALPHA: alpha = strtof(optarg, NULL); break;
+        case E_RANDOM: n_random = atoi(optarg); break;
+        case E_SEED: seed = strtoull(optarg, NULL, 10); break;
+        case E_OUTDIR: outdir = optarg; break;
+        case E_MAXNEW: max_new = atoi(optarg); break;
+        case E_LIMIT: limit = atoi(optarg); break;
+        case E_BATCH: batch = atoi(optarg); break;
+        case E_DEVICE: device = optarg; break;
+        case E_NOCHAT: chat = 0; break;
+        case E_COUNTRIES: countries = optarg; break;
+        case E_QUIET: quiet = 1; break;
+        case E_HELP:
+            printf("usage: headpursuit eval MODEL --task qa --data test.jsonl --edit ranking.json\n"
+                   "                 [--top 8,16,32] [--alpha -1] [--random 10] [--seed S] [--out-dir DIR]\n"
+                   "Answers each question greedily (PAPER.md prompt, at most --max-new tokens, first line),\n"
+                   "scores SQuAD F1 / exact match for concept (country) and other questions, normalised to\n"
+                   "the unedited model, with the top-k SOMP heads, the top-k Logit-Lens heads and --random\n"
+                   "random controls (same per-layer counts as the SOMP heads, disjoint from them) edited by\n"
+                   "--alpha. Writes DIR/eval.json, DIR/eval.csv, DIR/f1_vs_k.svg, DIR/heads_heatmap.svg.\n"
+                   "  --countries FILE   mark questions whose answer is in this list as country questions\n"
+                   "                     (needed for TriviaQA files; JSONL from build_qa.py has kinds)\n"
+                   "  --limit N          first N questions only\n"
+                   "  --batch B          questions per generation batch (default 32)\n"
+                   "  --no-chat          raw prompts instead of the model's chat template\n"
+                   "  --device D         auto, cpu or cuda\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    int ks[MAX_K], nk = 0;
+    if (optind != argc - 1 || !data || !edit || strcmp(task, "qa") || parse_tops(tops, ks, &nk) ||
+        n_random < 0 || max_new <= 0 || batch <= 0) {
+        fprintf(stderr, "headpursuit eval: need MODEL, --task qa, --data and --edit; --top like 8,16,32 (see --help)\n");
+        return 2;
+    }
+    hp_err e = {0};
+    hp_model *m = hp_cli_open(argv[optind], device, quiet, &e);
+    if (!m) return hp_cli_fail(&e);
+    hp_qa_set set = {0};
+    hp_prompts p = {0};
+    hp_ranking rk = {0};
+    hp_wordlist wl = {0};
+    cJSON *j = NULL;
+    char **base_answers = NULL;
+    int rc = 1, n_all = 0;
+    double *rf1[2] = {NULL, NULL};
+    char *json_path = path_in(outdir, "eval.json"), *csv_path = path_in(outdir, "eval.csv");
+    char *svg_path = path_in(outdir, "f1_vs_k.svg"), *heat_path = path_in(outdir, "heads_heatmap.svg");
+    if (!m->tok) {
+        hp_errf(&e, "%s: the model has no tokenizer", argv[optind]);
+        goto done;
+    }
+    if (mkdir(outdir, 0755) && errno != EEXIST) {
+        hp_errf(&e, "%s: cannot create directory: %s", outdir, strerror(errno));
+        goto done;
+    }
+    if (hp_qa_load(data, &set, &e) || hp_ranking_load(edit, &rk, &e)) goto done;
+    if (rk.L != m->cfg.L || rk.H != m->cfg.H) {
+        hp_errf(&e, "%s: ranking is for %d x %d heads, the model has %d x %d", edit, rk.L, rk.H, m->cfg.L, m->cfg.H);
+        goto done;
+    }
+    for (int i = 0; i < nk; i++)
+        if (ks[i] > rk.n) {
+            hp_errf(&e, "--top %d exceeds the %d heads of %s", ks[i], rk.n, edit);
+            goto done;
+        }
+    if (countries) {
+        if (hp_wordlist_load(countries, &wl, &e) || hp_qa_mark_kind(&set, &wl) < 0) goto done;
+    }
+    n_all = set.n;
+    if (limit > 0 && limit < set.n) set.n = limit;
+    if (hp_qa_prompts(m, &set, chat, &p, &e)) goto done;
+    eval_ctx ctx = {.m = m, .set = &set, .p = &p, .max_new = max_new, .batch = batch, .quiet = quiet};
+    kind_scores base;
+    hp_model_clear_edits(m);
+    if (run_qa(&ctx, "unedited", &base, &base_answers, &e)) goto done;
+    if (!quiet)
+        fprintf(stderr, "unedited: F1 country %.3f (n=%d), other %.3f (n=%d)\n", base.f1[0], base.n[0], base.f1[1], base.n[1]);
+    if (base.n[0] == 0 || base.n[1] == 0)
+        fprintf(stderr, "warning: no %s questions in %s: that column is empty\n", base.n[0] ? "other" : "country", data);
+    /* Results: [k][method] with method 0 SOMP, 1 LL; random: [k][draw]. */
+    kind_scores res[MAX_K][2];
+    rf1[0] = calloc((size_t)nk * (n_random ? n_random : 1), sizeof(double));
+    rf1[1] = calloc((size_t)nk * (n_random ? n_random : 1), sizeof(double));
+    kind_scores *rres = calloc((size_t)nk * (n_random ? n_random : 1), sizeof(kind_scores));
+    if (!rf1[0] || !rf1[1] || !rres) {
+        free(rres);
+        hp_errf(&e, "out of memory");
+        goto done;
+    }
+    j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", argv[optind]);
+    cJSON_AddStringToObject(j, "task", task);
+    cJSON_AddStringToObject(j, "data", data);
+    cJSON_AddStringToObject(j, "ranking", edit);
+    cJSON_AddNumberToObject(j, "alpha", alpha);
+    cJSON_AddNumberToObject(j, "random_draws", n_random);
+    cJSON_AddNumberToObject(j, "seed", (double)seed);
+    cJSON_AddNumberToObject(j, "questions", set.n);
+    cJSON_AddStringToObject(j, "prompt", HP_QA_PROMPT);
+    cJSON_AddBoolToObject(j, "chat", chat);
+    cJSON *bj = cJSON_AddObjectToObject(j, "unedited");
+    cJSON_AddNumberToObject(bj, "f1_country", base.f1[0]);
+    cJSON_AddNumberToObject(bj, "f1_other", base.f1[1]);
+    cJSON_AddNumberToObject(bj, "em_country", base.em[0]);
+    cJSON_AddNumberToObject(bj, "em_other", base.em[1]);
+    cJSON_AddNumberToObject(bj, "n_country", base.n[0]);
+    cJSON_AddNumberToObject(bj, "n_other", base.n[1]);
+    cJSON *rows = cJSON_AddArrayToObject(j, "results");
+    uint64_t rng = seed ^ 0x5eed5eedull;
+    for (int ki = 0; ki < nk; ki++) {
+        int k = ks[ki];
+        hp_headset hs = {0}, hl = {0};
+        char label[64];
+        if (hp_headset_top((const int(*)[2])rk.somp, rk.n, k, &hs, &e) ||
+            hp_headset_top((const int(*)[2])rk.ll, rk.n, k, &hl, &e)) {
+            hp_headset_free(&hs);
+            free(rres);
+            goto done;
+        }
+        const char *mname[2] = {"somp", "logit_lens"};
+        hp_headset *sets[2] = {&hs, &hl};
+        for (int mi = 0; mi < 2; mi++) {
+            snprintf(label, sizeof label, "%s k=%d", mi ? "LL" : "SOMP", k);
+            if (hp_headset_apply(m, sets[mi], alpha, &e) || run_qa(&ctx, label, &res[ki][mi], NULL, &e)) {
+                hp_headset_free(&hs);
+                hp_headset_free(&hl);
+                free(rres);
+                goto done;
+            }
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "k", k);
+            cJSON_AddStringToObject(r, "method", mname[mi]);
+            char *hstr = hp_headset_str(sets[mi]);
+            cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
+            free(hstr);
+            cJSON_AddNumberToObject(r, "f1_country", res[ki][mi].f1[0]);
+            cJSON_AddNumberToObject(r, "f1_other", res[ki][mi].f1[1]);
+            cJSON_AddNumberToObject(r, "norm_f1_country", ratio(res[ki][mi].f1[0], base.f1[0]));
+            cJSON_AddNumberToObject(r, "norm_f1_other", ratio(res[ki][mi].f1[1], base.f1[1]));
+            cJSON_AddNumberToObject(r, "em_country", res[ki][mi].em[0]);
+            cJSON_AddNumberToObject(r, "em_other", res[ki][mi].em[1]);
+            cJSON_AddItemToArray(rows, r);
+            if (!quiet)
+                fprintf(stderr, "%s: normalised F1 country %.3f, other %.3f\n", label,
+                        ratio(res[ki][mi].f1[0], base.f1[0]), ratio(res[ki][mi].f1[1], base.f1[1]));
+        }
+        for (int d = 0; d < n_random; d++) {
+            hp_headset hr = {0};
+            int short_layers = 0;
+            snprintf(label, sizeof label, "random %d/%d k=%d", d + 1, n_random, k);
+            kind_scores *s = &rres[ki * n_random + d];
+            if (hp_headset_random(&hs, m->cfg.L, m->cfg.H, &rng, &hr, &short_layers, &e) ||
+                hp_headset_apply(m, &hr, alpha, &e) || run_qa(&ctx, label, s, NULL, &e)) {
+                hp_headset_free(&hr);
+                hp_headset_free(&hs);
+                hp_headset_free(&hl);
+                free(rres);
+                goto done;
+            }
+            rf1[0][ki * n_random + d] = ratio(s->f1[0], base.f1[0]);
+            rf1[1][ki * n_random + d] = ratio(s->f1[1], base.f1[1]);
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "k", k);
+            cJSON_AddStringToObject(r, "method", "random");
+            cJSON_AddNumberToObject(r, "draw", d);
+            char *hstr = hp_headset_str(&hr);
+            cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
+            free(hstr);
+            if (short_layers) cJSON_AddNumberToObject(r, "layers_short_of_heads", short_layers);
+            cJSON_AddNumberToObject(r, "f1_country", s->f1[0]);
+            cJSON_AddNumberToObject(r, "f1_other", s->f1[1]);
+            cJSON_AddNumberToObject(r, "norm_f1_country", rf1[0][ki * n_random + d]);
+            cJSON_AddNumberToObject(r, "norm_f1_other", rf1[1][ki * n_random + d]);
+            cJSON_AddItemToArray(rows, r);
+            hp_headset_free(&hr);
+        }
+        hp_headset_free(&hs);
+        hp_headset_free(&hl);
+    }
+    hp_model_clear_edits(m);
+    /* Summary table: normalised F1, country / other x SOMP / LL / random median [IQR] x k. */
+    hp_atomic_file af;
+    if (hp_atomic_open(&af, csv_path, &e)) {
+        free(rres);
+        goto done;
+    }
+    fprintf(af.f, "k,questions,somp,logit_lens,random_median,random_q25,random_q75\n");
+    cJSON *sum = cJSON_AddArrayToObject(j, "summary");
+    double xk[MAX_K], y[6][MAX_K], band_lo[2][MAX_K], band_hi[2][MAX_K];
+    for (int ki = 0; ki < nk; ki++) {
+        xk[ki] = ks[ki];
+        for (int q = 0; q < 2; q++) {
+            hp_summary s = {0};
+            s.median = s.q25 = s.q75 = NAN;
+            if (n_random > 0) hp_summarize(rf1[q] + ki * n_random, n_random, &s);
+            double so = ratio(res[ki][0].f1[q], base.f1[q]), ll = ratio(res[ki][1].f1[q], base.f1[q]);
+            fprintf(af.f, "%d,%s,%.4f,%.4f,%.4f,%.4f,%.4f\n", ks[ki], q ? "other" : "country", so, ll, s.median,
+                    s.q25, s.q75);
+            cJSON *r = cJSON_CreateObject();
+            cJSON_AddNumberToObject(r, "k", ks[ki]);
+            cJSON_AddStringToObject(r, "questions", q ? "other" : "country");
+            cJSON_AddNumberToObject(r, "somp", so);
+            cJSON_AddNumberToObject(r, "logit_lens", ll);
+            cJSON_AddNumberToObject(r, "random_median", s.median);
+            cJSON_AddNumberToObject(r, "random_q25", s.q25);
+            cJSON_AddNumberToObject(r, "random_q75", s.q75);
+            cJSON_AddItemToArray(sum, r);
+            y[q][ki] = so;
+            y[2 + q][ki] = ll;
+            y[4 + q][ki] = s.median;
+            band_lo[q][ki] = s.q25;
+            band_hi[q][ki] = s.q75;
+        }
+    }
+    free(rres);
+    cJSON *aj = cJSON_AddArrayToObject(j, "unedited_answers");
+    for (int i = 0; i < set.n; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "question", set.items[i].question);
+        cJSON_AddStringToObject(a, "kind", hp_qa_kind_name(set.items[i].kind));
+        cJSON_AddStringToObject(a, "answer", base_answers[i] ? base_answers[i] : "");
+        cJSON_AddItemToArray(aj, a);
+    }
+    char *js = cJSON_Print(j);
+    if (!js || hp_atomic_commit(&af, &e) || hp_write_file_atomic(json_path, js, strlen(js), &e)) {
+        free(js);
+        goto done;
+    }
+    free(js);
+    hp_plot_series ser[6] = {
+        {.name = "SOMP heads, country questions", .y = y[0], .color = "#c0392b"},
+        {.name = "SOMP heads, other questions", .y = y[1], .color = "#c0392b", .dashed = 1},
+        {.name = "Logit-Lens heads, country", .y = y[2], .color = "#2471a3"},
+        {.name = "Logit-Lens heads, other", .y = y[3], .color = "#2471a3", .dashed = 1},
+        {.name = "random heads, country (median, IQR)", .y = y[4], .lo = band_lo[0], .hi = band_hi[0], .color = "#7f8c8d"},
+        {.name = "random heads, other (median, IQR)", .y = y[5], .lo = band_lo[1], .hi = band_hi[1], .color = "#7f8c8d", .dashed = 1},
+    };
+    char title[160];
+    snprintf(title, sizeof title, "QA F1 with k heads scaled by %g (normalised to the unedited model)", alpha);
+    hp_line_chart lc = {.title = title, .xlabel = "edited heads k", .ylabel = "normalised F1", .x = xk, .n_x = nk,
+                        .series = ser, .n_series = n_random > 0 ? 6 : 4, .log2_x = 1, .ymin = NAN, .ymax = NAN,
+                        .hline = 1.0};
+    if (hp_plot_line_svg(svg_path, &lc, &e)) goto done;
+    float *vals = malloc(sizeof(float) * rk.L * rk.H);
+    unsigned char *hlt = calloc((size_t)rk.L * rk.H, 1);
+    if (!vals || !hlt) {
+        free(vals);
+        free(hlt);
+        hp_errf(&e, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < rk.L * rk.H; i++) vals[i] = (float)rk.somp_score[i];
+    for (int i = 0; i < ks[nk - 1] && i < rk.n; i++) hlt[rk.somp[i][0] * rk.H + rk.somp[i][1]] = 1;
+    hp_heatmap hm = {.title = "SOMP concept score (EVR) per head; edited heads outlined", .xlabel = "head",
+                     .ylabel = "layer", .colorbar_label = "EVR", .values = vals, .rows = rk.L, .cols = rk.H,
+                     .highlight = hlt, .vmin = NAN, .vmax = NAN};
+    int hrc = hp_plot_heatmap_svg(heat_path, &hm, &e);
+    free(vals);
+    free(hlt);
+    if (hrc) goto done;
+    if (!quiet) fprintf(stderr, "wrote %s, %s, %s, %s\n", json_path, csv_path, svg_path, heat_path);
+    printf("normalised F1 (unedited: country %.3f, other %.3f; %d questions)\n", base.f1[0], base.f1[1], set.n);
+    printf("%4s %-8s %8s %8s %18s\n", "k", "kind", "SOMP", "LL", "random med [IQR]");
+    for (int ki = 0; ki < nk; ki++)
+        for (int q = 0; q < 2; q++)
+            printf("%4d %-8s %8.3f %8.3f %8.3f [%.2f,%.2f]\n", ks[ki], q ? "other" : "country", y[q][ki], y[2 + q][ki],
+                   y[4 + q][ki], band_lo[q][ki], band_hi[q][ki]);
+    rc = 0;
+done:
+    if (rc) hp_cli_fail(&e);
+    if (base_answers)
+        for (int i = 0; i < set.n; i++) free(base_answers[i]);
+    free(base_answers);
+    free(rf1[0]);
+    free(rf1[1]);
+    cJSON_Delete(j);
+    free(json_path);
+    free(csv_path);
+    free(svg_path);
+    free(heat_path);
+    if (n_all) set.n = n_all;
+    hp_qa_free(&set);
+    hp_prompts_free(&p);
+    hp_ranking_free(&rk);
+    hp_wordlist_free(&wl);
+    hp_cli_close(m);
+    return rc;
+}

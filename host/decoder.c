@@ -1,0 +1,344 @@
+/* decoder.c: the Llama/Mistral forward pass over packed token batches, written once against the
+ * backend interface: embedding, per layer RMSNorm -> Q/K/V -> RoPE -> KV cache -> attention ->
+ * (head edit) -> (head readout) -> o_proj -> residual -> RMSNorm -> SwiGLU MLP -> residual, then
+ * the final norm and the lm_head for the requested rows only. Greedy generation on top. */
+#include "model.h"
+#include "progress.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define CHECK(call)                                                                               \
+    do {                                                                                          \
+        if ((call) != 0) {                                                                        \
+            if (e && !e->msg[0]) hp_errf(e, "%s:%d: %s failed", __FILE__, __LINE__, #call);       \
+            return -1;                                                                            \
+        }                                                                                         \
+    } while (0)
+
+hp_runtime *hp_runtime_create(hp_model *m, int S, int Tcap, int Tmax, int Bcap, hp_err *e) {
+    hp_backend *be = m->be;
+    const hp_config *c = &m->cfg;
+    hp_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt) {
+        hp_errf(e, "out of memory");
+        return NULL;
+    }
+    rt->m = m;
+    rt->S = S;
+    rt->Tcap = Tcap;
+    rt->Tmax = Tmax;
+    rt->Bcap = Bcap;
+    size_t Q = (size_t)c->H * c->Dh, KVD = (size_t)c->KV * c->Dh;
+    e->msg[0] = 0;
+#define A(ptr, n, mem)                                                                            \
+    do {                                                                                          \
+        if (!((ptr) = be->alloc(be, (n), (mem), e))) goto fail;                                   \
+    } while (0)
+    A(rt->x, (size_t)Tmax * c->D, HP_MEM_ACT);
+    A(rt->xn, (size_t)Tmax * c->D, HP_MEM_ACT);
+    A(rt->q, (size_t)Tmax * Q, HP_MEM_ACT);
+    A(rt->k, (size_t)Tmax * KVD, HP_MEM_ACT);
+    A(rt->v, (size_t)Tmax * KVD, HP_MEM_ACT);
+    A(rt->z, (size_t)Tmax * Q, HP_MEM_ACT);
+    A(rt->o, (size_t)Tmax * c->D, HP_MEM_ACT);
+    A(rt->gate, (size_t)Tmax * c->F, HP_MEM_ACT);
+    A(rt->up, (size_t)Tmax * c->F, HP_MEM_ACT);
+    A(rt->ids, (size_t)Tmax, HP_MEM_I32);
+    A(rt->seq, (size_t)Tmax, HP_MEM_I32);
+    A(rt->pos, (size_t)Tmax, HP_MEM_I32);
+    A(rt->rows, (size_t)Tmax, HP_MEM_I32);
+    A(rt->capw, (size_t)Tmax, HP_MEM_F32);
+    A(rt->alpha, (size_t)c->L * c->H, HP_MEM_F32);
+    A(rt->hrow, (size_t)Tmax * c->D, HP_MEM_F32);
+    A(rt->logits, (size_t)Tmax * c->V, HP_MEM_F32);
+    if (Bcap > 0) A(rt->cap, (size_t)Bcap * c->H * c->D, HP_MEM_F32);
+    rt->kc = calloc((size_t)c->L, sizeof(void *));
+    rt->vc = calloc((size_t)c->L, sizeof(void *));
+    if (!rt->kc || !rt->vc) {
+        hp_errf(e, "out of memory");
+        goto fail;
+    }
+    for (int l = 0; l < c->L; l++) {
+        A(rt->kc[l], (size_t)S * Tcap * KVD, HP_MEM_ACT);
+        A(rt->vc[l], (size_t)S * Tcap * KVD, HP_MEM_ACT);
+    }
+#undef A
+    return rt;
+fail:
+    if (!e->msg[0]) hp_errf(e, "out of memory allocating the runtime");
+    hp_runtime_free(rt);
+    return NULL;
+}
+
+void hp_runtime_free(hp_runtime *rt) {
+    if (!rt) return;
+    hp_backend *be = rt->m->be;
+    void *bufs[] = {rt->x,    rt->xn,  rt->q,    rt->k,     rt->v,     rt->z,    rt->o,
+                    rt->gate, rt->up,  rt->ids,  rt->seq,   rt->pos,   rt->rows, rt->capw,
+                    rt->alpha, rt->hrow, rt->logits, rt->cap};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
+        if (bufs[i]) be->free(be, bufs[i]);
+    for (int l = 0; rt->kc && l < rt->m->cfg.L; l++) {
+        if (rt->kc[l]) be->free(be, rt->kc[l]);
+        if (rt->vc && rt->vc[l]) be->free(be, rt->vc[l]);
+    }
+    free(rt->kc);
+    free(rt->vc);
+    free(rt);
+}
+
+static int layer_edited(const hp_model *m, int l) {
+    for (int h = 0; h < m->cfg.H; h++)
+        if (m->alpha[(size_t)l * m->cfg.H + h] != 1.0f) return 1;
+    return 0;
+}
+
+/* One chunk of at most Tmax tokens. */
+static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err *e) {
+    hp_model *m = rt->m;
+    hp_backend *be = m->be;
+    const hp_config *c = &m->cfg;
+    int Q = c->H * c->Dh, KVD = c->KV * c->Dh;
+    for (int t = s0; t < s0 + n; t++) {
+        if (f->ids[t] < 0 || f->ids[t] >= c->V)
+            return hp_errf(e, "token id %d is outside the vocabulary (0..%d)", f->ids[t], c->V - 1);
+        if (f->seq[t] < 0 || f->seq[t] >= rt->S || f->pos[t] < 0 || f->pos[t] >= rt->Tcap)
+            return hp_errf(e, "token %d: slot %d / position %d outside the KV cache (%d x %d)", t,
+                           f->seq[t], f->pos[t], rt->S, rt->Tcap);
+        if (f->cap_w && f->seq[t] >= f->cap_B)
+            return hp_errf(e, "token %d: capture row %d >= %d", t, f->seq[t], f->cap_B);
+    }
+    CHECK(be->upload(be, rt->ids, f->ids + s0, n, HP_MEM_I32, e));
+    CHECK(be->upload(be, rt->seq, f->seq + s0, n, HP_MEM_I32, e));
+    CHECK(be->upload(be, rt->pos, f->pos + s0, n, HP_MEM_I32, e));
+    if (f->cap_w) CHECK(be->upload(be, rt->capw, f->cap_w + s0, n, HP_MEM_F32, e));
+    if (m->n_edited) CHECK(be->upload(be, rt->alpha, m->alpha, (size_t)c->L * c->H, HP_MEM_F32, e));
+    CHECK(be->embed(be, rt->x, m->embed, rt->ids, n, c->D, c->V));
+    float *cap_host = NULL;
+    size_t cap_n = f->cap_w ? (size_t)f->cap_B * c->H * c->D : 0;
+    if (f->cap_w && !(cap_host = malloc(cap_n * sizeof(float))))
+        return hp_errf(e, "out of memory (capture buffer)");
+    int rc = -1;
+    for (int l = 0; l < c->L; l++) {
+        const hp_layer *w = &m->layers[l];
+#define STEP(call)                                                                                \
+    do {                                                                                          \
+        if ((call) != 0) {                                                                        \
+            if (!e->msg[0]) hp_errf(e, "layer %d: %s failed", l, #call);                          \
+            goto out;                                                                             \
+        }                                                                                         \
+    } while (0)
+        STEP(be->rmsnorm(be, rt->xn, rt->x, w->attn_norm, n, c->D, c->rms_eps));
+        STEP(be->matmul(be, rt->q, rt->xn, w->wq, n, Q, c->D));
+        STEP(be->matmul(be, rt->k, rt->xn, w->wk, n, KVD, c->D));
+        STEP(be->matmul(be, rt->v, rt->xn, w->wv, n, KVD, c->D));
+        STEP(be->rope(be, rt->q, rt->pos, n, c->H, c->Dh, c->rope_theta));
+        STEP(be->rope(be, rt->k, rt->pos, n, c->KV, c->Dh, c->rope_theta));
+        STEP(be->kv_store(be, rt->kc[l], rt->vc[l], rt->k, rt->v, rt->seq, rt->pos, n, KVD, rt->Tcap));
+        STEP(be->attention(be, rt->z, rt->q, rt->kc[l], rt->vc[l], rt->seq, rt->pos, n, c->H, c->KV,
+                           c->Dh, rt->Tcap, c->sliding_window));
+        if (m->n_edited && layer_edited(m, l))
+            STEP(be->head_scale(be, rt->z, be->offset(be, rt->alpha, (size_t)l * c->H, HP_MEM_F32), n,
+                                c->H, c->Dh));
+        if (f->cap_w) {
+            STEP(be->zero(be, rt->cap, cap_n, HP_MEM_F32, e));
+            STEP(be->head_readout(be, rt->cap, rt->z, rt->capw, rt->seq, w->wo, n, f->cap_B, c->H,
+                                  c->Dh, c->D));
+            STEP(be->download(be, cap_host, rt->cap, cap_n, HP_MEM_F32, e));
+            size_t HD = (size_t)c->H * c->D;
+            for (int b = 0; b < f->cap_B; b++) {
+                float *dst = f->cap_out + ((size_t)b * c->L + l) * HD;
+                const float *src = cap_host + (size_t)b * HD;
+                for (size_t i = 0; i < HD; i++) dst[i] += src[i];
+            }
+        }
+        STEP(be->matmul(be, rt->o, rt->z, w->wo, n, c->D, Q));
+        STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));
+        STEP(be->rmsnorm(be, rt->xn, rt->x, w->ffn_norm, n, c->D, c->rms_eps));
+        STEP(be->matmul(be, rt->gate, rt->xn, w->w_gate, n, c->F, c->D));
+        STEP(be->matmul(be, rt->up, rt->xn, w->w_up, n, c->F, c->D));
+        STEP(be->swiglu(be, rt->gate, rt->gate, rt->up, (size_t)n * c->F));
+        STEP(be->matmul(be, rt->o, rt->gate, w->w_down, n, c->D, c->F));
+        STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));
+#undef STEP
+    }
+    /* Logits for the requested rows that fall in this chunk. */
+    if (f->n_logits > 0) {
+        int32_t *rows = malloc(sizeof(int32_t) * (size_t)n);
+        int *dst = malloc(sizeof(int) * (size_t)n);
+        int nr = 0;
+        if (!rows || !dst) {
+            free(rows);
+            free(dst);
+            hp_errf(e, "out of memory");
+            goto out;
+        }
+        for (int i = 0; i < f->n_logits; i++) {
+            int r = f->logit_rows[i];
+            if (r >= s0 && r < s0 + n) {
+                rows[nr] = r - s0;
+                dst[nr++] = i;
+            }
+        }
+        int bad = 0;
+        if (nr > 0) {
+            bad |= be->rmsnorm(be, rt->xn, rt->x, m->final_norm, n, c->D, c->rms_eps);
+            bad |= be->upload(be, rt->rows, rows, nr, HP_MEM_I32, e);
+            bad |= be->gather_rows_f32(be, rt->hrow, rt->xn, rt->rows, nr, c->D);
+            bad |= be->matmul_f32(be, rt->logits, rt->hrow, m->lm_head, nr, c->V, c->D);
+            float *tmp = bad ? NULL : malloc(sizeof(float) * (size_t)nr * c->V);
+            if (!tmp || be->download(be, tmp, rt->logits, (size_t)nr * c->V, HP_MEM_F32, e)) {
+                bad = 1;
+            } else {
+                for (int i = 0; i < nr; i++)
+                    memcpy(f->logits_out + (size_t)dst[i] * c->V, tmp + (size_t)i * c->V,
+                           sizeof(float) * c->V);
+            }
+            free(tmp);
+        }
+        free(rows);
+        free(dst);
+        if (bad) {
+            if (!e->msg[0]) hp_errf(e, "computing logits failed");
+            goto out;
+        }
+    }
+    rc = be->sync(be, e);
+out:
+    free(cap_host);
+    return rc;
+}
+
+int hp_forward(hp_runtime *rt, const hp_fwd *f, hp_err *e) {
+    e->msg[0] = 0;
+    if (f->cap_w && f->cap_B > rt->Bcap)
+        return hp_errf(e, "capture of %d rows exceeds the runtime's %d", f->cap_B, rt->Bcap);
+    for (int s0 = 0; s0 < f->T; s0 += rt->Tmax) {
+        int n = f->T - s0 < rt->Tmax ? f->T - s0 : rt->Tmax;
+        if (forward_chunk(rt, f, s0, n, e)) return -1;
+    }
+    return 0;
+}
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static int is_eos(const hp_config *c, int id) {
+    for (int i = 0; i < c->n_eos; i++)
+        if (c->eos_ids[i] == id) return 1;
+    return c->n_eos == 0 && id == c->eos_id;
+}
+
+int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, int max_new,
+                int no_eos, int32_t **out, int *out_n, int progress, hp_err *e) {
+    const hp_config *c = &m->cfg;
+    int total = 0, maxlen = 0;
+    for (int b = 0; b < B; b++) {
+        if (len[b] <= 0) return hp_errf(e, "prompt %d is empty", b);
+        total += len[b];
+        if (len[b] > maxlen) maxlen = len[b];
+        out[b] = malloc(sizeof(int32_t) * (size_t)(max_new > 0 ? max_new : 1));
+        out_n[b] = 0;
+        if (!out[b]) return hp_errf(e, "out of memory");
+    }
+    int Tmax = total < 256 ? total : 256;
+    if (Tmax < B) Tmax = B;
+    hp_runtime *rt = hp_runtime_create(m, B, maxlen + max_new, Tmax, 0, e);
+    if (!rt) return -1;
+    int32_t *tid = malloc(sizeof(int32_t) * (size_t)total), *tseq = malloc(sizeof(int32_t) * (size_t)total);
+    int32_t *tpos = malloc(sizeof(int32_t) * (size_t)total), *rows = malloc(sizeof(int32_t) * (size_t)B);
+    int *done = calloc((size_t)B, sizeof(int));
+    float *logits = malloc(sizeof(float) * (size_t)B * c->V);
+    int rc = -1;
+    if (!tid || !tseq || !tpos || !rows || !done || !logits) {
+        hp_errf(e, "out of memory");
+        goto out;
+    }
+    /* Prompts built from one template share a prefix: run it once in slot 0 and copy its
+     * KV rows to the other slots (edits apply to the prefix too, so this is per model state). */
+    int P = 0;
+    if (B > 1) {
+        int minlen = len[0];
+        for (int b = 1; b < B; b++)
+            if (len[b] < minlen) minlen = len[b];
+        for (P = 0; P < minlen - 1; P++) {
+            int same = 1;
+            for (int b = 1; b < B && same; b++) same = ids[b][P] == ids[0][P];
+            if (!same) break;
+        }
+        if (P < 4) P = 0;
+    }
+    if (P > 0) {
+        for (int i = 0; i < P; i++) {
+            tid[i] = ids[0][i];
+            tseq[i] = 0;
+            tpos[i] = i;
+        }
+        hp_fwd pf = {.T = P, .ids = tid, .seq = tseq, .pos = tpos};
+        if (hp_forward(rt, &pf, e)) goto out;
+        size_t KVD = (size_t)c->KV * c->Dh, row = (size_t)rt->Tcap * KVD;
+        for (int l = 0; l < c->L; l++)
+            for (int b = 1; b < B; b++) {
+                hp_backend *be = m->be;
+                if (be->copy(be, be->offset(be, rt->kc[l], b * row, HP_MEM_ACT), rt->kc[l], P * KVD, HP_MEM_ACT, e) ||
+                    be->copy(be, be->offset(be, rt->vc[l], b * row, HP_MEM_ACT), rt->vc[l], P * KVD, HP_MEM_ACT, e))
+                    goto out;
+            }
+    }
+    /* Prefill the rest of every prompt, packed; logits at each prompt's last token. */
+    int T = 0;
+    for (int b = 0; b < B; b++) {
+        for (int i = P; i < len[b]; i++, T++) {
+            tid[T] = ids[b][i];
+            tseq[T] = b;
+            tpos[T] = i;
+        }
+        rows[b] = T - 1;
+    }
+    hp_fwd f = {.T = T, .ids = tid, .seq = tseq, .pos = tpos, .n_logits = B, .logit_rows = rows,
+                .logits_out = logits};
+    hp_progress pb;
+    hp_progress_start(&pb, "generate", max_new, "tok", progress);
+    if (hp_forward(rt, &f, e)) goto out;
+    for (int step = 0; step < max_new; step++) {
+        int na = 0;
+        for (int b = 0; b < B; b++) {
+            if (done[b]) continue;
+            int tok = argmax(logits + (size_t)na * c->V, c->V);
+            out[b][out_n[b]++] = tok;
+            if ((!no_eos && is_eos(c, tok)) || out_n[b] >= max_new) done[b] = 1;
+            na++;
+        }
+        hp_progress_update(&pb, step + 1);
+        /* Decode step: one token per unfinished sequence at its next position. */
+        int n = 0;
+        for (int b = 0; b < B; b++) {
+            if (done[b]) continue;
+            tid[n] = out[b][out_n[b] - 1];
+            tseq[n] = b;
+            tpos[n] = len[b] + out_n[b] - 1;
+            rows[n] = n;
+            n++;
+        }
+        if (n == 0) break;
+        hp_fwd d = {.T = n, .ids = tid, .seq = tseq, .pos = tpos, .n_logits = n, .logit_rows = rows,
+                    .logits_out = logits};
+        if (hp_forward(rt, &d, e)) goto out;
+    }
+    hp_progress_end(&pb);
+    rc = 0;
+out:
+    free(tid);
+    free(tseq);
+    free(tpos);
+    free(rows);
+    free(done);
+    free(logits);
+    hp_runtime_free(rt);
+    return rc;
+}

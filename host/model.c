@@ -1,0 +1,289 @@
+/* model.c: the decoder's tensor table, checkpoint loading (HF safetensors directory or GGUF) into
+ * one backend allocation, and head edits. */
+#include "model.h"
+
+#include "fileio.h"
+#include "gguf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* The one description of the decoder's tensors: loader, `info` and tests read it. */
+const hp_tensor_spec hp_tensor_table[HP_T_COUNT] = {
+    {HP_T_EMBED, 0, "model.embed_tokens.weight", "token_embd.weight", {'V', 'D'}},
+    {HP_T_FINAL_NORM, 0, "model.norm.weight", "output_norm.weight", {'D', 0}},
+    {HP_T_LM_HEAD, 0, "lm_head.weight", "output.weight", {'V', 'D'}},
+    {HP_T_ATTN_NORM, 1, "model.layers.%d.input_layernorm.weight", "blk.%d.attn_norm.weight", {'D', 0}},
+    {HP_T_WQ, 1, "model.layers.%d.self_attn.q_proj.weight", "blk.%d.attn_q.weight", {'Q', 'D'}},
+    {HP_T_WK, 1, "model.layers.%d.self_attn.k_proj.weight", "blk.%d.attn_k.weight", {'K', 'D'}},
+    {HP_T_WV, 1, "model.layers.%d.self_attn.v_proj.weight", "blk.%d.attn_v.weight", {'K', 'D'}},
+    {HP_T_WO, 1, "model.layers.%d.self_attn.o_proj.weight", "blk.%d.attn_output.weight", {'D', 'Q'}},
+    {HP_T_FFN_NORM, 1, "model.layers.%d.post_attention_layernorm.weight", "blk.%d.ffn_norm.weight", {'D', 0}},
+    {HP_T_W_GATE, 1, "model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", {'F', 'D'}},
+    {HP_T_W_UP, 1, "model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", {'F', 'D'}},
+    {HP_T_W_DOWN, 1, "model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", {'D', 'F'}},
+};
+
+static int64_t dim_value(const hp_config *c, char d) {
+    switch (d) {
+    case 'V': return c->V;
+    case 'D': return c->D;
+    case 'Q': return (int64_t)c->H * c->Dh;
+    case 'K': return (int64_t)c->KV * c->Dh;
+    case 'F': return c->F;
+    default: return 0;
+    }
+}
+
+int hp_tensor_shape(const hp_config *c, hp_role r, int64_t shape[2]) {
+    const hp_tensor_spec *s = &hp_tensor_table[r];
+    shape[0] = dim_value(c, s->dim[0]);
+    shape[1] = s->dim[1] ? dim_value(c, s->dim[1]) : 0;
+    return s->dim[1] ? 2 : 1;
+}
+
+static void **role_slot(hp_model *m, hp_role r, int l) {
+    hp_layer *ly = m->layers ? &m->layers[l] : NULL;
+    switch (r) {
+    case HP_T_EMBED: return &m->embed;
+    case HP_T_FINAL_NORM: return &m->final_norm;
+    case HP_T_LM_HEAD: return &m->lm_head;
+    case HP_T_ATTN_NORM: return &ly->attn_norm;
+    case HP_T_WQ: return &ly->wq;
+    case HP_T_WK: return &ly->wk;
+    case HP_T_WV: return &ly->wv;
+    case HP_T_WO: return &ly->wo;
+    case HP_T_FFN_NORM: return &ly->ffn_norm;
+    case HP_T_W_GATE: return &ly->w_gate;
+    case HP_T_W_UP: return &ly->w_up;
+    case HP_T_W_DOWN: return &ly->w_down;
+    default: return NULL;
+    }
+}
+
+static int role_needed(const hp_model *m, hp_role r) {
+    return !(r == HP_T_LM_HEAD && m->cfg.tie_embeddings);
+}
+
+static int check_config(const hp_config *c, const char *path, hp_err *e) {
+    if (c->D <= 0 || c->L <= 0 || c->H <= 0 || c->KV <= 0 || c->Dh <= 0 || c->F <= 0 || c->V <= 0)
+        return hp_errf(e, "%s: non-positive model dimension in config", path);
+    if (c->H % c->KV)
+        return hp_errf(e, "%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                       path, c->H, c->KV);
+    if (c->Dh % 2) return hp_errf(e, "%s: head_dim %d is odd (RoPE needs pairs)", path, c->Dh);
+    if (c->rms_eps <= 0) return hp_errf(e, "%s: rms_norm_eps must be positive", path);
+    return 0;
+}
+
+/* llama.cpp's converter interleaves the two RoPE halves of each Q/K head (row h*Dh + 2i + j holds
+ * HF row h*Dh + j*Dh/2 + i); undo it so one rotate-half RoPE serves both file formats. */
+static int unpermute_rows(float *w, int heads, int Dh, int cols, hp_err *e) {
+    size_t n = (size_t)Dh * cols;
+    float *tmp = malloc(n * sizeof(float));
+    if (!tmp) return hp_errf(e, "out of memory");
+    int half = Dh / 2;
+    for (int h = 0; h < heads; h++) {
+        float *blk = w + (size_t)h * n;
+        memcpy(tmp, blk, n * sizeof(float));
+        for (int i = 0; i < half; i++)
+            for (int j = 0; j < 2; j++)
+                memcpy(blk + (size_t)(j * half + i) * cols, tmp + (size_t)(2 * i + j) * cols,
+                       sizeof(float) * cols);
+    }
+    free(tmp);
+    return 0;
+}
+
+static hp_chat_kind detect_chat(const hp_model *m) {
+    if (m->tok && hp_tok_id(m->tok, "<|im_start|>") >= 0) return HP_CHAT_CHATML;
+    if (m->tok && hp_tok_id(m->tok, "[INST]") >= 0) return HP_CHAT_MISTRAL;
+    if (m->cfg.arch == HP_ARCH_MISTRAL) return HP_CHAT_MISTRAL;
+    return HP_CHAT_NONE;
+}
+
+/* Finds the tensor of role r in layer l and checks its shape and dtype against the config. */
+static const hp_tensor *find_checked(hp_model *m, hp_role r, int l, hp_err *e) {
+    const hp_tensor_spec *s = &hp_tensor_table[r];
+    int64_t shape[2];
+    int nd = hp_tensor_shape(&m->cfg, r, shape);
+    char name[256];
+    snprintf(name, sizeof name, m->is_gguf ? s->gguf : s->hf, l);
+    const hp_tensor *t = hp_store_find(&m->store, name);
+    if (!t) {
+        hp_errf(e, "%s: missing tensor %s", m->path, name);
+        return NULL;
+    }
+    if (!(t->ndim == nd && t->shape[0] == shape[0] && (nd == 1 || t->shape[1] == shape[1]))) {
+        char got[96] = "", want[64];
+        for (int i = 0; i < t->ndim; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "",
+                     (long long)t->shape[i]);
+        if (nd == 2)
+            snprintf(want, sizeof want, "%lld,%lld", (long long)shape[0], (long long)shape[1]);
+        else
+            snprintf(want, sizeof want, "%lld", (long long)shape[0]);
+        hp_errf(e, "%s: tensor %s has shape [%s] but the config implies [%s]", t->file, name, got, want);
+        return NULL;
+    }
+    if (!m->is_gguf && t->dt != HP_F32 && t->dt != HP_F16 && t->dt != HP_BF16) {
+        hp_errf(e, "%s: tensor %s has dtype %s (expected F32, F16 or BF16)", t->file, name,
+                hp_dtype_name(t->dt));
+        return NULL;
+    }
+    return t;
+}
+
+static size_t role_elems(const hp_config *c, hp_role r) {
+    int64_t shape[2];
+    int nd = hp_tensor_shape(c, r, shape);
+    return (size_t)shape[0] * (nd == 2 ? (size_t)shape[1] : 1);
+}
+
+/* Checks every tensor before anything is allocated; fills n_params and file_dtype. */
+static int check_tensors(hp_model *m, hp_err *e) {
+    m->n_params = 0;
+    for (int r = 0; r < HP_T_COUNT; r++) {
+        if (!role_needed(m, r)) continue;
+        int nl = hp_tensor_table[r].per_layer ? m->cfg.L : 1;
+        for (int l = 0; l < nl; l++) {
+            const hp_tensor *t = find_checked(m, r, l, e);
+            if (!t) return -1;
+            if (l == 0) m->file_dtype[r] = t->dt;
+        }
+        m->n_params += (uint64_t)role_elems(&m->cfg, r) * nl;
+    }
+    return 0;
+}
+
+static int load_weights(hp_model *m, hp_err *e) {
+    hp_config *c = &m->cfg;
+    hp_backend *be = m->be;
+    m->wblock_n = m->n_params;
+    m->wblock = be->alloc(be, m->wblock_n, HP_MEM_WEIGHT, e);
+    if (!m->wblock) return -1;
+    float *tmp = NULL;
+    size_t tmp_cap = 0, off = 0;
+    for (int r = 0; r < HP_T_COUNT; r++) {
+        if (!role_needed(m, r)) continue;
+        size_t n = role_elems(c, r);
+        for (int l = 0; l < (hp_tensor_table[r].per_layer ? c->L : 1); l++) {
+            const hp_tensor *t = find_checked(m, r, l, e);
+            if (!t) goto fail;
+            if (n > tmp_cap) {
+                free(tmp);
+                tmp = malloc(n * sizeof(float));
+                tmp_cap = n;
+                if (!tmp) {
+                    hp_errf(e, "%s: out of memory converting %s", m->path, t->name);
+                    goto fail;
+                }
+            }
+            if (hp_tensor_to_f32(t, tmp, e)) goto fail;
+            if (m->is_gguf && (r == HP_T_WQ || r == HP_T_WK) &&
+                unpermute_rows(tmp, r == HP_T_WQ ? c->H : c->KV, c->Dh, c->D, e))
+                goto fail;
+            void *dst = be->offset(be, m->wblock, off, HP_MEM_WEIGHT);
+            *role_slot(m, r, l) = dst;
+            if (be->upload(be, dst, tmp, n, HP_MEM_WEIGHT, e)) goto fail;
+            off += n;
+        }
+    }
+    free(tmp);
+    if (c->tie_embeddings) m->lm_head = m->embed;
+    return be->sync(be, e);
+fail:
+    free(tmp);
+    return -1;
+}
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e) {
+    hp_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        hp_errf(e, "%s: out of memory", path);
+        return NULL;
+    }
+    m->path = strdup(path);
+    m->be = be;
+    char buf[4096];
+    if (!hp_is_dir(path)) {
+        if (!hp_file_exists(path)) {
+            hp_errf(e, "%s: no such model directory or GGUF file", path);
+            goto fail;
+        }
+        if (!ends_with(path, ".gguf")) {
+            hp_errf(e, "%s: not a directory and not a .gguf file", path);
+            goto fail;
+        }
+        m->is_gguf = 1;
+        if (hp_store_open_gguf(&m->store, path, e)) goto fail;
+        if (hp_config_from_gguf(m->store.gguf, &m->cfg, e)) goto fail;
+        m->cfg.tie_embeddings = hp_store_find(&m->store, "output.weight") == NULL;
+        m->tok = hp_tok_from_gguf(m->store.gguf, e);
+        if (!m->tok) goto fail;
+    } else {
+        if (hp_path_join(buf, sizeof buf, path, "config.json")) {
+            hp_errf(e, "%s: path too long", path);
+            goto fail;
+        }
+        if (hp_config_from_json(buf, &m->cfg, e)) goto fail;
+        if (hp_store_open_safetensors(&m->store, path, e)) goto fail;
+        if (hp_path_join(buf, sizeof buf, path, "tokenizer.json") == 0 && hp_file_exists(buf)) {
+            m->tok = hp_tok_from_json(buf, e);
+            if (!m->tok) goto fail;
+        }
+    }
+    if (check_config(&m->cfg, path, e)) goto fail;
+    if (m->tok && hp_tok_vocab_size(m->tok) > m->cfg.V) {
+        hp_errf(e, "%s: tokenizer has %d tokens but the model's vocabulary is %d", path,
+                hp_tok_vocab_size(m->tok), m->cfg.V);
+        goto fail;
+    }
+    m->layers = calloc((size_t)m->cfg.L, sizeof *m->layers);
+    m->alpha = malloc(sizeof(float) * (size_t)m->cfg.L * m->cfg.H);
+    if (!m->layers || !m->alpha) {
+        hp_errf(e, "%s: out of memory", path);
+        goto fail;
+    }
+    hp_model_clear_edits(m);
+    m->chat = detect_chat(m);
+    if (check_tensors(m, e)) goto fail;
+    if (be && load_weights(m, e)) goto fail;
+    return m;
+fail:
+    hp_model_free(m);
+    return NULL;
+}
+
+void hp_model_free(hp_model *m) {
+    if (!m) return;
+    if (m->wblock) m->be->free(m->be, m->wblock);
+
+    if (m->tok) hp_tok_free(m->tok);
+    hp_store_close(&m->store);
+    free(m->layers);
+    free(m->alpha);
+    free(m->path);
+    free(m);
+}
+
+int hp_model_edit(hp_model *m, int layer, int head, float alpha, hp_err *e) {
+    if (layer < 0 || layer >= m->cfg.L || head < 0 || head >= m->cfg.H)
+        return hp_errf(e, "head L%d.H%d does not exist (the model has %d layers x %d heads)", layer,
+                       head, m->cfg.L, m->cfg.H);
+    float *a = &m->alpha[(size_t)layer * m->cfg.H + head];
+    if (*a == 1.0f && alpha != 1.0f) m->n_edited++;
+    if (*a != 1.0f && alpha == 1.0f) m->n_edited--;
+    *a = alpha;
+    return 0;
+}
+
+void hp_model_clear_edits(hp_model *m) {
+    for (size_t i = 0; i < (size_t)m->cfg.L * m->cfg.H; i++) m->alpha[i] = 1.0f;
+    m->n_edited = 0;
+}

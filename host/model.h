@@ -1,0 +1,116 @@
+/* model.h: a Llama/Mistral decoder: its config, tokenizer, the table of its tensors and their
+ * weights on a backend, and the forward pass over packed token batches with a KV cache, head
+ * editing (alpha per head) and per-head residual capture. */
+#ifndef HP_MODEL_H
+#define HP_MODEL_H
+
+#include "backend.h"
+#include "config.h"
+#include "store.h"
+#include "tokenizer.h"
+
+/* Roles of the decoder's tensors; one row each in the tensor table (model.c). */
+typedef enum hp_role {
+    HP_T_EMBED = 0,  /* [V, D] */
+    HP_T_FINAL_NORM, /* [D] */
+    HP_T_LM_HEAD,    /* [V, D]; absent when tied */
+    HP_T_ATTN_NORM,  /* per layer [D] */
+    HP_T_WQ,         /* [H*Dh, D] */
+    HP_T_WK,         /* [KV*Dh, D] */
+    HP_T_WV,         /* [KV*Dh, D] */
+    HP_T_WO,         /* [D, H*Dh] */
+    HP_T_FFN_NORM,   /* [D] */
+    HP_T_W_GATE,     /* [F, D] */
+    HP_T_W_UP,       /* [F, D] */
+    HP_T_W_DOWN,     /* [D, F] */
+    HP_T_COUNT
+} hp_role;
+
+typedef struct hp_tensor_spec {
+    hp_role role;
+    int per_layer;
+    const char *hf;    /* HF name (printf format with the layer index) */
+    const char *gguf;  /* GGUF name */
+    char dim[2];       /* 'V','D','Q' (H*Dh),'K' (KV*Dh),'F', or 0 for a vector */
+} hp_tensor_spec;
+
+extern const hp_tensor_spec hp_tensor_table[HP_T_COUNT];
+/* Expected shape of a role under a config; returns ndim. */
+int hp_tensor_shape(const hp_config *c, hp_role r, int64_t shape[2]);
+
+typedef struct hp_layer {
+    void *attn_norm, *wq, *wk, *wv, *wo, *ffn_norm, *w_gate, *w_up, *w_down;
+} hp_layer;
+
+typedef enum hp_chat_kind { HP_CHAT_NONE = 0, HP_CHAT_CHATML, HP_CHAT_MISTRAL } hp_chat_kind;
+
+typedef struct hp_model {
+    char *path;
+    int is_gguf;
+    hp_config cfg;
+    hp_store store;
+    hp_tokenizer *tok;      /* NULL when the directory has no tokenizer.json */
+    hp_chat_kind chat;      /* the template the model expects */
+    hp_backend *be;
+    void *wblock;           /* the one allocation that holds every weight */
+    size_t wblock_n;        /* its elements */
+    uint64_t n_params;
+    hp_dtype file_dtype[HP_T_COUNT]; /* stored dtype per role (layer 0 for per-layer roles) */
+    void *embed;            /* [V, D] */
+    void *final_norm;       /* [D] */
+    void *lm_head;          /* [V, D]; == embed when tied */
+    hp_layer *layers;       /* L */
+    float *alpha;           /* host [L*H]: head edit factors, 1 = unedited */
+    int n_edited;
+} hp_model;
+
+/* path: a directory with config.json (+ tokenizer.json) + safetensors, or a .gguf file. Every
+ * tensor is checked against the config first. be == NULL: open and check only (no weights). */
+hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e);
+void hp_model_free(hp_model *m);
+/* Sets alpha for (layer, head); returns -1 if out of range. */
+int hp_model_edit(hp_model *m, int layer, int head, float alpha, hp_err *e);
+void hp_model_clear_edits(hp_model *m);
+
+/* Working memory for forward passes: activations for up to Tmax tokens a call and a KV cache
+ * of S sequence slots × Tcap positions. */
+typedef struct hp_runtime {
+    hp_model *m;
+    int S, Tcap, Tmax, Bcap; /* Bcap: capture rows (sequences) */
+    void *x, *xn, *q, *k, *v, *z, *o, *gate, *up; /* activations [Tmax, ...] */
+    void **kc, **vc;                             /* per layer [S, Tcap, KV*Dh] */
+    void *ids, *seq, *pos, *rows;                /* I32 [Tmax] */
+    void *capw;                                  /* F32 [Tmax] */
+    void *alpha;                                 /* F32 [L*H] */
+    void *hrow;                                  /* F32 [Tmax, D] gathered final hidden rows */
+    void *logits;                                /* F32 [Tmax, V] */
+    void *cap;                                   /* F32 [Bcap, H, D] one layer's readout */
+} hp_runtime;
+
+hp_runtime *hp_runtime_create(hp_model *m, int S, int Tcap, int Tmax, int Bcap, hp_err *e);
+void hp_runtime_free(hp_runtime *rt);
+
+/* One forward call over T packed tokens (any T: split into chunks of Tmax internally).
+ * logit_rows (n_logits token indices into this call's tokens) -> logits_out [n_logits, V] host.
+ * cap_w (T weights, NULL = no capture) -> cap_out host [cap_B, L, H, D], accumulated (zero it
+ * before the first call); seq[t] < cap_B is the capture row of token t. */
+typedef struct hp_fwd {
+    int T;
+    const int32_t *ids, *seq, *pos;
+    int n_logits;
+    const int32_t *logit_rows;
+    float *logits_out;
+    const float *cap_w;
+    int cap_B;
+    float *cap_out;
+} hp_fwd;
+
+int hp_forward(hp_runtime *rt, const hp_fwd *f, hp_err *e);
+
+/* Greedy generation for B prompts (each ids[b], len[b] tokens) up to max_new tokens, stopping a
+ * sequence at any EOS id unless no_eos. out[b] (malloc'd) gets the new ids, out_n[b] their count.
+ * progress: print a progress line on stderr. */
+int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, int max_new,
+                int no_eos, int32_t **out, int *out_n, int progress, hp_err *e);
+
+#endif

@@ -1,0 +1,262 @@
+/* config.c: decoder hyper-parameters from an HF config.json (LlamaForCausalLM,
+ * MistralForCausalLM; both the transformers 4.x keys and 5.x "rope_parameters") or from a GGUF
+ * file's llama.* metadata. Every key is type-checked; defaults follow the HF config classes;
+ * anything the model code does not implement (rope scaling, biases, other architectures) is an
+ * error naming the file and the key. */
+#include "config.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include <cJSON.h>
+
+#include "fileio.h"
+#include "gguf.h"
+#include "store.h"
+
+/* ---- config.json ---------------------------------------------------------------------------- */
+
+/* An integer key: absent or null gives def (or an error when required). */
+static int j_int(const cJSON *o, const char *key, int required, int def, int *out, const char *path,
+                 hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required) return hp_errf(e, "%s: missing key '%s'", path, key);
+        *out = def;
+        return 0;
+    }
+    double d = v->valuedouble;
+    if (!cJSON_IsNumber(v) || d != floor(d) || d < INT_MIN || d > INT_MAX)
+        return hp_errf(e, "%s: key '%s' must be an integer", path, key);
+    *out = (int)d;
+    return 0;
+}
+
+static int j_float(const cJSON *o, const char *key, int required, double def, double *out,
+                   const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        if (required) return hp_errf(e, "%s: missing key '%s'", path, key);
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return hp_errf(e, "%s: key '%s' must be a number", path, key);
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int j_bool(const cJSON *o, const char *key, int def, int *out, const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(v)) return hp_errf(e, "%s: key '%s' must be true or false", path, key);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* rope_scaling (4.x) or rope_parameters (5.x): only plain RoPE is implemented. */
+static int j_rope(const cJSON *o, const char *key, double *theta, const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsObject(v)) return hp_errf(e, "%s: key '%s' must be an object or null", path, key);
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(v, "rope_type");
+    if (!ty) ty = cJSON_GetObjectItemCaseSensitive(v, "type");
+    const char *name = cJSON_IsString(ty) ? ty->valuestring : "(missing)";
+    if (strcmp(name, "default"))
+        return hp_errf(e, "%s: unsupported %s type %s", path, !strcmp(key, "rope_scaling") ? "rope_scaling" : "rope_parameters", name);
+    const cJSON *th = cJSON_GetObjectItemCaseSensitive(v, "rope_theta");
+    if (th) {
+        if (!cJSON_IsNumber(th) || !(th->valuedouble > 0) || !isfinite(th->valuedouble))
+            return hp_errf(e, "%s: key '%s.rope_theta' must be a positive number", path, key);
+        *theta = th->valuedouble;
+    }
+    return 0;
+}
+
+static int check_shapes(hp_config *c, const char *path, hp_err *e) {
+    if (c->D <= 0 || c->L <= 0 || c->H <= 0 || c->KV <= 0 || c->F <= 0 || c->V <= 0 || c->Dh <= 0)
+        return hp_errf(e, "%s: sizes must be positive (D %d, L %d, H %d, KV %d, Dh %d, F %d, V %d)",
+                       path, c->D, c->L, c->H, c->KV, c->Dh, c->F, c->V);
+    if (c->H % c->KV)
+        return hp_errf(e, "%s: %d attention heads are not a multiple of %d key/value heads", path,
+                       c->H, c->KV);
+    if (c->Dh % 2) return hp_errf(e, "%s: head_dim %d is odd; rotary embeddings need pairs", path, c->Dh);
+    if ((int64_t)c->H * c->Dh > INT_MAX)
+        return hp_errf(e, "%s: H x head_dim overflows", path);
+    if (!(c->rms_eps > 0)) return hp_errf(e, "%s: rms_norm_eps must be positive", path);
+    if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
+        return hp_errf(e, "%s: rope_theta must be positive", path);
+    if (c->sliding_window < 0) return hp_errf(e, "%s: sliding_window must be >= 0", path);
+    return 0;
+}
+
+int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err *e) {
+    memset(c, 0, sizeof *c);
+    if (!cJSON_IsObject(o)) return hp_errf(e, "%s: config is not a JSON object", path);
+
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(o, "architectures");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "model_type");
+    const char *an = NULL;
+    if (cJSON_IsArray(archs) && cJSON_GetArraySize(archs) > 0) {
+        const cJSON *a0 = cJSON_GetArrayItem(archs, 0);
+        if (!cJSON_IsString(a0)) return hp_errf(e, "%s: key 'architectures' must hold strings", path);
+        an = a0->valuestring;
+    } else if (archs && !cJSON_IsNull(archs) && !cJSON_IsArray(archs)) {
+        return hp_errf(e, "%s: key 'architectures' must be an array", path);
+    } else if (cJSON_IsString(mt)) {
+        if (!strcmp(mt->valuestring, "llama")) an = "LlamaForCausalLM";
+        else if (!strcmp(mt->valuestring, "mistral")) an = "MistralForCausalLM";
+        else return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral)", path, mt->valuestring);
+    } else {
+        return hp_errf(e, "%s: missing key 'architectures' (or 'model_type')", path);
+    }
+    if (!strcmp(an, "LlamaForCausalLM")) c->arch = HP_ARCH_LLAMA;
+    else if (!strcmp(an, "MistralForCausalLM")) c->arch = HP_ARCH_MISTRAL;
+    else
+        return hp_errf(e, "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM)",
+                       path, an);
+    snprintf(c->arch_name, sizeof c->arch_name, "%s", an);
+
+    double theta = 10000, eps;
+    if (j_int(o, "hidden_size", 1, 0, &c->D, path, e) ||
+        j_int(o, "num_hidden_layers", 1, 0, &c->L, path, e) ||
+        j_int(o, "num_attention_heads", 1, 0, &c->H, path, e) ||
+        j_int(o, "num_key_value_heads", 0, c->H, &c->KV, path, e) ||
+        j_int(o, "intermediate_size", 1, 0, &c->F, path, e) ||
+        j_int(o, "vocab_size", 1, 0, &c->V, path, e) ||
+        j_int(o, "max_position_embeddings", 0, 0, &c->max_pos, path, e) ||
+        j_float(o, "rms_norm_eps", 1, 0, &eps, path, e) ||
+        j_float(o, "rope_theta", 0, 10000, &theta, path, e) ||
+        j_bool(o, "tie_word_embeddings", 0, &c->tie_embeddings, path, e) ||
+        j_bool(o, "attention_bias", 0, &c->attn_bias, path, e) ||
+        j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e) ||
+        j_rope(o, "rope_scaling", &theta, path, e) || j_rope(o, "rope_parameters", &theta, path, e))
+        return -1;
+    if (c->H <= 0) return hp_errf(e, "%s: num_attention_heads must be positive", path);
+    if (j_int(o, "head_dim", 0, c->D / c->H, &c->Dh, path, e)) return -1;
+    if (!cJSON_GetObjectItemCaseSensitive(o, "head_dim") && c->D % c->H)
+        return hp_errf(e, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, c->D, c->H);
+    /* Llama has no sliding window; HF ignores the key there. */
+    if (c->arch == HP_ARCH_MISTRAL && j_int(o, "sliding_window", 0, 0, &c->sliding_window, path, e))
+        return -1;
+    c->rope_theta = (float)theta;
+    c->rms_eps = (float)eps;
+    if (c->attn_bias) return hp_errf(e, "%s: attention_bias = true is not supported", path);
+    if (c->mlp_bias) return hp_errf(e, "%s: mlp_bias = true is not supported", path);
+
+    if (j_int(o, "bos_token_id", 0, -1, &c->bos_id, path, e)) return -1;
+    const cJSON *eos = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
+    c->eos_id = -1;
+    if (cJSON_IsArray(eos)) {
+        int n = cJSON_GetArraySize(eos);
+        if (n > (int)(sizeof c->eos_ids / sizeof c->eos_ids[0]))
+            return hp_errf(e, "%s: key 'eos_token_id' lists %d ids, at most 8 supported", path, n);
+        const cJSON *v;
+        cJSON_ArrayForEach(v, eos) {
+            double d = v->valuedouble;
+            if (!cJSON_IsNumber(v) || d != floor(d) || d < 0 || d > INT_MAX)
+                return hp_errf(e, "%s: key 'eos_token_id' must hold non-negative integers", path);
+            c->eos_ids[c->n_eos++] = (int)d;
+        }
+        if (c->n_eos) c->eos_id = c->eos_ids[0];
+    } else {
+        if (j_int(o, "eos_token_id", 0, -1, &c->eos_id, path, e)) return -1;
+        if (c->eos_id >= 0) c->eos_ids[c->n_eos++] = c->eos_id;
+    }
+    return check_shapes(c, path, e);
+}
+
+int hp_config_from_json(const char *path, hp_config *c, hp_err *e) {
+    char *text;
+    size_t len;
+    memset(c, 0, sizeof *c);
+    if (hp_read_file(path, &text, &len, e)) return -1;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    int rc;
+    if (!root)
+        rc = hp_errf(e, "%s: byte %zu: not valid JSON", path,
+                     end && end >= text && end <= text + len ? (size_t)(end - text) : (size_t)0);
+    else
+        rc = hp_config_from_cjson(root, path, c, e);
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+/* ---- GGUF metadata -------------------------------------------------------------------------- */
+
+static int g_int(const hp_gguf *g, const char *key, int required, int def, int *out, hp_err *e) {
+    int64_t v;
+    if (!hp_gguf_get(g, key) && !required) {
+        *out = def;
+        return 0;
+    }
+    if (hp_gguf_get_int(g, key, &v, e)) return -1;
+    if (v < INT_MIN || v > INT_MAX) return hp_errf(e, "%s: metadata key %s = %lld is out of range", g->path, key, (long long)v);
+    *out = (int)v;
+    return 0;
+}
+
+int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
+    memset(c, 0, sizeof *c);
+    if (!g) return hp_errf(e, "hp_config_from_gguf: no GGUF metadata (store not opened from GGUF?)");
+    const char *arch = hp_gguf_get_str(g, "general.architecture");
+    if (!arch) return hp_errf(e, "%s: missing string metadata key general.architecture", g->path);
+    /* Mistral GGUFs also say "llama": the layer layout is the same. */
+    if (strcmp(arch, "llama"))
+        return hp_errf(e, "%s: unsupported architecture '%s' (llama)", g->path, arch);
+    c->arch = HP_ARCH_LLAMA;
+    snprintf(c->arch_name, sizeof c->arch_name, "LlamaForCausalLM");
+
+    double theta, eps;
+    if (g_int(g, "llama.embedding_length", 1, 0, &c->D, e) ||
+        g_int(g, "llama.block_count", 1, 0, &c->L, e) ||
+        g_int(g, "llama.attention.head_count", 1, 0, &c->H, e) ||
+        g_int(g, "llama.attention.head_count_kv", 0, c->H, &c->KV, e) ||
+        g_int(g, "llama.feed_forward_length", 1, 0, &c->F, e) ||
+        g_int(g, "llama.context_length", 0, 0, &c->max_pos, e) ||
+        hp_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &eps, e))
+        return -1;
+    if (!hp_gguf_get(g, "llama.rope.freq_base")) theta = 10000;
+    else if (hp_gguf_get_float(g, "llama.rope.freq_base", &theta, e)) return -1;
+    if (c->H <= 0) return hp_errf(e, "%s: llama.attention.head_count must be positive", g->path);
+    if (g_int(g, "llama.attention.key_length", 0, c->D / c->H, &c->Dh, e)) return -1;
+    if (!hp_gguf_get(g, "llama.attention.key_length") && c->D % c->H)
+        return hp_errf(e, "%s: embedding_length %d is not a multiple of head_count %d", g->path, c->D, c->H);
+    int vl, rd;
+    if (g_int(g, "llama.attention.value_length", 0, c->Dh, &vl, e) ||
+        g_int(g, "llama.rope.dimension_count", 0, c->Dh, &rd, e))
+        return -1;
+    if (vl != c->Dh) return hp_errf(e, "%s: value_length %d != key_length %d is not supported", g->path, vl, c->Dh);
+    if (rd != c->Dh) return hp_errf(e, "%s: partial rotary (rope.dimension_count %d of head dim %d) is not supported", g->path, rd, c->Dh);
+    const char *rs = hp_gguf_get_str(g, "llama.rope.scaling.type");
+    if (rs && strcmp(rs, "none")) return hp_errf(e, "%s: unsupported rope_scaling type %s", g->path, rs);
+
+    const hp_gguf_kv *tok = hp_gguf_get(g, "tokenizer.ggml.tokens");
+    if (tok && tok->type == HP_GGUF_ARRAY) {
+        if (tok->n > INT_MAX) return hp_errf(e, "%s: tokenizer.ggml.tokens is too long", g->path);
+        c->V = (int)tok->n;
+    } else if (g_int(g, "llama.vocab_size", 1, 0, &c->V, e)) {
+        return -1;
+    }
+    if (g_int(g, "tokenizer.ggml.bos_token_id", 0, -1, &c->bos_id, e) ||
+        g_int(g, "tokenizer.ggml.eos_token_id", 0, -1, &c->eos_id, e))
+        return -1;
+    if (c->eos_id >= 0) c->eos_ids[c->n_eos++] = c->eos_id;
+    c->rope_theta = (float)theta;
+    c->rms_eps = (float)eps;
+    c->tie_embeddings = 0; /* decided by hp_config_from_gguf_store, which sees the tensors */
+    return check_shapes(c, g->path, e);
+}
+
+int hp_config_from_gguf_store(const hp_store *s, hp_config *c, hp_err *e) {
+    if (hp_config_from_gguf(s->gguf, c, e)) return -1;
+    /* llama.cpp drops output.weight when the head shares the token embedding */
+    c->tie_embeddings = hp_store_find(s, "output.weight") == NULL;
+    return 0;
+}
