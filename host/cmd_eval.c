@@ -31,7 +31,7 @@ typedef struct eval_ctx {
 
 /* Mean F1 / EM for country and other questions under the model's current edits. */
 typedef struct kind_scores {
-    double f1[2], em[2]; /* [0] country, [1] other */
+    double f1[2], em[2], match[2]; /* [0] country, [1] other */
     int n[2];
 } kind_scores;
 
@@ -72,6 +72,7 @@ static int run_qa(const eval_ctx *c, const char *label, kind_scores *ks, char **
             int k = it->kind == HP_QA_COUNTRY ? 0 : 1;
             ks->f1[k] += f1;
             ks->em[k] += em;
+            ks->match[k] += hp_qa_contains(text, (const char *const *)it->answers, it->n_answers);
             ks->n[k]++;
             if (answers) answers[b0 + b] = text;
             else free(text);
@@ -86,6 +87,7 @@ static int run_qa(const eval_ctx *c, const char *label, kind_scores *ks, char **
         if (ks->n[k]) {
             ks->f1[k] /= ks->n[k];
             ks->em[k] /= ks->n[k];
+            ks->match[k] /= ks->n[k];
         }
     if (answers_out) *answers_out = answers;
     return rc;
@@ -105,6 +107,29 @@ static int parse_tops(const char *s, int *k, int *n) {
 }
 
 static double ratio(double x, double base) { return base > 0 ? x / base : NAN; }
+
+/* The two scores the summary reports: SQuAD F1 (the paper's) and answer match (a normalised
+ * accepted answer occurs in the normalised reply: small chat models answer in sentences). */
+enum { M_F1 = 0, M_MATCH = 1 };
+static const char *metric_name[2] = {"f1", "match"};
+static double metric_of(const kind_scores *k, int metric, int q) {
+    return metric == M_F1 ? k->f1[q] : k->match[q];
+}
+
+static void add_scores(cJSON *r, const kind_scores *k, const kind_scores *base) {
+    cJSON_AddNumberToObject(r, "f1_country", k->f1[0]);
+    cJSON_AddNumberToObject(r, "f1_other", k->f1[1]);
+    cJSON_AddNumberToObject(r, "em_country", k->em[0]);
+    cJSON_AddNumberToObject(r, "em_other", k->em[1]);
+    cJSON_AddNumberToObject(r, "match_country", k->match[0]);
+    cJSON_AddNumberToObject(r, "match_other", k->match[1]);
+    if (base) {
+        cJSON_AddNumberToObject(r, "norm_f1_country", ratio(k->f1[0], base->f1[0]));
+        cJSON_AddNumberToObject(r, "norm_f1_other", ratio(k->f1[1], base->f1[1]));
+        cJSON_AddNumberToObject(r, "norm_match_country", ratio(k->match[0], base->match[0]));
+        cJSON_AddNumberToObject(r, "norm_match_other", ratio(k->match[1], base->match[1]));
+    }
+}
 
 static char *path_in(const char *dir, const char *name) {
     char *p = NULL;
@@ -152,7 +177,8 @@ int cmd_eval(int argc, char **argv) {
                    "scores SQuAD F1 / exact match for concept (country) and other questions, normalised to\n"
                    "the unedited model, with the top-k SOMP heads, the top-k Logit-Lens heads and --random\n"
                    "random controls (same per-layer counts as the SOMP heads, disjoint from them) edited by\n"
-                   "--alpha. Writes DIR/eval.json, DIR/eval.csv, DIR/f1_vs_k.svg, DIR/heads_heatmap.svg.\n"
+                   "--alpha. Writes DIR/eval.json, DIR/eval.csv, DIR/f1_vs_k.svg, DIR/match_vs_k.svg,\n"
+                   "DIR/heads_heatmap.svg. Answer match: an accepted answer occurs in the reply.\n"
                    "  --countries FILE   mark questions whose answer is in this list as country questions\n"
                    "                     (needed for TriviaQA files; JSONL from build_qa.py has kinds)\n"
                    "  --limit N          first N questions only\n"
@@ -179,9 +205,9 @@ int cmd_eval(int argc, char **argv) {
     cJSON *j = NULL;
     char **base_answers = NULL;
     int rc = 1, n_all = 0;
-    double *rf1[2] = {NULL, NULL};
     char *json_path = path_in(outdir, "eval.json"), *csv_path = path_in(outdir, "eval.csv");
     char *svg_path = path_in(outdir, "f1_vs_k.svg"), *heat_path = path_in(outdir, "heads_heatmap.svg");
+    char *match_path = path_in(outdir, "match_vs_k.svg");
     if (!m->tok) {
         hp_errf(&e, "%s: the model has no tokenizer", argv[optind]);
         goto done;
@@ -216,10 +242,8 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "warning: no %s questions in %s: that column is empty\n", base.n[0] ? "other" : "country", data);
     /* Results: [k][method] with method 0 SOMP, 1 LL; random: [k][draw]. */
     kind_scores res[MAX_K][2];
-    rf1[0] = calloc((size_t)nk * (n_random ? n_random : 1), sizeof(double));
-    rf1[1] = calloc((size_t)nk * (n_random ? n_random : 1), sizeof(double));
     kind_scores *rres = calloc((size_t)nk * (n_random ? n_random : 1), sizeof(kind_scores));
-    if (!rf1[0] || !rf1[1] || !rres) {
+    if (!rres) {
         free(rres);
         hp_errf(&e, "out of memory");
         goto done;
@@ -236,10 +260,7 @@ int cmd_eval(int argc, char **argv) {
     cJSON_AddStringToObject(j, "prompt", HP_QA_PROMPT);
     cJSON_AddBoolToObject(j, "chat", chat);
     cJSON *bj = cJSON_AddObjectToObject(j, "unedited");
-    cJSON_AddNumberToObject(bj, "f1_country", base.f1[0]);
-    cJSON_AddNumberToObject(bj, "f1_other", base.f1[1]);
-    cJSON_AddNumberToObject(bj, "em_country", base.em[0]);
-    cJSON_AddNumberToObject(bj, "em_other", base.em[1]);
+    add_scores(bj, &base, NULL);
     cJSON_AddNumberToObject(bj, "n_country", base.n[0]);
     cJSON_AddNumberToObject(bj, "n_other", base.n[1]);
     cJSON *rows = cJSON_AddArrayToObject(j, "results");
@@ -270,12 +291,7 @@ int cmd_eval(int argc, char **argv) {
             char *hstr = hp_headset_str(sets[mi]);
             cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
             free(hstr);
-            cJSON_AddNumberToObject(r, "f1_country", res[ki][mi].f1[0]);
-            cJSON_AddNumberToObject(r, "f1_other", res[ki][mi].f1[1]);
-            cJSON_AddNumberToObject(r, "norm_f1_country", ratio(res[ki][mi].f1[0], base.f1[0]));
-            cJSON_AddNumberToObject(r, "norm_f1_other", ratio(res[ki][mi].f1[1], base.f1[1]));
-            cJSON_AddNumberToObject(r, "em_country", res[ki][mi].em[0]);
-            cJSON_AddNumberToObject(r, "em_other", res[ki][mi].em[1]);
+            add_scores(r, &res[ki][mi], &base);
             cJSON_AddItemToArray(rows, r);
             if (!quiet)
                 fprintf(stderr, "%s: normalised F1 country %.3f, other %.3f\n", label,
@@ -294,8 +310,6 @@ int cmd_eval(int argc, char **argv) {
                 free(rres);
                 goto done;
             }
-            rf1[0][ki * n_random + d] = ratio(s->f1[0], base.f1[0]);
-            rf1[1][ki * n_random + d] = ratio(s->f1[1], base.f1[1]);
             cJSON *r = cJSON_CreateObject();
             cJSON_AddNumberToObject(r, "k", k);
             cJSON_AddStringToObject(r, "method", "random");
@@ -304,10 +318,7 @@ int cmd_eval(int argc, char **argv) {
             cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
             free(hstr);
             if (short_layers) cJSON_AddNumberToObject(r, "layers_short_of_heads", short_layers);
-            cJSON_AddNumberToObject(r, "f1_country", s->f1[0]);
-            cJSON_AddNumberToObject(r, "f1_other", s->f1[1]);
-            cJSON_AddNumberToObject(r, "norm_f1_country", rf1[0][ki * n_random + d]);
-            cJSON_AddNumberToObject(r, "norm_f1_other", rf1[1][ki * n_random + d]);
+            add_scores(r, s, &base);
             cJSON_AddItemToArray(rows, r);
             hp_headset_free(&hr);
         }
@@ -315,40 +326,54 @@ int cmd_eval(int argc, char **argv) {
         hp_headset_free(&hl);
     }
     hp_model_clear_edits(m);
-    /* Summary table: normalised F1, country / other x SOMP / LL / random median [IQR] x k. */
+    /* Summary: normalised score, country / other x SOMP / LL / random median [IQR] x k, for
+     * F1 and for answer match; one line chart each. */
     hp_atomic_file af;
     if (hp_atomic_open(&af, csv_path, &e)) {
         free(rres);
         goto done;
     }
-    fprintf(af.f, "k,questions,somp,logit_lens,random_median,random_q25,random_q75\n");
+    fprintf(af.f, "metric,k,questions,somp,logit_lens,random_median,random_q25,random_q75\n");
     cJSON *sum = cJSON_AddArrayToObject(j, "summary");
-    double xk[MAX_K], y[6][MAX_K], band_lo[2][MAX_K], band_hi[2][MAX_K];
-    for (int ki = 0; ki < nk; ki++) {
-        xk[ki] = ks[ki];
-        for (int q = 0; q < 2; q++) {
-            hp_summary s = {0};
-            s.median = s.q25 = s.q75 = NAN;
-            if (n_random > 0) hp_summarize(rf1[q] + ki * n_random, n_random, &s);
-            double so = ratio(res[ki][0].f1[q], base.f1[q]), ll = ratio(res[ki][1].f1[q], base.f1[q]);
-            fprintf(af.f, "%d,%s,%.4f,%.4f,%.4f,%.4f,%.4f\n", ks[ki], q ? "other" : "country", so, ll, s.median,
-                    s.q25, s.q75);
-            cJSON *r = cJSON_CreateObject();
-            cJSON_AddNumberToObject(r, "k", ks[ki]);
-            cJSON_AddStringToObject(r, "questions", q ? "other" : "country");
-            cJSON_AddNumberToObject(r, "somp", so);
-            cJSON_AddNumberToObject(r, "logit_lens", ll);
-            cJSON_AddNumberToObject(r, "random_median", s.median);
-            cJSON_AddNumberToObject(r, "random_q25", s.q25);
-            cJSON_AddNumberToObject(r, "random_q75", s.q75);
-            cJSON_AddItemToArray(sum, r);
-            y[q][ki] = so;
-            y[2 + q][ki] = ll;
-            y[4 + q][ki] = s.median;
-            band_lo[q][ki] = s.q25;
-            band_hi[q][ki] = s.q75;
-        }
+    double xk[MAX_K], y[2][6][MAX_K], band_lo[2][2][MAX_K], band_hi[2][2][MAX_K];
+    double *draws = malloc(sizeof(double) * (size_t)(n_random ? n_random : 1));
+    if (!draws) {
+        free(rres);
+        hp_atomic_abort(&af);
+        hp_errf(&e, "out of memory");
+        goto done;
     }
+    for (int mt = 0; mt < 2; mt++)
+        for (int ki = 0; ki < nk; ki++) {
+            xk[ki] = ks[ki];
+            for (int q = 0; q < 2; q++) {
+                hp_summary st = {0};
+                st.median = st.q25 = st.q75 = NAN;
+                for (int d = 0; d < n_random; d++)
+                    draws[d] = ratio(metric_of(&rres[ki * n_random + d], mt, q), metric_of(&base, mt, q));
+                if (n_random > 0) hp_summarize(draws, n_random, &st);
+                double so = ratio(metric_of(&res[ki][0], mt, q), metric_of(&base, mt, q));
+                double ll = ratio(metric_of(&res[ki][1], mt, q), metric_of(&base, mt, q));
+                fprintf(af.f, "%s,%d,%s,%.4f,%.4f,%.4f,%.4f,%.4f\n", metric_name[mt], ks[ki],
+                        q ? "other" : "country", so, ll, st.median, st.q25, st.q75);
+                cJSON *r = cJSON_CreateObject();
+                cJSON_AddStringToObject(r, "metric", metric_name[mt]);
+                cJSON_AddNumberToObject(r, "k", ks[ki]);
+                cJSON_AddStringToObject(r, "questions", q ? "other" : "country");
+                cJSON_AddNumberToObject(r, "somp", so);
+                cJSON_AddNumberToObject(r, "logit_lens", ll);
+                cJSON_AddNumberToObject(r, "random_median", st.median);
+                cJSON_AddNumberToObject(r, "random_q25", st.q25);
+                cJSON_AddNumberToObject(r, "random_q75", st.q75);
+                cJSON_AddItemToArray(sum, r);
+                y[mt][q][ki] = so;
+                y[mt][2 + q][ki] = ll;
+                y[mt][4 + q][ki] = st.median;
+                band_lo[mt][q][ki] = st.q25;
+                band_hi[mt][q][ki] = st.q75;
+            }
+        }
+    free(draws);
     free(rres);
     cJSON *aj = cJSON_AddArrayToObject(j, "unedited_answers");
     for (int i = 0; i < set.n; i++) {
@@ -364,20 +389,26 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     free(js);
-    hp_plot_series ser[6] = {
-        {.name = "SOMP heads, country questions", .y = y[0], .color = "#c0392b"},
-        {.name = "SOMP heads, other questions", .y = y[1], .color = "#c0392b", .dashed = 1},
-        {.name = "Logit-Lens heads, country", .y = y[2], .color = "#2471a3"},
-        {.name = "Logit-Lens heads, other", .y = y[3], .color = "#2471a3", .dashed = 1},
-        {.name = "random heads, country (median, IQR)", .y = y[4], .lo = band_lo[0], .hi = band_hi[0], .color = "#7f8c8d"},
-        {.name = "random heads, other (median, IQR)", .y = y[5], .lo = band_lo[1], .hi = band_hi[1], .color = "#7f8c8d", .dashed = 1},
-    };
-    char title[160];
-    snprintf(title, sizeof title, "QA F1 with k heads scaled by %g (normalised to the unedited model)", alpha);
-    hp_line_chart lc = {.title = title, .xlabel = "edited heads k", .ylabel = "normalised F1", .x = xk, .n_x = nk,
-                        .series = ser, .n_series = n_random > 0 ? 6 : 4, .log2_x = 1, .ymin = NAN, .ymax = NAN,
-                        .hline = 1.0};
-    if (hp_plot_line_svg(svg_path, &lc, &e)) goto done;
+    for (int mt = 0; mt < 2; mt++) {
+        hp_plot_series ser[6] = {
+            {.name = "SOMP heads, country questions", .y = y[mt][0], .color = "#c0392b"},
+            {.name = "SOMP heads, other questions", .y = y[mt][1], .color = "#c0392b", .dashed = 1},
+            {.name = "Logit-Lens heads, country", .y = y[mt][2], .color = "#2471a3"},
+            {.name = "Logit-Lens heads, other", .y = y[mt][3], .color = "#2471a3", .dashed = 1},
+            {.name = "random heads, country (median, IQR)", .y = y[mt][4], .lo = band_lo[mt][0],
+             .hi = band_hi[mt][0], .color = "#7f8c8d"},
+            {.name = "random heads, other (median, IQR)", .y = y[mt][5], .lo = band_lo[mt][1],
+             .hi = band_hi[mt][1], .color = "#7f8c8d", .dashed = 1},
+        };
+        char title[160], ylabel[64];
+        snprintf(title, sizeof title, "QA %s with k heads scaled by %g (normalised to the unedited model)",
+                 mt == M_F1 ? "F1" : "answer match", alpha);
+        snprintf(ylabel, sizeof ylabel, "normalised %s", mt == M_F1 ? "F1" : "answer match");
+        hp_line_chart lc = {.title = title, .xlabel = "edited heads k", .ylabel = ylabel, .x = xk, .n_x = nk,
+                            .series = ser, .n_series = n_random > 0 ? 6 : 4, .log2_x = 1, .ymin = NAN,
+                            .ymax = NAN, .hline = 1.0};
+        if (hp_plot_line_svg(mt == M_F1 ? svg_path : match_path, &lc, &e)) goto done;
+    }
     float *vals = malloc(sizeof(float) * rk.L * rk.H);
     unsigned char *hlt = calloc((size_t)rk.L * rk.H, 1);
     if (!vals || !hlt) {
@@ -395,26 +426,28 @@ int cmd_eval(int argc, char **argv) {
     free(vals);
     free(hlt);
     if (hrc) goto done;
-    if (!quiet) fprintf(stderr, "wrote %s, %s, %s, %s\n", json_path, csv_path, svg_path, heat_path);
-    printf("normalised F1 (unedited: country %.3f, other %.3f; %d questions)\n", base.f1[0], base.f1[1], set.n);
-    printf("%4s %-8s %8s %8s %18s\n", "k", "kind", "SOMP", "LL", "random med [IQR]");
-    for (int ki = 0; ki < nk; ki++)
-        for (int q = 0; q < 2; q++)
-            printf("%4d %-8s %8.3f %8.3f %8.3f [%.2f,%.2f]\n", ks[ki], q ? "other" : "country", y[q][ki], y[2 + q][ki],
-                   y[4 + q][ki], band_lo[q][ki], band_hi[q][ki]);
+    if (!quiet) fprintf(stderr, "wrote %s, %s, %s, %s, %s\n", json_path, csv_path, svg_path, match_path, heat_path);
+    for (int mt = 0; mt < 2; mt++) {
+        printf("normalised %s (unedited: country %.3f, other %.3f; %d questions)\n", mt ? "answer match" : "F1",
+               metric_of(&base, mt, 0), metric_of(&base, mt, 1), set.n);
+        printf("%4s %-8s %8s %8s %18s\n", "k", "kind", "SOMP", "LL", "random med [IQR]");
+        for (int ki = 0; ki < nk; ki++)
+            for (int q = 0; q < 2; q++)
+                printf("%4d %-8s %8.3f %8.3f %8.3f [%.2f,%.2f]\n", ks[ki], q ? "other" : "country", y[mt][q][ki],
+                       y[mt][2 + q][ki], y[mt][4 + q][ki], band_lo[mt][q][ki], band_hi[mt][q][ki]);
+    }
     rc = 0;
 done:
     if (rc) hp_cli_fail(&e);
     if (base_answers)
         for (int i = 0; i < set.n; i++) free(base_answers[i]);
     free(base_answers);
-    free(rf1[0]);
-    free(rf1[1]);
     cJSON_Delete(j);
     free(json_path);
     free(csv_path);
     free(svg_path);
     free(heat_path);
+    free(match_path);
     if (n_all) set.n = n_all;
     hp_qa_free(&set);
     hp_prompts_free(&p);

@@ -225,3 +225,27 @@ int hp_summarize(const double *x, int n, hp_summary *s) {
     free(v);
     return 0;
 }
+
+int hp_qa_contains(const char *pred, const char *const *answers, int n) {
+    size_t pl = strlen(pred);
+    char *p = malloc(pl + 3);
+    if (!p) return 0;
+    p[0] = ' ';
+    size_t k = hp_squad_normalize(pred, p + 1);
+    p[k + 1] = ' ';
+    p[k + 2] = 0;
+    int hit = 0;
+    for (int i = 0; i < n && !hit; i++) {
+        size_t al = strlen(answers[i]);
+        char *a = malloc(al + 3);
+        if (!a) break;
+        a[0] = ' ';
+        size_t m = hp_squad_normalize(answers[i], a + 1);
+        a[m + 1] = ' ';
+        a[m + 2] = 0;
+        hit = m > 0 && strstr(p, a) != NULL;
+        free(a);
+    }
+    free(p);
+    return hit;
+}

@@ -27,6 +27,10 @@ int hp_squad_f11(const char *pred, const char *gold, double *f1);
  * the SQuAD script does. Returns 0, or -1 when n < 1 or out of memory. */
 int hp_qa_score(const char *pred, const char *const *answers, int n, double *em, double *f1);
 
+/* 1 when the normalised form of one of the answers occurs in the normalised prediction as whole
+ * words (chat models answer in sentences: "The capital of Austria is Vienna."), else 0. */
+int hp_qa_contains(const char *pred, const char *const *answers, int n);
+
 /* Labels every item HP_QA_COUNTRY when one of its normalised answers equals a normalised entry
  * of countries, else HP_QA_OTHER (it overwrites kinds read from the file). Returns the number
  * of country items, or -1 when out of memory. */

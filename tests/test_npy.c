@@ -266,8 +266,12 @@ static void test_write_errors(void **state) {
     assert_int_equal(hp_npy_write_f32(p, x, 2, huge, &e), -1);
     assert_non_null(strstr(e.msg, p));
     assert_int_equal(access(p, F_OK), -1); /* nothing left behind */
-    const char *nodir = tmp_path("no/such/dir/x.npy");
+    /* Missing directories are created, but not below a regular file. */
     const int64_t two = 2;
+    const char *plain = tmp_path("plainfile");
+    assert_int_equal(hp_npy_write_f32(plain, x, 1, &two, &e), 0);
+    char nodir[4096];
+    snprintf(nodir, sizeof nodir, "%s/sub/x.npy", plain);
     assert_int_equal(hp_npy_write_f32(nodir, x, 1, &two, &e), -1);
     assert_non_null(strstr(e.msg, nodir));
 }

@@ -225,7 +225,6 @@ static int check_cases(const hp_tokenizer *t, const char *label, const cJSON *do
                 printf("%s: piece of id %d: expected \"%s\", got \"%s\"\n", label, id, exp, got ? got : "(NULL)");
                 bad++;
             }
-            /* id_to_token / token_to_id agree where the piece is unambiguous */
             free(exp);
         }
     }
@@ -394,6 +393,7 @@ static void test_bad_json(void **state) {
     expect_json_error("truncated", data, len / 2, "not valid JSON");
     free(data);
     JSON_ERR("empty", "", "not valid JSON");
+    JSON_ERR("latin1", "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"caf\xe9\":0},\"merges\":[]}}", "not valid UTF-8 (byte offset 36)");
     JSON_ERR("array", "[1, 2]", "top level is not a JSON object");
     JSON_ERR("no_model", "{}", "model: expected an object");
     JSON_ERR("vocab_list", "{\"model\":{\"type\":\"BPE\",\"vocab\":[\"a\"],\"merges\":[]}}", "model.vocab: expected an object");
@@ -582,6 +582,12 @@ static void test_bad_gguf(void **state) {
     gkv_str(&b, "tokenizer.ggml.model", "llama");
     gkv_strs(&b, "tokenizer.ggml.tokens", toks, 4);
     expect_gguf_error("spm_no_scores", &b, 3, "tokenizer.ggml.scores");
+    b.n = 0;
+    static const char *const bad_toks[] = {"a", "\xc3(", "ab"};
+    gkv_str(&b, "general.architecture", "llama");
+    gkv_str(&b, "tokenizer.ggml.model", "gpt2");
+    gkv_strs(&b, "tokenizer.ggml.tokens", bad_toks, 3);
+    expect_gguf_error("token_utf8", &b, 3, "tokenizer.ggml.tokens[1] is not valid UTF-8");
 
     /* and a well-formed one loads and encodes: merges and a control token */
     b.n = 0;
@@ -709,14 +715,17 @@ static void test_api_edges(void **state) {
     hp_tok_free(t);
 }
 
-/* Encoding 10 kB must take well under 50 ms (median of 7 runs, SmolLM2's 49k vocabulary). */
-static void test_speed_10kb(void **state) {
-    (void)state;
-    n_tests_run++;
+/* Encoding 10 kB must take well under 50 ms (median of 7 runs): SmolLM2's 49k byte-level
+ * vocabulary, and the legacy SentencePiece layout where, with no pre-tokenizer, the whole
+ * normalized text is one BPE word. */
+static void time_10kb(const char *name) {
+    char path[512], exp[512];
     hp_err e = {{0}};
-    hp_tokenizer *t = hp_tok_from_json(FIX "/smollm2/tokenizer.json", &e);
+    snprintf(path, sizeof path, FIX "/%s/tokenizer.json", name);
+    snprintf(exp, sizeof exp, FIX "/expected_%s.json", name);
+    hp_tokenizer *t = hp_tok_from_json(path, &e);
     if (!t) fail_msg("%s", e.msg);
-    cJSON *doc = load_json(FIX "/expected_smollm2.json");
+    cJSON *doc = load_json(exp);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(doc, "cases");
     const cJSON *last = NULL;
     for (const cJSON *x = c->child; x; x = x->next) last = x;
@@ -740,11 +749,18 @@ static void test_speed_10kb(void **state) {
             ms[j] = ms[j - 1];
             ms[j - 1] = tmp;
         }
-    printf("encode %zu bytes: median %.2f ms (min %.2f, max %.2f)\n", len, ms[3], ms[0], ms[6]);
+    printf("%s: encode %zu bytes: median %.2f ms (min %.2f, max %.2f)\n", name, len, ms[3], ms[0], ms[6]);
     assert_true(ms[3] < 50.0);
     free(text);
     cJSON_Delete(doc);
     hp_tok_free(t);
+}
+
+static void test_speed_10kb(void **state) {
+    (void)state;
+    n_tests_run++;
+    time_10kb("smollm2");
+    time_10kb("spm_legacy");
 }
 
 int main(void) {

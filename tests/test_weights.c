@@ -32,7 +32,8 @@
 static char g_dir[256];
 static unsigned g_seed;
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers ----------------------------------------------------------------------------------
+ */
 
 static const char *tp(const char *name) { /* path under the temporary directory */
     static char bufs[8][512];
@@ -57,7 +58,8 @@ static void expect_err_(int rc, const hp_err *e, const char *file, int line, con
         if (!strstr(e->msg, *subs))
             fail_msg("%s:%d: error message '%s' lacks '%s'", file, line, e->msg, *subs);
 }
-#define EXPECT_ERR(rc, e, ...) expect_err_((rc), &(e), __FILE__, __LINE__, (const char *[]){__VA_ARGS__, NULL})
+#define EXPECT_ERR(rc, e, ...)                                                                     \
+    expect_err_((rc), &(e), __FILE__, __LINE__, (const char *[]){__VA_ARGS__, NULL})
 
 static float frand(void) { return (float)rand() / (float)RAND_MAX * 4.0f - 2.0f; }
 
@@ -103,29 +105,29 @@ static void check_shape(const hp_tensor *t, int ndim, int64_t s0, int64_t s1) {
     if (ndim > 1) assert_int_equal(t->shape[1], s1);
 }
 
-/* ---- safetensors ------------------------------------------------------------------------------ */
+/* ---- safetensors ------------------------------------------------------------------------------
+ */
 
 /* Data of the valid single file: offsets below match this layout byte for byte. */
 typedef struct st_data {
-    float a[6];     /* F32 [2,3] at [0,24) */
-    uint16_t h[4];  /* F16 [4]   at [24,32) */
-    uint16_t b[4];  /* BF16 [2,2] at [32,40) */
-    int32_t i[3];   /* I32 [3]   at [40,52) */
-    int64_t l;      /* I64 [1]   at [52,60) */
-    uint8_t u[5];   /* U8 [5]    at [60,65) */
-    float s;        /* F32 [] (scalar) at [65,69): deliberately unaligned */
+    float a[6];    /* F32 [2,3] at [0,24) */
+    uint16_t h[4]; /* F16 [4]   at [24,32) */
+    uint16_t b[4]; /* BF16 [2,2] at [32,40) */
+    int32_t i[3];  /* I32 [3]   at [40,52) */
+    int64_t l;     /* I64 [1]   at [52,60) */
+    uint8_t u[5];  /* U8 [5]    at [60,65) */
+    float s;       /* F32 [] (scalar) at [65,69): deliberately unaligned */
 } st_data;
 
-static const char *ST_JSON =
-    "{\"__metadata__\":{\"format\":\"pt\"},"
-    "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-    "\"h\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[24,32]},"
-    "\"b\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[32,40]},"
-    "\"i\":{\"dtype\":\"I32\",\"shape\":[3],\"data_offsets\":[40,52]},"
-    "\"l\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[52,60]},"
-    "\"u\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[60,65]},"
-    "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[65,69]},"
-    "\"z\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[69,69]}}";
+static const char *ST_JSON = "{\"__metadata__\":{\"format\":\"pt\"},"
+                             "\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+                             "\"h\":{\"dtype\":\"F16\",\"shape\":[4],\"data_offsets\":[24,32]},"
+                             "\"b\":{\"dtype\":\"BF16\",\"shape\":[2,2],\"data_offsets\":[32,40]},"
+                             "\"i\":{\"dtype\":\"I32\",\"shape\":[3],\"data_offsets\":[40,52]},"
+                             "\"l\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[52,60]},"
+                             "\"u\":{\"dtype\":\"U8\",\"shape\":[5],\"data_offsets\":[60,65]},"
+                             "\"s\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[65,69]},"
+                             "\"z\":{\"dtype\":\"F32\",\"shape\":[0,3],\"data_offsets\":[69,69]}}";
 
 static size_t make_st_bytes(uint8_t out[69], st_data *d) {
     for (int k = 0; k < 6; k++) d->a[k] = frand();
@@ -264,26 +266,39 @@ static void test_st_bad_headers(void **state) {
         {"{\"a\": {", 8, "not valid JSON"},
         {"[1, 2]", 8, "not a JSON object"},
         {"{}xyz", 8, "unexpected bytes after the header JSON"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4, "outside the data buffer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
+         "outside the data buffer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8, "need 12"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8, "outside the data buffer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,0]}}", 8,
+         "outside the data buffer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12, "overlaps"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-4,4]}}", 8, "data_offsets[0] is not a non-negative integer"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.5,8]}}", 8, "data_offsets[0] is not"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,1e300]}}", 8, "data_offsets[1] is not"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,\"8\"]}}", 8, "data_offsets[1] is not"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8, "shape[0] is not a non-negative integer"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4503599627370496,4503599627370496],\"data_offsets\":[0,8]}}", 8, "overflows"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 8, "5 dimensions"},
-        {"{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 8, "unsupported dtype 'F8_E4M3'"},
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         12, "overlaps"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-4,4]}}", 8,
+         "data_offsets[0] is not a non-negative integer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.5,8]}}", 8,
+         "data_offsets[0] is not"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,1e300]}}", 8,
+         "data_offsets[1] is not"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,\"8\"]}}", 8,
+         "data_offsets[1] is not"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 8,
+         "shape[0] is not a non-negative integer"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4503599627370496,4503599627370496],\"data_offsets\":"
+         "[0,8]}}",
+         8, "overflows"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 8,
+         "5 dimensions"},
+        {"{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[2],\"data_offsets\":[0,2]}}", 8,
+         "unsupported dtype 'F8_E4M3'"},
         {"{\"a\":{\"dtype\":7,\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "'dtype'"},
         {"{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,8]}}", 8, "'shape'"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2]}}", 8, "'data_offsets'"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4,8]}}", 8, "'data_offsets'"},
         {"{\"a\":3}", 8, "'a': entry is not a JSON object"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-         "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, "duplicate tensor name 'a'"},
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}",
+         16, "duplicate tensor name 'a'"},
     };
     uint8_t data[16] = {0};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -335,13 +350,17 @@ static void make_sharded(const char *dir, const char *index_json, int dup_a) {
     memcpy(d1, a, 8);
     memcpy(d1 + 8, b, 4);
     snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", dir);
-    write_st(p, "{\"x.a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                "\"x.b\":{\"dtype\":\"F16\",\"shape\":[1,2],\"data_offsets\":[8,12]}}", d1, 12);
+    write_st(p,
+             "{\"x.a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+             "\"x.b\":{\"dtype\":\"F16\",\"shape\":[1,2],\"data_offsets\":[8,12]}}",
+             d1, 12);
     uint16_t c[4] = {hp_f32_to_bf16(1.0f), hp_f32_to_bf16(2.0f), hp_f32_to_bf16(-3.0f), 0};
     snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", dir);
     if (dup_a)
-        write_st(p, "{\"y.c\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,6]},"
-                    "\"x.a\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[6,8]}}", c, 8);
+        write_st(p,
+                 "{\"y.c\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,6]},"
+                 "\"x.a\":{\"dtype\":\"BF16\",\"shape\":[1],\"data_offsets\":[6,8]}}",
+                 c, 8);
     else
         write_st(p, "{\"y.c\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[0,6]}}", c, 6);
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", dir);
@@ -360,11 +379,13 @@ static void test_st_sharded(void **state) {
     for (int via_index = 0; via_index < 2; via_index++) {
         hp_store s;
         hp_err e;
-        int rc = hp_store_open_safetensors(&s, via_index ? tp("sharded/model.safetensors.index.json") : dir, &e);
+        int rc = hp_store_open_safetensors(
+            &s, via_index ? tp("sharded/model.safetensors.index.json") : dir, &e);
         if (rc) fail_msg("%s", e.msg);
         assert_int_equal(s.n, 3);
         assert_int_equal(s.nmaps, 2);
-        const hp_tensor *a = hp_store_find(&s, "x.a"), *b = hp_store_find(&s, "x.b"), *c = hp_store_find(&s, "y.c");
+        const hp_tensor *a = hp_store_find(&s, "x.a"), *b = hp_store_find(&s, "x.b"),
+                        *c = hp_store_find(&s, "y.c");
         check_shape(a, 1, 2, 0);
         check_shape(b, 2, 1, 2);
         check_shape(c, 1, 3, 0);
@@ -385,29 +406,39 @@ static void test_st_shard_errors(void **state) {
     hp_store s;
     hp_err e;
     const char *dir = tp("sh_missing_file");
-    make_sharded(dir, "{\"weight_map\":{\"x.a\":\"model-00001-of-00002.safetensors\","
-                      "\"q\":\"model-00003-of-00003.safetensors\"}}", 0);
-    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_missing_file/model-00003-of-00003.safetensors", "cannot open");
+    make_sharded(dir,
+                 "{\"weight_map\":{\"x.a\":\"model-00001-of-00002.safetensors\","
+                 "\"q\":\"model-00003-of-00003.safetensors\"}}",
+                 0);
+    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e,
+               "sh_missing_file/model-00003-of-00003.safetensors", "cannot open");
 
     dir = tp("sh_missing_tensor");
-    make_sharded(dir, "{\"weight_map\":{\"x.a\":\"model-00001-of-00002.safetensors\","
-                      "\"x.zz\":\"model-00001-of-00002.safetensors\"}}", 0);
-    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_missing_tensor/model-00001-of-00002.safetensors",
-               "'x.zz'", "missing from this shard");
+    make_sharded(dir,
+                 "{\"weight_map\":{\"x.a\":\"model-00001-of-00002.safetensors\","
+                 "\"x.zz\":\"model-00001-of-00002.safetensors\"}}",
+                 0);
+    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e,
+               "sh_missing_tensor/model-00001-of-00002.safetensors", "'x.zz'",
+               "missing from this shard");
 
     dir = tp("sh_wrong_shard");
-    make_sharded(dir, "{\"weight_map\":{\"x.a\":\"model-00002-of-00002.safetensors\","
-                      "\"y.c\":\"model-00001-of-00002.safetensors\"}}", 0);
-    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_wrong_shard/model.safetensors.index.json",
-               "index maps it to");
+    make_sharded(dir,
+                 "{\"weight_map\":{\"x.a\":\"model-00002-of-00002.safetensors\","
+                 "\"y.c\":\"model-00001-of-00002.safetensors\"}}",
+                 0);
+    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e,
+               "sh_wrong_shard/model.safetensors.index.json", "index maps it to");
 
     dir = tp("sh_dup");
     make_sharded(dir, INDEX_OK, 1);
-    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_dup/model-0000", "duplicate tensor name 'x.a'");
+    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_dup/model-0000",
+               "duplicate tensor name 'x.a'");
 
     dir = tp("sh_no_map");
     make_sharded(dir, "{\"metadata\":{}}", 0);
-    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_no_map/model.safetensors.index.json", "weight_map");
+    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_no_map/model.safetensors.index.json",
+               "weight_map");
 
     dir = tp("sh_escape");
     make_sharded(dir, "{\"weight_map\":{\"x.a\":\"../model-00001-of-00002.safetensors\"}}", 0);
@@ -416,10 +447,12 @@ static void test_st_shard_errors(void **state) {
 
     dir = tp("sh_badjson");
     make_sharded(dir, "{\"weight_map\":{\"x.a\":", 0);
-    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_badjson/model.safetensors.index.json", "not valid JSON");
+    EXPECT_ERR(hp_store_open_safetensors(&s, dir, &e), e, "sh_badjson/model.safetensors.index.json",
+               "not valid JSON");
 }
 
-/* ---- dtype conversions ------------------------------------------------------------------------ */
+/* ---- dtype conversions ------------------------------------------------------------------------
+ */
 
 static void test_dtype_conversions(void **state) {
     (void)state;
@@ -439,7 +472,7 @@ static void test_dtype_conversions(void **state) {
     assert_true(hp_f16_to_f32(0x0001) == ldexpf(1, -24));
     assert_true(hp_f16_to_f32(0x7c00) == INFINITY);
     assert_true(signbit(hp_f16_to_f32(0x8000)) && hp_f16_to_f32(0x8000) == 0.0f);
-    assert_int_equal(hp_f32_to_f16(65520.0f), 0x7c00); /* rounds up to inf */
+    assert_int_equal(hp_f32_to_f16(65520.0f), 0x7c00);              /* rounds up to inf */
     assert_int_equal(hp_f32_to_f16(1.0f + ldexpf(1, -11)), 0x3c00); /* tie to even */
     assert_true(hp_bf16_to_f32(0x3f80) == 1.0f);
     assert_true(hp_bf16_to_f32(0xc0c0) == -6.0f);
@@ -452,7 +485,8 @@ static void test_dtype_conversions(void **state) {
     uint16_t hv[4] = {0x3c00, 0xc000, 0x0001, 0x7bff};
     memcpy(raw + 1, hv, 8);
     hp_dequant_f32(HP_F16, raw + 1, out, 4);
-    assert_true(out[0] == 1.0f && out[1] == -2.0f && out[2] == ldexpf(1, -24) && out[3] == 65504.0f);
+    assert_true(out[0] == 1.0f && out[1] == -2.0f && out[2] == ldexpf(1, -24) &&
+                out[3] == 65504.0f);
     uint16_t bv[4] = {0x3f80, 0xc0c0, 0x0000, 0x4049};
     memcpy(raw + 1, bv, 8);
     hp_dequant_f32(HP_BF16, raw + 1, out, 4);
@@ -460,22 +494,30 @@ static void test_dtype_conversions(void **state) {
     int32_t iv[4] = {-5, 0, 1 << 24, INT32_MIN};
     memcpy(raw + 1, iv, 16);
     hp_dequant_f32(HP_I32, raw + 1, out, 4);
-    assert_true(out[0] == -5.0f && out[1] == 0.0f && out[2] == 16777216.0f && out[3] == -2147483648.0f);
+    assert_true(out[0] == -5.0f && out[1] == 0.0f && out[2] == 16777216.0f &&
+                out[3] == -2147483648.0f);
     int64_t lv[4] = {-3, 0, (int64_t)1 << 50, 9};
     memcpy(raw + 1, lv, 32);
     hp_dequant_f32(HP_I64, raw + 1, out, 4);
     assert_true(out[0] == -3.0f && out[2] == ldexpf(1, 50) && out[3] == 9.0f);
 
     /* a tensor whose byte count disagrees with its shape is refused, not read */
-    hp_tensor t = {.name = "t", .dt = HP_Q8_0, .ndim = 1, .shape = {32}, .nelem = 32,
-                   .data = raw, .nbytes = 33, .file = "x.gguf"};
+    hp_tensor t = {.name = "t",
+                   .dt = HP_Q8_0,
+                   .ndim = 1,
+                   .shape = {32},
+                   .nelem = 32,
+                   .data = raw,
+                   .nbytes = 33,
+                   .file = "x.gguf"};
     hp_err e;
     EXPECT_ERR(hp_tensor_to_f32(&t, out, &e), e, "x.gguf", "'t'");
     t.nelem = 31;
     EXPECT_ERR(hp_tensor_to_f32(&t, out, &e), e, "x.gguf");
 }
 
-/* ---- config.json -------------------------------------------------------------------------------- */
+/* ---- config.json --------------------------------------------------------------------------------
+ */
 
 static const char *MISTRAL_JSON =
     "{\"architectures\":[\"MistralForCausalLM\"],\"attention_dropout\":0.0,\"bos_token_id\":1,"
@@ -569,8 +611,9 @@ static void config_case(const char *key, const char *value_json, const char *wan
 
 static void test_config_json_errors(void **state) {
     (void)state;
-    static const char *required[] = {"hidden_size", "num_hidden_layers", "num_attention_heads",
-                                     "intermediate_size", "vocab_size", "rms_norm_eps"};
+    static const char *required[] = {"hidden_size",         "num_hidden_layers",
+                                     "num_attention_heads", "intermediate_size",
+                                     "vocab_size",          "rms_norm_eps"};
     for (size_t k = 0; k < sizeof required / sizeof required[0]; k++) {
         char want[96];
         snprintf(want, sizeof want, "missing key '%s'", required[k]);
@@ -581,12 +624,16 @@ static void test_config_json_errors(void **state) {
     config_case("num_key_value_heads", "true", "key 'num_key_value_heads' must be an integer");
     config_case("rms_norm_eps", "\"1e-5\"", "key 'rms_norm_eps' must be a number");
     config_case("tie_word_embeddings", "1", "key 'tie_word_embeddings' must be true or false");
-    config_case("architectures", "[\"GPT2LMHeadModel\"]", "unsupported architecture 'GPT2LMHeadModel'");
+    config_case("architectures", "[\"GPT2LMHeadModel\"]",
+                "unsupported architecture 'GPT2LMHeadModel'");
     config_case("architectures", "\"MistralForCausalLM\"", "key 'architectures' must be an array");
-    config_case("rope_scaling", "{\"type\":\"linear\",\"factor\":2.0}", "unsupported rope_scaling type linear");
-    config_case("rope_scaling", "{\"rope_type\":\"llama3\",\"factor\":8.0}", "unsupported rope_scaling type llama3");
+    config_case("rope_scaling", "{\"type\":\"linear\",\"factor\":2.0}",
+                "unsupported rope_scaling type linear");
+    config_case("rope_scaling", "{\"rope_type\":\"llama3\",\"factor\":8.0}",
+                "unsupported rope_scaling type llama3");
     config_case("rope_scaling", "{\"factor\":8.0}", "unsupported rope_scaling type (missing)");
-    config_case("rope_parameters", "{\"rope_type\":\"yarn\"}", "unsupported rope_parameters type yarn");
+    config_case("rope_parameters", "{\"rope_type\":\"yarn\"}",
+                "unsupported rope_parameters type yarn");
     config_case("attention_bias", "true", "attention_bias");
     config_case("mlp_bias", "true", "mlp_bias");
     config_case("num_key_value_heads", "5", "not a multiple of 5 key/value heads");
@@ -611,7 +658,8 @@ static void test_config_json_errors(void **state) {
     EXPECT_ERR(hp_config_from_json(p, &c, &e), e, p, "cannot open");
 }
 
-/* ---- GGUF builder ------------------------------------------------------------------------------- */
+/* ---- GGUF builder -------------------------------------------------------------------------------
+ */
 
 typedef struct buf {
     uint8_t *p;
@@ -628,7 +676,9 @@ static void put(buf *b, const void *x, size_t n) {
     b->n += n;
 }
 static void put_u8(buf *b, uint8_t v) { put(b, &v, 1); }
-static void put_u32(buf *b, uint32_t v) { put(b, &v, 4); } /* host is little-endian (gguf.c checks) */
+static void put_u32(buf *b, uint32_t v) {
+    put(b, &v, 4);
+} /* host is little-endian (gguf.c checks) */
 static void put_u64(buf *b, uint64_t v) { put(b, &v, 8); }
 static void put_strn(buf *b, const char *s, size_t n) {
     put_u64(b, n);
@@ -655,7 +705,9 @@ static size_t kv_head(buf *b, const char *key, uint32_t type) {
 }
 static void kv_u32(buf *b, const char *k, uint32_t v) { kv_head(b, k, HP_GGUF_U32), put_u32(b, v); }
 static void kv_f32(buf *b, const char *k, float v) { kv_head(b, k, HP_GGUF_F32), put(b, &v, 4); }
-static void kv_str(buf *b, const char *k, const char *v) { kv_head(b, k, HP_GGUF_STRING), put_str(b, v); }
+static void kv_str(buf *b, const char *k, const char *v) {
+    kv_head(b, k, HP_GGUF_STRING), put_str(b, v);
+}
 
 /* Offsets of fields in the synthetic file that the bad-input cases patch. */
 typedef struct gg_marks {
@@ -682,7 +734,7 @@ static void make_gguf(buf *b, gg_marks *m) {
     kv_f32(b, "k.f32", 1.5f);
     kv_head(b, "k.bool", HP_GGUF_BOOL), put_u8(b, 1);
     kv_head(b, "k.u64", HP_GGUF_U64), put_u64(b, UINT64_MAX);
-    kv_head(b, "k.i64", HP_GGUF_I64), put_u64(b, (uint64_t)-((int64_t)1 << 40));
+    kv_head(b, "k.i64", HP_GGUF_I64), put_u64(b, (uint64_t) - ((int64_t)1 << 40));
     double f64 = 2.25;
     kv_head(b, "k.f64", HP_GGUF_F64), put(b, &f64, 8);
     m->str_len = b->n + 8 + 5 + 4; /* after key "k.str" and type */
@@ -789,7 +841,8 @@ static void test_gguf_synthetic(void **state) {
     assert_true(isnan(hp_gguf_arr_float(kv, 0)));
 
     assert_int_equal(s.n, 3);
-    const hp_tensor *t0 = hp_store_find(&s, "t0"), *t1 = hp_store_find(&s, "t1"), *t2 = hp_store_find(&s, "t2");
+    const hp_tensor *t0 = hp_store_find(&s, "t0"), *t1 = hp_store_find(&s, "t1"),
+                    *t2 = hp_store_find(&s, "t2");
     check_shape(t0, 2, 2, 4); /* ne [4,2] reversed */
     check_shape(t1, 2, 2, 32);
     check_shape(t2, 1, 3, 0);
@@ -828,7 +881,7 @@ static void test_gguf_truncations(void **state) {
 }
 
 /* One corrupted field: width bytes at (marked field or absolute offset) + at, set to value. */
-#define ABS SIZE_MAX
+#define ABS     SIZE_MAX
 #define MARK(f) offsetof(gg_marks, f)
 typedef struct gg_bad {
     const char *label;
@@ -850,7 +903,8 @@ static void test_gguf_bad(void **state) {
         {"kv count short", ABS, 16, 8, 18, "runs past the end"},
         {"duplicate key", MARK(key_u8), 2, 1, 'i', "duplicate metadata key 'k.i8'"},
         {"value type", MARK(type_i8), 0, 4, 13, "unknown value type 13"},
-        {"nested array", MARK(arr_i32_type), 0, 4, HP_GGUF_ARRAY, "unsupported array element type 9"},
+        {"nested array", MARK(arr_i32_type), 0, 4, HP_GGUF_ARRAY,
+         "unsupported array element type 9"},
         {"string length", MARK(str_len), 0, 8, (uint64_t)1 << 62, "runs past the end"},
         {"alignment", MARK(align_val), 0, 4, 48, "power of two"},
         {"alignment 0", MARK(align_val), 0, 4, 0, "power of two"},
@@ -891,9 +945,9 @@ static void test_gguf_bad(void **state) {
 /* A tensor-less GGUF with llama.* metadata; skip drops one key, arch/scaling override. */
 static const char *write_llama_gguf(const char *name, const char *skip, const char *arch,
                                     const char *scaling, int head_count_as_string) {
-    static const char *keys[] = {"llama.embedding_length", "llama.block_count", "llama.attention.head_count",
-                                 "llama.attention.head_count_kv", "llama.feed_forward_length",
-                                 "llama.context_length"};
+    static const char *keys[] = {"llama.embedding_length",     "llama.block_count",
+                                 "llama.attention.head_count", "llama.attention.head_count_kv",
+                                 "llama.feed_forward_length",  "llama.context_length"};
     static const uint32_t vals[] = {64, 2, 4, 2, 128, 256};
     buf b = {0};
     uint64_t n = 0;
@@ -901,8 +955,10 @@ static const char *write_llama_gguf(const char *name, const char *skip, const ch
     kv_str(&b, "general.architecture", arch), n++;
     for (size_t k = 0; k < 6; k++) {
         if (skip && !strcmp(skip, keys[k])) continue;
-        if (head_count_as_string && k == 2) kv_str(&b, keys[k], "4");
-        else kv_u32(&b, keys[k], vals[k]);
+        if (head_count_as_string && k == 2)
+            kv_str(&b, keys[k], "4");
+        else
+            kv_u32(&b, keys[k], vals[k]);
         n++;
     }
     if (!skip || strcmp(skip, "llama.attention.layer_norm_rms_epsilon"))
@@ -954,13 +1010,15 @@ static void test_config_gguf(void **state) {
     } cases[] = {
         {"llama.embedding_length", "llama", NULL, 0, "missing metadata key llama.embedding_length"},
         {"llama.block_count", "llama", NULL, 0, "missing metadata key llama.block_count"},
-        {"llama.attention.layer_norm_rms_epsilon", "llama", NULL, 0, "llama.attention.layer_norm_rms_epsilon"},
+        {"llama.attention.layer_norm_rms_epsilon", "llama", NULL, 0,
+         "llama.attention.layer_norm_rms_epsilon"},
         {NULL, "gpt2", NULL, 0, "unsupported architecture 'gpt2'"},
         {NULL, "llama", "linear", 0, "unsupported rope_scaling type linear"},
         {NULL, "llama", NULL, 1, "llama.attention.head_count has type string, expected an integer"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        p = write_llama_gguf("cfg_bad.gguf", cases[k].skip, cases[k].arch, cases[k].scaling, cases[k].str);
+        p = write_llama_gguf("cfg_bad.gguf", cases[k].skip, cases[k].arch, cases[k].scaling,
+                             cases[k].str);
         if (hp_store_open_gguf(&s, p, &e)) fail_msg("%s", e.msg);
         int rc = hp_config_from_gguf_store(&s, &c, &e);
         printf("  %s\n", rc ? e.msg : "(accepted!)");
@@ -1020,7 +1078,8 @@ static void test_gguf_smollm2(void **state) {
     assert_non_null(x);
     assert_int_equal(hp_tensor_to_f32(t, x, &e), 0);
     for (int k = 0; k < 4; k++)
-        if (fabsf(x[k] - want[k]) > 1e-7f) fail_msg("attn_q[%d] = %.8f, gguf-py %.8f", k, x[k], want[k]);
+        if (fabsf(x[k] - want[k]) > 1e-7f)
+            fail_msg("attn_q[%d] = %.8f, gguf-py %.8f", k, x[k], want[k]);
     free(x);
     /* every tensor converts with finite values */
     for (int i = 0; i < s.n; i++) {
@@ -1050,14 +1109,16 @@ static void test_gguf_smollm2(void **state) {
     lens[nl++] = data0 + 1;
     lens[nl++] = data0;
     lens[nl++] = data0 - 1;
-    for (int k = 199; k >= 0; k--) lens[nl++] = (data0 - 1) * (size_t)k / 200 + (size_t)(rand() % 97);
+    for (int k = 199; k >= 0; k--)
+        lens[nl++] = (data0 - 1) * (size_t)k / 200 + (size_t)(rand() % 97);
     for (int k = 63; k >= 0; k--) lens[nl++] = (size_t)k;
     for (int k = 0; k < nl; k++) {
         if (k && lens[k] > lens[k - 1]) lens[k] = lens[k - 1]; /* truncate only shrinks */
         assert_int_equal(truncate(cp, (off_t)lens[k]), 0);
         int rc = hp_store_open_gguf(&s, cp, &e);
         if (rc != -1) fail_msg("truncated to %zu of %zu bytes: opened", lens[k], size);
-        if (!strstr(e.msg, cp)) fail_msg("truncated to %zu: message lacks the path: %s", lens[k], e.msg);
+        if (!strstr(e.msg, cp))
+            fail_msg("truncated to %zu: message lacks the path: %s", lens[k], e.msg);
     }
     printf("  %d truncated copies of %s refused\n", nl, p);
     unlink(cp);
@@ -1142,7 +1203,8 @@ static void test_quant_parity(void **state) {
     snprintf(path, sizeof path, "%s/quant_types.gguf", fixture_dir());
     hp_store s;
     hp_err e;
-    if (hp_store_open_gguf(&s, path, &e)) fail_msg("%s (run tests/ref/make_quant_fixtures.py)", e.msg);
+    if (hp_store_open_gguf(&s, path, &e))
+        fail_msg("%s (run tests/ref/make_quant_fixtures.py)", e.msg);
     int failed = 0;
     for (size_t k = 0; k < sizeof QTYPES / sizeof QTYPES[0]; k++) {
         const hp_tensor *t = hp_store_find(&s, QTYPES[k]);
@@ -1202,8 +1264,9 @@ static void test_quant_flip_detected(void **state) {
         copy[at] ^= 0x5a;
         hp_dequant_f32(t->dt, copy, bad, t->nelem);
         cmp_res r = compare(bad, good, t->nelem);
-        printf("  %-5s byte %zu (block %zu) flipped: max err %.3g at %llu -> %s\n", QTYPES[k], at, blk,
-               r.max_err, (unsigned long long)r.worst, cmp_ok(r) ? "NOT DETECTED" : "detected");
+        printf("  %-5s byte %zu (block %zu) flipped: max err %.3g at %llu -> %s\n", QTYPES[k], at,
+               blk, r.max_err, (unsigned long long)r.worst,
+               cmp_ok(r) ? "NOT DETECTED" : "detected");
         if (cmp_ok(r)) fail_msg("%s: flipped byte %zu not detected", QTYPES[k], at);
         free(copy), free(good), free(bad);
     }
@@ -1212,13 +1275,13 @@ static void test_quant_flip_detected(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_st_single),         cmocka_unit_test(test_st_truncations),
-        cmocka_unit_test(test_st_bad_headers),    cmocka_unit_test(test_st_bad_files),
-        cmocka_unit_test(test_st_sharded),        cmocka_unit_test(test_st_shard_errors),
-        cmocka_unit_test(test_dtype_conversions), cmocka_unit_test(test_config_json),
-        cmocka_unit_test(test_config_json_errors), cmocka_unit_test(test_gguf_synthetic),
-        cmocka_unit_test(test_gguf_truncations),  cmocka_unit_test(test_gguf_bad),
-        cmocka_unit_test(test_config_gguf),       cmocka_unit_test(test_quant_parity),
+        cmocka_unit_test(test_st_single),           cmocka_unit_test(test_st_truncations),
+        cmocka_unit_test(test_st_bad_headers),      cmocka_unit_test(test_st_bad_files),
+        cmocka_unit_test(test_st_sharded),          cmocka_unit_test(test_st_shard_errors),
+        cmocka_unit_test(test_dtype_conversions),   cmocka_unit_test(test_config_json),
+        cmocka_unit_test(test_config_json_errors),  cmocka_unit_test(test_gguf_synthetic),
+        cmocka_unit_test(test_gguf_truncations),    cmocka_unit_test(test_gguf_bad),
+        cmocka_unit_test(test_config_gguf),         cmocka_unit_test(test_quant_parity),
         cmocka_unit_test(test_quant_flip_detected), cmocka_unit_test(test_gguf_smollm2),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -67,7 +67,8 @@ static int j_rope(const cJSON *o, const char *key, double *theta, const char *pa
     if (!ty) ty = cJSON_GetObjectItemCaseSensitive(v, "type");
     const char *name = cJSON_IsString(ty) ? ty->valuestring : "(missing)";
     if (strcmp(name, "default"))
-        return hp_errf(e, "%s: unsupported %s type %s", path, !strcmp(key, "rope_scaling") ? "rope_scaling" : "rope_parameters", name);
+        return hp_errf(e, "%s: unsupported %s type %s", path,
+                       !strcmp(key, "rope_scaling") ? "rope_scaling" : "rope_parameters", name);
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(v, "rope_theta");
     if (th) {
         if (!cJSON_IsNumber(th) || !(th->valuedouble > 0) || !isfinite(th->valuedouble))
@@ -84,9 +85,9 @@ static int check_shapes(hp_config *c, const char *path, hp_err *e) {
     if (c->H % c->KV)
         return hp_errf(e, "%s: %d attention heads are not a multiple of %d key/value heads", path,
                        c->H, c->KV);
-    if (c->Dh % 2) return hp_errf(e, "%s: head_dim %d is odd; rotary embeddings need pairs", path, c->Dh);
-    if ((int64_t)c->H * c->Dh > INT_MAX)
-        return hp_errf(e, "%s: H x head_dim overflows", path);
+    if (c->Dh % 2)
+        return hp_errf(e, "%s: head_dim %d is odd; rotary embeddings need pairs", path, c->Dh);
+    if ((int64_t)c->H * c->Dh > INT_MAX) return hp_errf(e, "%s: H x head_dim overflows", path);
     if (!(c->rms_eps > 0)) return hp_errf(e, "%s: rms_norm_eps must be positive", path);
     if (!(c->rope_theta > 0) || !isfinite(c->rope_theta))
         return hp_errf(e, "%s: rope_theta must be positive", path);
@@ -103,21 +104,29 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
     const char *an = NULL;
     if (cJSON_IsArray(archs) && cJSON_GetArraySize(archs) > 0) {
         const cJSON *a0 = cJSON_GetArrayItem(archs, 0);
-        if (!cJSON_IsString(a0)) return hp_errf(e, "%s: key 'architectures' must hold strings", path);
+        if (!cJSON_IsString(a0))
+            return hp_errf(e, "%s: key 'architectures' must hold strings", path);
         an = a0->valuestring;
     } else if (archs && !cJSON_IsNull(archs) && !cJSON_IsArray(archs)) {
         return hp_errf(e, "%s: key 'architectures' must be an array", path);
     } else if (cJSON_IsString(mt)) {
-        if (!strcmp(mt->valuestring, "llama")) an = "LlamaForCausalLM";
-        else if (!strcmp(mt->valuestring, "mistral")) an = "MistralForCausalLM";
-        else return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral)", path, mt->valuestring);
+        if (!strcmp(mt->valuestring, "llama"))
+            an = "LlamaForCausalLM";
+        else if (!strcmp(mt->valuestring, "mistral"))
+            an = "MistralForCausalLM";
+        else
+            return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral)", path,
+                           mt->valuestring);
     } else {
         return hp_errf(e, "%s: missing key 'architectures' (or 'model_type')", path);
     }
-    if (!strcmp(an, "LlamaForCausalLM")) c->arch = HP_ARCH_LLAMA;
-    else if (!strcmp(an, "MistralForCausalLM")) c->arch = HP_ARCH_MISTRAL;
+    if (!strcmp(an, "LlamaForCausalLM"))
+        c->arch = HP_ARCH_LLAMA;
+    else if (!strcmp(an, "MistralForCausalLM"))
+        c->arch = HP_ARCH_MISTRAL;
     else
-        return hp_errf(e, "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM)",
+        return hp_errf(e,
+                       "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM)",
                        path, an);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", an);
 
@@ -139,7 +148,8 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
     if (c->H <= 0) return hp_errf(e, "%s: num_attention_heads must be positive", path);
     if (j_int(o, "head_dim", 0, c->D / c->H, &c->Dh, path, e)) return -1;
     if (!cJSON_GetObjectItemCaseSensitive(o, "head_dim") && c->D % c->H)
-        return hp_errf(e, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path, c->D, c->H);
+        return hp_errf(e, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path,
+                       c->D, c->H);
     /* Llama has no sliding window; HF ignores the key there. */
     if (c->arch == HP_ARCH_MISTRAL && j_int(o, "sliding_window", 0, 0, &c->sliding_window, path, e))
         return -1;
@@ -197,14 +207,16 @@ static int g_int(const hp_gguf *g, const char *key, int required, int def, int *
         return 0;
     }
     if (hp_gguf_get_int(g, key, &v, e)) return -1;
-    if (v < INT_MIN || v > INT_MAX) return hp_errf(e, "%s: metadata key %s = %lld is out of range", g->path, key, (long long)v);
+    if (v < INT_MIN || v > INT_MAX)
+        return hp_errf(e, "%s: metadata key %s = %lld is out of range", g->path, key, (long long)v);
     *out = (int)v;
     return 0;
 }
 
 int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
     memset(c, 0, sizeof *c);
-    if (!g) return hp_errf(e, "hp_config_from_gguf: no GGUF metadata (store not opened from GGUF?)");
+    if (!g)
+        return hp_errf(e, "hp_config_from_gguf: no GGUF metadata (store not opened from GGUF?)");
     const char *arch = hp_gguf_get_str(g, "general.architecture");
     if (!arch) return hp_errf(e, "%s: missing string metadata key general.architecture", g->path);
     /* Mistral GGUFs also say "llama": the layer layout is the same. */
@@ -222,20 +234,29 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
         g_int(g, "llama.context_length", 0, 0, &c->max_pos, e) ||
         hp_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &eps, e))
         return -1;
-    if (!hp_gguf_get(g, "llama.rope.freq_base")) theta = 10000;
-    else if (hp_gguf_get_float(g, "llama.rope.freq_base", &theta, e)) return -1;
+    if (!hp_gguf_get(g, "llama.rope.freq_base"))
+        theta = 10000;
+    else if (hp_gguf_get_float(g, "llama.rope.freq_base", &theta, e))
+        return -1;
     if (c->H <= 0) return hp_errf(e, "%s: llama.attention.head_count must be positive", g->path);
     if (g_int(g, "llama.attention.key_length", 0, c->D / c->H, &c->Dh, e)) return -1;
     if (!hp_gguf_get(g, "llama.attention.key_length") && c->D % c->H)
-        return hp_errf(e, "%s: embedding_length %d is not a multiple of head_count %d", g->path, c->D, c->H);
+        return hp_errf(e, "%s: embedding_length %d is not a multiple of head_count %d", g->path,
+                       c->D, c->H);
     int vl, rd;
     if (g_int(g, "llama.attention.value_length", 0, c->Dh, &vl, e) ||
         g_int(g, "llama.rope.dimension_count", 0, c->Dh, &rd, e))
         return -1;
-    if (vl != c->Dh) return hp_errf(e, "%s: value_length %d != key_length %d is not supported", g->path, vl, c->Dh);
-    if (rd != c->Dh) return hp_errf(e, "%s: partial rotary (rope.dimension_count %d of head dim %d) is not supported", g->path, rd, c->Dh);
+    if (vl != c->Dh)
+        return hp_errf(e, "%s: value_length %d != key_length %d is not supported", g->path, vl,
+                       c->Dh);
+    if (rd != c->Dh)
+        return hp_errf(
+            e, "%s: partial rotary (rope.dimension_count %d of head dim %d) is not supported",
+            g->path, rd, c->Dh);
     const char *rs = hp_gguf_get_str(g, "llama.rope.scaling.type");
-    if (rs && strcmp(rs, "none")) return hp_errf(e, "%s: unsupported rope_scaling type %s", g->path, rs);
+    if (rs && strcmp(rs, "none"))
+        return hp_errf(e, "%s: unsupported rope_scaling type %s", g->path, rs);
 
     const hp_gguf_kv *tok = hp_gguf_get(g, "tokenizer.ggml.tokens");
     if (tok && tok->type == HP_GGUF_ARRAY) {

@@ -24,24 +24,29 @@ typedef struct rd {
     hp_err *e;
 } rd;
 
-static const char *const type_names[] = {"u8",  "i8",   "u16",    "i16",   "u32", "i32", "f32",
+static const char *const type_names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                          "bool", "string", "array", "u64", "i64", "f64"};
 static const char *type_name(uint32_t t) { return t <= HP_GGUF_F64 ? type_names[t] : "unknown"; }
 
 /* Bytes of a fixed-size value type; 0 for strings, arrays and unknown types. */
 static size_t type_size(uint32_t t) {
     switch (t) {
-    case HP_GGUF_U8: case HP_GGUF_I8: case HP_GGUF_BOOL: return 1;
-    case HP_GGUF_U16: case HP_GGUF_I16: return 2;
-    case HP_GGUF_U32: case HP_GGUF_I32: case HP_GGUF_F32: return 4;
-    case HP_GGUF_U64: case HP_GGUF_I64: case HP_GGUF_F64: return 8;
+    case HP_GGUF_U8:
+    case HP_GGUF_I8:
+    case HP_GGUF_BOOL: return 1;
+    case HP_GGUF_U16:
+    case HP_GGUF_I16: return 2;
+    case HP_GGUF_U32:
+    case HP_GGUF_I32:
+    case HP_GGUF_F32: return 4;
+    case HP_GGUF_U64:
+    case HP_GGUF_I64:
+    case HP_GGUF_F64: return 8;
     default: return 0;
     }
 }
 
-static int is_int_type(uint32_t t) {
-    return type_size(t) && t != HP_GGUF_F32 && t != HP_GGUF_F64;
-}
+static int is_int_type(uint32_t t) { return type_size(t) && t != HP_GGUF_F32 && t != HP_GGUF_F64; }
 
 /* Decodes one fixed-size value; integers (and bools) go to *i, floats to *f. U64 values above
  * INT64_MAX come out negative: callers that care check the type. */
@@ -119,7 +124,8 @@ static int read_kv(rd *r, hp_gguf_kv *kv) {
     uint32_t t;
     if (rd_u32(r, &t, "metadata value type")) return -1;
     if (t > HP_GGUF_F64)
-        return hp_errf(r->e, "%s: byte %zu: key '%s' has unknown value type %u", r->path, at, kv->key, t);
+        return hp_errf(r->e, "%s: byte %zu: key '%s' has unknown value type %u", r->path, at,
+                       kv->key, t);
     kv->type = (hp_gguf_type)t;
     kv->n = 1;
     if (t == HP_GGUF_STRING) return (kv->s = rd_str(r, NULL, "string value")) ? 0 : -1;
@@ -133,13 +139,14 @@ static int read_kv(rd *r, hp_gguf_kv *kv) {
     uint64_t n;
     if (rd_u32(r, &at2, "array element type") || rd_u64(r, &n, "array length")) return -1;
     if (at2 > HP_GGUF_F64 || at2 == HP_GGUF_ARRAY)
-        return hp_errf(r->e, "%s: byte %zu: key '%s': unsupported array element type %u (%s)", r->path,
-                       at, kv->key, at2, type_name(at2));
+        return hp_errf(r->e, "%s: byte %zu: key '%s': unsupported array element type %u (%s)",
+                       r->path, at, kv->key, at2, type_name(at2));
     kv->arr_type = (hp_gguf_type)at2;
     size_t left = r->size - r->pos;
     if (at2 == HP_GGUF_STRING) {
         if (n > left / 8) /* every string needs at least its 8-byte length */
-            return hp_errf(r->e, "%s: byte %zu: key '%s': %llu strings cannot fit in the %zu bytes left",
+            return hp_errf(r->e,
+                           "%s: byte %zu: key '%s': %llu strings cannot fit in the %zu bytes left",
                            r->path, r->pos, kv->key, (unsigned long long)n, left);
         kv->strs = calloc(n ? (size_t)n : 1, sizeof *kv->strs);
         kv->str_lens = calloc(n ? (size_t)n : 1, sizeof *kv->str_lens);
@@ -153,7 +160,8 @@ static int read_kv(rd *r, hp_gguf_kv *kv) {
     }
     size_t es = type_size(at2);
     if (n > left / es)
-        return hp_errf(r->e, "%s: byte %zu: key '%s': array of %llu x %s runs past the end of the file",
+        return hp_errf(r->e,
+                       "%s: byte %zu: key '%s': array of %llu x %s runs past the end of the file",
                        r->path, r->pos, kv->key, (unsigned long long)n, type_name(at2));
     kv->n = n;
     kv->arr = r->p + r->pos;
@@ -184,8 +192,9 @@ static int ggml_to_dtype(uint32_t id, hp_dtype *dt) {
     static const struct {
         uint32_t id;
         hp_dtype dt;
-    } tab[] = {{0, HP_F32},   {1, HP_F16},   {2, HP_Q4_0},  {3, HP_Q4_1},  {6, HP_Q5_0},  {7, HP_Q5_1},
-               {8, HP_Q8_0},  {10, HP_Q2_K}, {11, HP_Q3_K}, {12, HP_Q4_K}, {13, HP_Q5_K}, {14, HP_Q6_K},
+    } tab[] = {{0, HP_F32},   {1, HP_F16},   {2, HP_Q4_0},  {3, HP_Q4_1},
+               {6, HP_Q5_0},  {7, HP_Q5_1},  {8, HP_Q8_0},  {10, HP_Q2_K},
+               {11, HP_Q3_K}, {12, HP_Q4_K}, {13, HP_Q5_K}, {14, HP_Q6_K},
                {15, HP_Q8_K}, {26, HP_I32},  {27, HP_I64},  {30, HP_BF16}};
     for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
         if (tab[i].id == id) {
@@ -198,10 +207,11 @@ static int ggml_to_dtype(uint32_t id, hp_dtype *dt) {
 /* Names of the GGML types we know but do not read, for a useful message. */
 static const char *ggml_other_name(uint32_t id) {
     static const char *const names[] = {
-        [4] = "Q4_2 (removed)", [5] = "Q4_3 (removed)", [9] = "Q8_1", [16] = "IQ2_XXS",
-        [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S", [20] = "IQ4_NL", [21] = "IQ3_S",
-        [22] = "IQ2_S", [23] = "IQ4_XS", [24] = "I8", [25] = "I16", [28] = "F64", [29] = "IQ1_M",
-        [34] = "TQ1_0", [35] = "TQ2_0", [39] = "MXFP4", [40] = "NVFP4", [41] = "Q1_0"};
+        [4] = "Q4_2 (removed)", [5] = "Q4_3 (removed)", [9] = "Q8_1",    [16] = "IQ2_XXS",
+        [17] = "IQ2_XS",        [18] = "IQ3_XXS",       [19] = "IQ1_S",  [20] = "IQ4_NL",
+        [21] = "IQ3_S",         [22] = "IQ2_S",         [23] = "IQ4_XS", [24] = "I8",
+        [25] = "I16",           [28] = "F64",           [29] = "IQ1_M",  [34] = "TQ1_0",
+        [35] = "TQ2_0",         [39] = "MXFP4",         [40] = "NVFP4",  [41] = "Q1_0"};
     return id < sizeof names / sizeof names[0] && names[id] ? names[id] : "unknown";
 }
 
@@ -210,7 +220,8 @@ static int parse(hp_store *s, size_t *cap, const hp_mapping *m, hp_gguf *g, hp_e
     uint32_t magic, version;
     uint64_t n_t, n_kv;
     if (rd_u32(&r, &magic, "magic")) return -1;
-    if (memcmp(r.p, "GGUF", 4)) return hp_errf(e, "%s: byte 0: not a GGUF file (bad magic)", r.path);
+    if (memcmp(r.p, "GGUF", 4))
+        return hp_errf(e, "%s: byte 0: not a GGUF file (bad magic)", r.path);
     if (rd_u32(&r, &version, "version")) return -1;
     if (version != 2 && version != 3)
         return hp_errf(e, "%s: byte 4: unsupported GGUF version %u (2 and 3 are read%s)", r.path,
@@ -258,16 +269,18 @@ static int parse(hp_store *s, size_t *cap, const hp_mapping *m, hp_gguf *g, hp_e
             break;
         }
         if (nd < 1 || nd > 4) {
-            rc = hp_errf(e, "%s: byte %zu: tensor '%s' has %u dimensions (1..4 supported)", r.path, at,
-                         t->name, nd);
+            rc = hp_errf(e, "%s: byte %zu: tensor '%s' has %u dimensions (1..4 supported)", r.path,
+                         at, t->name, nd);
             break;
         }
         uint64_t ne[4], nelem = 1;
         for (uint32_t k = 0; k < nd && !rc; k++) {
             if (rd_u64(&r, &ne[k], "tensor shape")) {
                 rc = -1;
-            } else if (ne[k] > (uint64_t)INT64_MAX || (ne[k] && nelem > (uint64_t)INT64_MAX / ne[k])) {
-                rc = hp_errf(e, "%s: byte %zu: tensor '%s': element count overflows", r.path, at, t->name);
+            } else if (ne[k] > (uint64_t)INT64_MAX ||
+                       (ne[k] && nelem > (uint64_t)INT64_MAX / ne[k])) {
+                rc = hp_errf(e, "%s: byte %zu: tensor '%s': element count overflows", r.path, at,
+                             t->name);
             } else {
                 nelem *= ne[k];
             }
@@ -277,15 +290,17 @@ static int parse(hp_store *s, size_t *cap, const hp_mapping *m, hp_gguf *g, hp_e
             break;
         }
         if (ggml_to_dtype(ty, &t->dt)) {
-            rc = hp_errf(e, "%s: byte %zu: tensor '%s' has unsupported GGML type id %u (%s)", r.path,
-                         at, t->name, ty, ggml_other_name(ty));
+            rc = hp_errf(e, "%s: byte %zu: tensor '%s' has unsupported GGML type id %u (%s)",
+                         r.path, at, t->name, ty, ggml_other_name(ty));
             break;
         }
         /* Blocks run along the innermost dimension, so every row must hold whole blocks. */
         if (ne[0] % (uint64_t)hp_dtype_block(t->dt)) {
-            rc = hp_errf(e, "%s: byte %zu: tensor '%s': row length %llu is not a multiple of the %s "
-                         "block size %d", r.path, at, t->name, (unsigned long long)ne[0],
-                         hp_dtype_name(t->dt), hp_dtype_block(t->dt));
+            rc = hp_errf(e,
+                         "%s: byte %zu: tensor '%s': row length %llu is not a multiple of the %s "
+                         "block size %d",
+                         r.path, at, t->name, (unsigned long long)ne[0], hp_dtype_name(t->dt),
+                         hp_dtype_block(t->dt));
             break;
         }
         int ok;
@@ -302,18 +317,23 @@ static int parse(hp_store *s, size_t *cap, const hp_mapping *m, hp_gguf *g, hp_e
         /* The data section starts at the next multiple of the alignment. */
         size_t a = g->alignment, data0 = r.pos, pad = (a - r.pos % a) % a;
         if (!hp_add_ok(r.pos, pad, &data0) || (n_t && data0 > r.size))
-            rc = hp_errf(e, "%s: byte %zu: data section (aligned to %zu) starts past the end of the "
-                         "file (%zu bytes)", r.path, r.pos, a, r.size);
+            rc = hp_errf(e,
+                         "%s: byte %zu: data section (aligned to %zu) starts past the end of the "
+                         "file (%zu bytes)",
+                         r.path, r.pos, a, r.size);
         for (int i = first; i < s->n && !rc; i++) {
             hp_tensor *t = &s->t[i];
             uint64_t o = offs[i - first];
             if (o % a)
-                rc = hp_errf(e, "%s: tensor '%s': offset %llu is not a multiple of the alignment %zu",
+                rc = hp_errf(e,
+                             "%s: tensor '%s': offset %llu is not a multiple of the alignment %zu",
                              r.path, t->name, (unsigned long long)o, a);
             else if (o > r.size - data0 || t->nbytes > r.size - data0 - o)
-                rc = hp_errf(e, "%s: tensor '%s': data at file offset %zu + %llu, %zu bytes, runs past "
-                             "the end of the file (%zu bytes)", r.path, t->name, data0,
-                             (unsigned long long)o, t->nbytes, r.size);
+                rc =
+                    hp_errf(e,
+                            "%s: tensor '%s': data at file offset %zu + %llu, %zu bytes, runs past "
+                            "the end of the file (%zu bytes)",
+                            r.path, t->name, data0, (unsigned long long)o, t->nbytes, r.size);
             else
                 t->data = r.p + data0 + o;
         }
@@ -379,7 +399,8 @@ int hp_gguf_get_float(const hp_gguf *g, const char *key, double *out, hp_err *e)
     const hp_gguf_kv *kv = hp_gguf_get(g, key);
     const char *path = g ? g->path : "(no gguf)";
     if (!kv) return hp_errf(e, "%s: missing metadata key %s", path, key);
-    if (kv->type == HP_GGUF_F32 || kv->type == HP_GGUF_F64) *out = kv->f;
+    if (kv->type == HP_GGUF_F32 || kv->type == HP_GGUF_F64)
+        *out = kv->f;
     else if (is_int_type(kv->type) && kv->type != HP_GGUF_BOOL)
         *out = kv->type == HP_GGUF_U64 ? (double)(uint64_t)kv->i : (double)kv->i;
     else

@@ -2,12 +2,13 @@
  * and the GGML block formats Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (32 values per block) and the k-quants
  * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K (256-value super-blocks of 16 or 32-value sub-blocks).
  * Written from the block layouts; all multi-byte fields are little-endian and read bytewise, so
- * the source may be unaligned. Checked against gguf-py's numpy dequantize (tests/test_weights.c). */
+ * the source may be unaligned. Checked against gguf-py's numpy dequantize (tests/test_weights.c).
+ */
 #include <stdlib.h>
 
 #include "store.h"
 
-#define QK 32   /* values per block of the simple formats */
+#define QK   32  /* values per block of the simple formats */
 #define QK_K 256 /* values per k-quant super-block */
 
 static inline uint16_t le16(const uint8_t *b) { return (uint16_t)(b[0] | b[1] << 8); }

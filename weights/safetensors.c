@@ -40,20 +40,25 @@ static int json_u64(const cJSON *v, uint64_t *out) {
 static int parse_tensor(hp_store *s, size_t *cap, const hp_mapping *m, const cJSON *it,
                         size_t data0, hp_err *e) {
     const char *path = m->path, *name = it->string;
-    if (!cJSON_IsObject(it)) return hp_errf(e, "%s: tensor '%s': entry is not a JSON object", path, name);
+    if (!cJSON_IsObject(it))
+        return hp_errf(e, "%s: tensor '%s': entry is not a JSON object", path, name);
     const cJSON *jd = cJSON_GetObjectItemCaseSensitive(it, "dtype");
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(it, "shape");
     const cJSON *jo = cJSON_GetObjectItemCaseSensitive(it, "data_offsets");
-    if (!cJSON_IsString(jd)) return hp_errf(e, "%s: tensor '%s': missing or non-string 'dtype'", path, name);
-    if (!cJSON_IsArray(js)) return hp_errf(e, "%s: tensor '%s': missing or non-array 'shape'", path, name);
+    if (!cJSON_IsString(jd))
+        return hp_errf(e, "%s: tensor '%s': missing or non-string 'dtype'", path, name);
+    if (!cJSON_IsArray(js))
+        return hp_errf(e, "%s: tensor '%s': missing or non-array 'shape'", path, name);
     if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2)
-        return hp_errf(e, "%s: tensor '%s': 'data_offsets' must be an array [begin, end]", path, name);
+        return hp_errf(e, "%s: tensor '%s': 'data_offsets' must be an array [begin, end]", path,
+                       name);
     hp_dtype dt;
     if (st_dtype(jd->valuestring, &dt))
         return hp_errf(e, "%s: tensor '%s': unsupported dtype '%s' (F32, F16, BF16, I32, I64, U8)",
                        path, name, jd->valuestring);
     int ndim = cJSON_GetArraySize(js);
-    if (ndim > 4) return hp_errf(e, "%s: tensor '%s': %d dimensions, at most 4 supported", path, name, ndim);
+    if (ndim > 4)
+        return hp_errf(e, "%s: tensor '%s': %d dimensions, at most 4 supported", path, name, ndim);
 
     int64_t shape[4] = {0};
     uint64_t nelem = 1;
@@ -76,18 +81,23 @@ static int parse_tensor(hp_store *s, size_t *cap, const hp_mapping *m, const cJS
     uint64_t off[2];
     for (int i = 0; i < 2; i++)
         if (json_u64(cJSON_GetArrayItem(jo, i), &off[i]))
-            return hp_errf(e, "%s: tensor '%s': data_offsets[%d] is not a non-negative integer below 2^53",
-                           path, name, i);
+            return hp_errf(
+                e, "%s: tensor '%s': data_offsets[%d] is not a non-negative integer below 2^53",
+                path, name, i);
     size_t dlen = m->size - data0;
     if (off[0] > off[1] || off[1] > dlen)
-        return hp_errf(e, "%s: tensor '%s': data_offsets [%llu, %llu] outside the data buffer of %zu bytes "
-                       "(file offset %zu)", path, name, (unsigned long long)off[0],
-                       (unsigned long long)off[1], dlen, data0);
+        return hp_errf(
+            e,
+            "%s: tensor '%s': data_offsets [%llu, %llu] outside the data buffer of %zu bytes "
+            "(file offset %zu)",
+            path, name, (unsigned long long)off[0], (unsigned long long)off[1], dlen, data0);
     if (off[1] - off[0] != nbytes)
-        return hp_errf(e, "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but %s x %llu "
-                       "elements need %zu", path, name, (unsigned long long)off[0],
-                       (unsigned long long)off[1], (unsigned long long)(off[1] - off[0]),
-                       hp_dtype_name(dt), (unsigned long long)nelem, nbytes);
+        return hp_errf(e,
+                       "%s: tensor '%s': data_offsets [%llu, %llu] hold %llu bytes but %s x %llu "
+                       "elements need %zu",
+                       path, name, (unsigned long long)off[0], (unsigned long long)off[1],
+                       (unsigned long long)(off[1] - off[0]), hp_dtype_name(dt),
+                       (unsigned long long)nelem, nbytes);
 
     hp_tensor *t = hp_store_new_tensor(s, cap, path, e);
     if (!t) return -1;
@@ -112,12 +122,15 @@ static int parse_file(hp_store *s, size_t *cap, int mi, hp_err *e) {
     const char *path = m->path;
     const uint8_t *base = m->base;
     if (m->size < 8)
-        return hp_errf(e, "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header "
-                       "length", path, m->size);
+        return hp_errf(e,
+                       "%s: truncated: %zu bytes, a safetensors file starts with an 8-byte header "
+                       "length",
+                       path, m->size);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = hlen << 8 | base[i];
     if (hlen > m->size - 8)
-        return hp_errf(e, "%s: byte 0: header length %llu runs past the end of the file (%zu bytes)",
+        return hp_errf(e,
+                       "%s: byte 0: header length %llu runs past the end of the file (%zu bytes)",
                        path, (unsigned long long)hlen, m->size);
     if (hlen < 2)
         return hp_errf(e, "%s: byte 0: header length %llu is too small for a JSON object", path,
@@ -162,7 +175,8 @@ static int open_single(hp_store *s, size_t *cap, const char *path, hp_err *e) {
 static int shard_name_ok(const char *n) {
     if (!*n || n[0] == '/') return 0;
     for (const char *p = n; *p; p++)
-        if (p[0] == '.' && p[1] == '.' && (p == n || p[-1] == '/') && (p[2] == '/' || !p[2])) return 0;
+        if (p[0] == '.' && p[1] == '.' && (p == n || p[-1] == '/') && (p[2] == '/' || !p[2]))
+            return 0;
     return 1;
 }
 
@@ -197,8 +211,8 @@ static int open_index(hp_store *s, size_t *cap, const char *index_path, hp_err *
     const cJSON *it;
     cJSON_ArrayForEach(it, wm) {
         if (!cJSON_IsString(it) || !shard_name_ok(it->valuestring)) {
-            rc = hp_errf(e, "%s: weight_map entry '%s' is not a relative shard file name", index_path,
-                         it->string);
+            rc = hp_errf(e, "%s: weight_map entry '%s' is not a relative shard file name",
+                         index_path, it->string);
             goto out;
         }
         size_t pl = dl + strlen(it->valuestring) + 2;
@@ -227,8 +241,8 @@ static int open_index(hp_store *s, size_t *cap, const char *index_path, hp_err *
         }
         /* every shard path was built above as dir + "/" + name */
         if (strcmp(t->file + dl + 1, want)) {
-            rc = hp_errf(e, "%s: tensor '%s' is stored in %s but the index maps it to %s", index_path,
-                         it->string, t->file, want);
+            rc = hp_errf(e, "%s: tensor '%s' is stored in %s but the index maps it to %s",
+                         index_path, it->string, t->file, want);
             goto out;
         }
     }

@@ -76,7 +76,8 @@ int hp_store_check_overlap(const hp_store *s, int first, const uint8_t *base, hp
     for (int i = 1; i < m; i++) {
         /* data + nbytes cannot overflow: both were checked against the mapping's size */
         if (v[i - 1]->data + v[i - 1]->nbytes > v[i]->data) {
-            rc = hp_errf(e, "%s: byte %zu: tensor '%s' overlaps tensor '%s' (which ends at byte %zu)",
+            rc = hp_errf(e,
+                         "%s: byte %zu: tensor '%s' overlaps tensor '%s' (which ends at byte %zu)",
                          v[i]->file, (size_t)(v[i]->data - base), v[i]->name, v[i - 1]->name,
                          (size_t)(v[i - 1]->data - base) + v[i - 1]->nbytes);
             break;

@@ -255,15 +255,17 @@ static int utf8_lossy_append(char **buf, size_t *len, size_t *cap, const char *s
     return 0;
 }
 
-int tk_utf8_valid(const char *s, size_t n) {
+size_t tk_utf8_valid_prefix(const char *s, size_t n) {
     size_t i = 0, bad;
     while (i < n) {
         size_t k = utf8_valid_len((const uint8_t *)s + i, n - i, &bad);
-        if (!k) return 0;
+        if (!k) break;
         i += k;
     }
-    return 1;
+    return i;
 }
+
+int tk_utf8_valid(const char *s, size_t n) { return tk_utf8_valid_prefix(s, n) == n; }
 
 /* Unicode White_Space: Rust's char::is_whitespace and its regex \s. */
 static int is_ws(uint32_t c) {
@@ -292,34 +294,20 @@ uint32_t tk_byte_to_cp(uint8_t b) {
     return 256u + (uint32_t)k;
 }
 
-int tk_cp_to_byte(uint32_t cp) {
-    if (cp < 256) return bl_printable((int)cp) ? (int)cp : -1;
-    if (cp >= 256 + 68) return -1;
-    int k = (int)cp - 256;
-    for (int b = 0; b < 256; b++)
-        if (!bl_printable(b) && k-- == 0) return b;
-    return -1;
+/* Fills the tokenizer's byte-level tables: byte -> UTF-8 of its character, character -> byte. */
+static void bl_tables(hp_tokenizer *t) {
+    for (int i = 0; i < 256 + 68; i++) t->bl_byte[i] = -1;
+    for (int b = 0; b < 256; b++) {
+        char tmp[4];
+        uint32_t cp = tk_byte_to_cp((uint8_t)b);
+        int k = tk_utf8_put(tmp, cp);
+        memcpy(t->bl_chr[b], tmp, (size_t)k);
+        t->bl_len[b] = (uint8_t)k;
+        t->bl_byte[cp] = (int16_t)b;
+    }
 }
 
-/* The 256 mapped characters as UTF-8 (1 or 2 bytes each), built once. */
-typedef struct bl_table {
-    char s[256][2];
-    uint8_t n[256];
-} bl_table;
-static const bl_table *bl_tab(void) {
-    static bl_table tab;
-    static int ready; /* idempotent: concurrent first calls write identical bytes */
-    if (!ready) {
-        for (int b = 0; b < 256; b++) {
-            char tmp[4];
-            int k = tk_utf8_put(tmp, tk_byte_to_cp((uint8_t)b));
-            memcpy(tab.s[b], tmp, (size_t)k);
-            tab.n[b] = (uint8_t)k;
-        }
-        ready = 1;
-    }
-    return &tab;
-}
+int tk_cp_to_byte(const hp_tokenizer *t, uint32_t cp) { return cp < 256 + 68 ? t->bl_byte[cp] : -1; }
 
 const char tk_gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
@@ -355,6 +343,7 @@ hp_tokenizer *tk_new(const char *path, hp_err *e) {
     t->unk_id = -1;
     t->bos = t->eos = -1;
     for (int i = 0; i < 256; i++) t->byte_tok[i] = -1;
+    bl_tables(t);
     /* Rust regex's Unicode \w: alphabetic, marks, decimal digits, connectors, joiners */
     t->re_word = tk_compile(t, "[\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}]", PCRE2_ZERO_TERMINATED, 0,
                             "internal", e);
@@ -894,7 +883,6 @@ static int pre_bytelevel(const hp_tokenizer *t, tk_work *w, const tk_pre *pr, tk
         return hp_errf(e, "%s: out of memory", t->path);
     }
     /* map every byte of the new pieces to its alphabet character */
-    const bl_table *tab = bl_tab();
     for (size_t i = first; i < w->npc2; i++) {
         tk_piece *q = &w->pc2[i];
         size_t o = arena_reserve(w, q->len * 2);
@@ -902,8 +890,8 @@ static int pre_bytelevel(const hp_tokenizer *t, tk_work *w, const tk_pre *pr, tk
         size_t m = 0;
         for (size_t j = 0; j < q->len; j++) {
             uint8_t b = (uint8_t)w->arena[q->off + j];
-            memcpy(w->arena + o + m, tab->s[b], tab->n[b]);
-            m += tab->n[b];
+            memcpy(w->arena + o + m, t->bl_chr[b], t->bl_len[b]);
+            m += t->bl_len[b];
         }
         w->an = o + m;
         q->off = o;
@@ -1189,7 +1177,7 @@ static int dec_step(const hp_tokenizer *t, tk_work *w, const tk_dec *d, tk_tokv 
             while (j < n) {
                 uint32_t cp;
                 j += (size_t)tk_utf8_next(s + j, n - j, &cp);
-                int b = tk_cp_to_byte(cp);
+                int b = tk_cp_to_byte(t, cp);
                 if (b < 0) {
                     ok = 0;
                     break;
@@ -1212,7 +1200,7 @@ static int dec_step(const hp_tokenizer *t, tk_work *w, const tk_dec *d, tk_tokv 
         return tokv_push(o, off, no);
     }
     if (d->type == TK_DEC_BYTEFALLBACK) {
-        size_t run_start = w->an, run = 0; /* pending byte tokens, collected in the arena */
+        size_t run = 0; /* pending byte tokens, their bytes collected in tmp */
         char *tmp = NULL;
         size_t ntmp = 0, ctmp = 0;
         for (size_t i = 0; i <= v->n; i++) {
@@ -1260,7 +1248,6 @@ static int dec_step(const hp_tokenizer *t, tk_work *w, const tk_dec *d, tk_tokv 
                 return -1;
             }
         }
-        (void)run_start;
         free(tmp);
         return 0;
     }

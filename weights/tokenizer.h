@@ -28,7 +28,9 @@ int hp_tok_adds_bos(const hp_tokenizer *t);
 
 /* Encodes UTF-8 text (len bytes). add_special: apply the post-processor (BOS for SPM models),
  * as HF's encode(text, add_special_tokens=True). Special tokens written in the text (e.g.
- * "<|im_start|>", "[INST]") become their ids. *ids is malloc'd; caller frees. */
+ * "<|im_start|>", "[INST]") become their ids. *ids is malloc'd; caller frees.
+ * Invalid UTF-8 is accepted (HF takes only valid str): each maximal invalid subsequence is read
+ * as U+FFFD first, as Python's bytes.decode("utf-8", "replace") does. */
 int hp_tok_encode(const hp_tokenizer *t, const char *text, size_t len, int add_special,
                   int32_t **ids, int *n, hp_err *e);
 /* Decodes ids to a malloc'd UTF-8 string; skip_special drops special/control tokens. Like HF

@@ -30,11 +30,11 @@ typedef struct gctx {
 } gctx;
 
 /* 1 if every character of the (valid UTF-8) string is one of the 256 byte-level characters. */
-static int in_alphabet(const char *s, size_t n) {
+static int in_alphabet(const hp_tokenizer *t, const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         uint32_t cp;
         i += (size_t)tk_utf8_next(s + i, n - i, &cp);
-        if (tk_cp_to_byte(cp) < 0) return 0;
+        if (tk_cp_to_byte(t, cp) < 0) return 0;
     }
     return 1;
 }
@@ -269,11 +269,15 @@ static int load(gctx *c) {
         const char *s = c->tokens->strs[i];
         size_t n = c->tokens->str_lens[i];
         if (!tk_utf8_valid(s, n)) return hp_errf(c->e, "%s: tokenizer.ggml.tokens[%llu] is not valid UTF-8", c->path, (unsigned long long)i);
-        if (bytelevel && !in_alphabet(s, n)) {
+        if (bytelevel && !in_alphabet(t, s, n)) {
             char *r = malloc(n * 2 + 1);
             if (!r) return hp_errf(c->e, "%s: out of memory", c->path);
             size_t m = 0;
-            for (size_t j = 0; j < n; j++) m += (size_t)tk_utf8_put(r + m, tk_byte_to_cp((uint8_t)s[j]));
+            for (size_t j = 0; j < n; j++) {
+                uint8_t byte = (uint8_t)s[j];
+                memcpy(r + m, t->bl_chr[byte], t->bl_len[byte]);
+                m += t->bl_len[byte];
+            }
             int rc = tk_set_piece(t, (int32_t)i, r, m, c->e);
             free(r);
             if (rc) return -1;
@@ -302,7 +306,7 @@ static int load(gctx *c) {
         const char *s = c->tokens->strs[i];
         size_t n = c->tokens->str_lens[i];
         int tt = token_type(c, i);
-        if (tt == TT_CONTROL && (!bytelevel || in_alphabet(s, n))) {
+        if (tt == TT_CONTROL && (!bytelevel || in_alphabet(t, s, n))) {
             if (tk_add_added(t, s, n, tk_vocab_get(t, s, n), 1, 0, 0, 0, 0, c->e)) return -1;
         }
     }

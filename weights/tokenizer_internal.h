@@ -146,6 +146,11 @@ struct hp_tokenizer {
     int adds_bos;
 
     pcre2_code *re_word;   /* \w, for single_word added tokens */
+
+    /* GPT-2 byte-level alphabet: byte -> its character's UTF-8, character -> byte */
+    char bl_chr[256][2];
+    uint8_t bl_len[256];
+    int16_t bl_byte[256 + 68];
 };
 
 /* ---- builders (tokenizer.c) ---- */
@@ -177,12 +182,13 @@ int tk_sm_put(const tk_pool *pool, tk_strmap *m, tk_sref ref, int32_t val);
 int32_t tk_sm_get(const tk_pool *pool, const tk_strmap *m, const char *s, size_t len);
 /* 1 if s[0..n) is well-formed UTF-8 (no surrogates, overlongs or values past U+10FFFF). */
 int tk_utf8_valid(const char *s, size_t n);
+size_t tk_utf8_valid_prefix(const char *s, size_t n); /* length of the longest valid prefix */
 /* Decodes one UTF-8 scalar at s[0..n) (valid input assumed); returns its length (>= 1). */
 int tk_utf8_next(const char *s, size_t n, uint32_t *cp);
 int tk_utf8_put(char *out, uint32_t cp); /* writes 1..4 bytes */
 /* The GPT-2 byte <-> unicode tables. */
 uint32_t tk_byte_to_cp(uint8_t b);
-int tk_cp_to_byte(uint32_t cp); /* -1 if cp is not in the alphabet */
+int tk_cp_to_byte(const hp_tokenizer *t, uint32_t cp); /* -1 if cp is not in the alphabet */
 /* The GPT-2 pattern ByteLevel(use_regex=true) splits with. */
 extern const char tk_gpt2_pattern[];
 extern const char tk_llama3_pattern[];

@@ -3,7 +3,9 @@
  * post-processor and decoder. Components outside the two families headpursuit runs
  * (SentencePiece-style BPE, GPT-2 byte-level BPE) are refused with a message naming the JSON
  * path, rather than silently encoding differently from HF. BOS/EOS come from a
- * tokenizer_config.json beside the file when there is one, as transformers reads them. */
+ * tokenizer_config.json beside the file when there is one, as transformers reads them.
+ * cJSON ends strings at NUL, so a "\u0000" inside a token is not representable (no real
+ * vocabulary has one; GGUF vocabularies, which can, keep their lengths). */
 #include "tokenizer_internal.h"
 
 #include <cJSON.h>
@@ -610,6 +612,14 @@ hp_tokenizer *hp_tok_from_json(const char *path, hp_err *e) {
         return NULL;
     }
     if (hp_read_file(path, &data, &len, e)) return NULL;
+    /* HF reads the file into a Rust String, so it must be UTF-8; checking it here also means
+     * every string the encoder later matches or splits on is valid UTF-8 */
+    size_t valid = tk_utf8_valid_prefix(data, len);
+    if (valid != len) {
+        hp_errf(e, "%s: not valid UTF-8 (byte offset %zu)", path, valid);
+        free(data);
+        return NULL;
+    }
     cJSON *root = cJSON_ParseWithLength(data, len);
     if (!root) {
         const char *ep = cJSON_GetErrorPtr();

@@ -49,7 +49,8 @@ static void fuzz_check_store(int rc, hp_store *s, const hp_err *e, const char *p
         for (int k = 0; k < s->nmaps; k++)
             if (s->maps[k].path == t.file) m = &s->maps[k];
         const uint8_t *base = m ? m->base : NULL;
-        if (!m || t.data < base || t.nbytes > m->size || t.data - base > (ptrdiff_t)(m->size - t.nbytes))
+        if (!m || t.data < base || t.nbytes > m->size ||
+            t.data - base > (ptrdiff_t)(m->size - t.nbytes))
             abort();
         uint8_t *copy = malloc(t.nbytes ? t.nbytes : 1);
         float *y = malloc((t.nelem ? t.nelem : 1) * sizeof *y);

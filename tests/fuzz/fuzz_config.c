@@ -1,5 +1,6 @@
 /* fuzz_config.c: libFuzzer harness for hp_config_from_json (weights/config.c): parse the input
- * as a config.json; an accepted config must be self-consistent, a rejected one must name the file. */
+ * as a config.json; an accepted config must be self-consistent, a rejected one must name the file.
+ */
 #include <stdint.h>
 #include <string.h>
 

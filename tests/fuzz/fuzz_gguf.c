@@ -26,7 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (kv->type == HP_GGUF_ARRAY && kv->n) {
             hp_gguf_arr_int(kv, kv->n - 1, &v);
             (void)hp_gguf_arr_float(kv, kv->n - 1);
-            if (kv->arr_type == HP_GGUF_STRING && strlen(kv->strs[kv->n - 1]) > kv->str_lens[kv->n - 1])
+            if (kv->arr_type == HP_GGUF_STRING &&
+                strlen(kv->strs[kv->n - 1]) > kv->str_lens[kv->n - 1])
                 abort();
         }
     }

@@ -7,8 +7,11 @@
  *    tokenizer from its metadata, which then encodes and decodes the fixed text.
  *  - anything else: byte 0 picks one of the fixture tokenizers (tests/fixtures/tok, or
  *    $HP_TOK_FIXTURES), the rest is encoded as is (arbitrary bytes, invalid UTF-8 included) and
- *    decoded back. For SmolLM2's byte-level tokenizer decode(encode(x)) must give x with every
- *    invalid UTF-8 subsequence replaced by U+FFFD (checked when x holds no NUL).
+ *    decoded back. For bl_llama3 (byte-level, all 256 byte characters in its vocabulary, no
+ *    prefix space) decode(encode(x)) must give x with every invalid UTF-8 subsequence replaced
+ *    by U+FFFD (checked when x holds no NUL and no "<sep>", an rstrip token that swallows the
+ *    spaces after it). SmolLM2 does not qualify: its vocabulary lacks a few byte characters
+ *    (e.g. for 0x14), which HF, having no unk token, drops.
  * Seeds: tests/fuzz/seeds/tokenizer/. Run from the repository root:
  *   build/fuzz/fuzz_tokenizer tests/fuzz/corpus-tokenizer tests/fuzz/seeds/tokenizer */
 #include <stdint.h>
@@ -23,7 +26,7 @@
 
 static const char *const fixture_names[] = {"spm_legacy", "spm_metaspace", "spm_metaspace_split",
                                              "bl_llama3", "bl_gpt2", "smollm2"};
-enum { N_FIX = 6, SMOLLM2 = 5 };
+enum { N_FIX = 6, BL_LLAMA3 = 3 };
 static hp_tokenizer *fixtures[N_FIX];
 static char tmpdir[64], tmpjson[128], tmpgguf[128];
 static const char fixed_text[] = "Hello  w\xc3\xb6rld 123 <s>[INST] \xe2\x96\x81x\tG\xff\xc3\n<|im_start|>";
@@ -95,7 +98,7 @@ static void encode_decode(const hp_tokenizer *t, const char *text, size_t len, i
         for (int skip = 0; skip < 2; skip++) {
             char *d = hp_tok_decode(t, ids, n, skip);
             if (!d) abort();
-            if (check_roundtrip && !special && !skip && !memchr(text, 0, len)) {
+            if (check_roundtrip && !special && !skip && !memchr(text, 0, len) && !memmem(text, len, "<sep>", 5)) {
                 char *want = malloc(len * 3 + 1);
                 if (!want) abort();
                 lossy((const uint8_t *)text, len, want);
@@ -160,6 +163,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     int k = data[0] % N_FIX;
-    encode_decode(fixtures[k], (const char *)data + 1, size - 1, k == SMOLLM2);
+    encode_decode(fixtures[k], (const char *)data + 1, size - 1, k == BL_LLAMA3);
     return 0;
 }

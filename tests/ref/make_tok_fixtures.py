@@ -658,6 +658,9 @@ def main():
              hf_meta(tf.backend_tokenizer, tf.bos_token, tf.eos_token))
 
     variants_and_seeds()
+    import shutil
+    for name in ("spm.gguf", "bl_gpt2.gguf"):  # GGUF-mode seeds for the fuzzer
+        shutil.copyfile(os.path.join(gdir, name), os.path.join(ROOT, "tests", "fuzz", "seeds", "tokenizer", name))
     if os.path.exists(SMOL_GGUF):
         smollm2_fixture()
     else:
