@@ -26,7 +26,7 @@ TOL_SMOLLM2 = 1e-4  # same weights (Q4_1/Q8_0 dequantised exactly, d*q+m) so fp3
 #                     1e-5 already moves it 2e-4..6.5e-4, so 1e-3 would let such bugs through.
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-FIX = os.path.join("tests", "fixtures")
+FIX = os.environ.get("HP_FIXTURES", os.path.join("tests", "fixtures"))  # override: perturbation demos
 GGUF = os.path.join("models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 BIN = os.environ.get("HP_BIN", "./headpursuit")
 TINY = [  # (model dir, reference dir)

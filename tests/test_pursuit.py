@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Head Pursuit mechanics through the CLI (numpy only; exit 0 pass, 1 fail, 77 all skipped).
+
+Edits on the tiny Llama fixture:
+  - alpha = 1 on any head gives bit-identical logits;
+  - alpha = 0 equals the checkpoint with that head's W_O columns zeroed (edited independently
+    here by rewriting the safetensors file);
+  - the readout of `capture` sums to the attention output projection: sum over heads of a
+    token's contributions equals o_proj(z) (checked through alpha = 0 on all heads of a layer).
+The rank -> eval pipeline on the real SmolLM2 (a few samples): outputs exist and are consistent,
+representations are reused only when model/data/options match, random controls keep the
+per-layer counts of the SOMP heads and never overlap them.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+BIN = os.environ.get("HP_BIN", "./headpursuit")
+TINY = os.path.join("tests", "fixtures", "tiny-llama")
+GGUF = os.path.join("models", "SmolLM2-135M-Instruct.Q4_1.gguf")
+counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+
+
+def run(*args, ok=True):
+    p = subprocess.run([BIN, *args], capture_output=True, text=True)
+    if ok and p.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} exited {p.returncode}: {p.stderr.strip()[-400:]}")
+    return p
+
+
+def check(name, fn):
+    try:
+        msg = fn()
+        counts["PASS"] += 1
+        print(f"PASS  {name:44s} {msg or ''}")
+    except SkipTest as s:
+        counts["SKIP"] += 1
+        print(f"SKIP  {name:44s} skipped: {s}")
+    except Exception as ex:  # any exception is a failure
+        counts["FAIL"] += 1
+        print(f"FAIL  {name:44s} {ex}")
+
+
+class SkipTest(Exception):
+    pass
+
+
+def read_st(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    return b, n, json.loads(b[8:8 + n])
+
+
+def logits(model, tmp, *extra):
+    out = os.path.join(tmp, f"l{len(os.listdir(tmp))}.npy")
+    run("logits", model, "--ids-file", os.path.join(TINY, "ref", "prompts.json"), "--out", out, "--quiet", *extra)
+    return np.load(out)
+
+
+def test_alpha_one(tmp):
+    a = logits(TINY, tmp)
+    b = logits(TINY, tmp, "--heads", "0.1,1.5", "--alpha", "1")
+    if a.tobytes() != b.tobytes():
+        raise AssertionError("alpha = 1 changed the logits")
+    return "bit-identical"
+
+
+def test_alpha_zero(tmp):
+    cfg = json.load(open(os.path.join(TINY, "config.json")))
+    dh = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    layer, head = 1, 4
+    d = os.path.join(tmp, "zeroed")
+    shutil.copytree(TINY, d)
+    path = os.path.join(d, "model.safetensors")
+    b, n, hdr = read_st(path)
+    t = hdr[f"model.layers.{layer}.self_attn.o_proj.weight"]
+    assert t["dtype"] == "F32"
+    s, e = t["data_offsets"]
+    w = np.frombuffer(b[8 + n + s:8 + n + e], dtype="<f4").reshape(t["shape"]).copy()
+    w[:, head * dh:(head + 1) * dh] = 0
+    b = bytearray(b)
+    b[8 + n + s:8 + n + e] = w.tobytes()
+    open(path, "wb").write(b)
+    ref = logits(d, tmp)
+    out = logits(TINY, tmp, "--heads", f"{layer}.{head}", "--alpha", "0")
+    err = np.abs(out - ref).max() / np.abs(ref).max()
+    if not err <= 1e-6:
+        raise AssertionError(f"alpha = 0 vs zeroed W_O slice: rel err {err:.3g} > 1e-6")
+    base = logits(TINY, tmp)
+    if np.abs(base - ref).max() == 0:
+        raise AssertionError("zeroing the slice changed nothing: the test would not see a bug")
+    return f"rel err {err:.2g}"
+
+
+def test_pipeline(tmp):
+    if not os.path.exists(GGUF):
+        raise SkipTest(f"{GGUF} not found (run scripts/fetch_smollm2.sh)")
+    qa = os.path.join(tmp, "qa")
+    subprocess.run([sys.executable, "scripts/build_qa.py", "--out-dir", qa], check=True, capture_output=True)
+    reps = os.path.join(tmp, "reps.safetensors")
+    rk = os.path.join(tmp, "rank.json")
+    args = ["rank", GGUF, "--data", os.path.join(qa, "train.jsonl"), "--concept", os.path.join(qa, "countries.txt"),
+            "-k", "5", "--limit", "12", "--reps", reps, "--out", rk, "--device", "cpu"]
+    p1 = run(*args)
+    r = json.load(open(rk))
+    L, H = r["layers"], r["heads_per_layer"]
+    assert (L, H) == (30, 9) and len(r["heads"]) == L * H and r["samples"] == 12
+    evr = [h["somp_evr"] for h in r["heads"]]
+    assert all(0 <= x <= 1 + 1e-9 for x in evr) and evr == sorted(evr, reverse=True), "EVR order"
+    assert sorted(map(tuple, r["somp_order"])) == sorted(map(tuple, r["ll_order"])), "orders cover the same heads"
+    for f in (rk[:-5] + ".csv", rk[:-5] + ".heatmap.svg"):
+        assert os.path.getsize(f) > 0, f
+    p2 = run(*args)
+    assert "reusing head representations" in p2.stderr, "second run did not reuse the representations"
+    assert json.load(open(rk))["heads"] == r["heads"], "reused representations gave another ranking"
+    p3 = run(*[a if a != "12" else "10" for a in args])
+    assert "reusing head representations" not in p3.stderr, "representations reused although --limit changed"
+    assert "hash differs" in p3.stderr, "no reason given for recomputing"
+    run(*args)  # back to the 12-sample ranking for eval
+    ev = os.path.join(tmp, "eval")
+    run("eval", GGUF, "--task", "qa", "--data", os.path.join(qa, "test.jsonl"), "--edit", rk, "--top", "2,4",
+        "--random", "3", "--seed", "7", "--limit", "6", "--max-new", "4", "--out-dir", ev, "--device", "cpu", "--quiet")
+    e = json.load(open(os.path.join(ev, "eval.json")))
+    somp = {row["k"]: row["heads"] for row in e["results"] if row["method"] == "somp"}
+    for row in e["results"]:
+        if row["method"] != "random":
+            continue
+        rnd = [tuple(map(int, x.split("."))) for x in row["heads"].split(",")]
+        sel = [tuple(map(int, x.split("."))) for x in somp[row["k"]].split(",")]
+        assert not set(rnd) & set(sel), f"random draw overlaps the SOMP heads: {rnd} {sel}"
+        assert sorted(l for l, _ in rnd) == sorted(l for l, _ in sel), "per-layer counts differ"
+        assert len(set(rnd)) == len(rnd)
+    assert len([x for x in e["results"] if x["method"] == "random"]) == 2 * 3
+    assert len(e["summary"]) == 2 * 2 * 2  # metric x k x kind
+    for f in ("eval.csv", "f1_vs_k.svg", "match_vs_k.svg", "heads_heatmap.svg"):
+        assert os.path.getsize(os.path.join(ev, f)) > 0, f
+    top = {tuple(x) for x in r["somp_order"][:2]}
+    got = {tuple(map(int, x.split("."))) for x in somp[2].split(",")}
+    assert top == got, f"eval edited {got}, ranking's top 2 are {top}"
+    return f"rank x3 (reuse checked) + eval, {len(e['results'])} edited runs"
+
+
+def main():
+    os.chdir(ROOT)
+    print(f"pursuit: binary {BIN}")
+    with tempfile.TemporaryDirectory() as tmp:
+        check("alpha = 1 is bit-identical", lambda: test_alpha_one(tmp))
+        check("alpha = 0 equals zeroed W_O slice", lambda: test_alpha_zero(tmp))
+        check("rank -> eval pipeline (SmolLM2)", lambda: test_pipeline(tmp))
+    print(f"pursuit: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
+    if counts["FAIL"]:
+        return 1
+    return 77 if counts["PASS"] == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
