@@ -52,7 +52,7 @@ static int run_qa(const eval_ctx *c, const char *label, kind_scores *ks, char **
     int rc = 0;
     for (int b0 = 0; b0 < p->B && !rc; b0 += c->batch) {
         int nb = p->B - b0 < c->batch ? p->B - b0 : c->batch;
-        rc = hp_generate(c->m, nb, (const int32_t *const *)p->ids + b0, p->len + b0, c->max_new, 0, outs,
+        rc = hp_generate(c->m, nb, (const int32_t *const *)p->ids + b0, p->len + b0, NULL, c->max_new, 0, outs,
                          outn, 0, e);
         for (int b = 0; b < nb && !rc; b++) {
             char *text = hp_tok_decode(c->m->tok, outs[b], outn[b], 1);

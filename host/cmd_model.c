@@ -482,7 +482,7 @@ int cmd_generate(int argc, char **argv) {
         hp_errf(&e, "out of memory");
         goto done;
     }
-    if (hp_generate(m, p.B, (const int32_t *const *)p.ids, p.len, max_new, no_eos, outs, outn,
+    if (hp_generate(m, p.B, (const int32_t *const *)p.ids, p.len, NULL, max_new, no_eos, outs, outn,
                     !o.quiet, &e))
         goto done;
     for (int b = 0; b < p.B; b++) {

@@ -115,6 +115,12 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
     if (f->cap_w) CHECK(be->upload(be, rt->capw, f->cap_w + s0, n, HP_MEM_F32, e));
     if (m->n_edited) CHECK(be->upload(be, rt->alpha, m->alpha, (size_t)c->L * c->H, HP_MEM_F32, e));
     CHECK(be->embed(be, rt->x, m->embed, rt->ids, n, c->D, c->V));
+    for (int i = 0; i < f->n_inject; i++) {
+        int r = f->inject_rows[i];
+        if (r < s0 || r >= s0 + n) continue;
+        CHECK(be->upload(be, be->offset(be, rt->x, (size_t)(r - s0) * c->D, HP_MEM_ACT),
+                         f->inject + (size_t)i * c->D, c->D, HP_MEM_ACT, e));
+    }
     float *cap_host = NULL;
     size_t cap_n = f->cap_w ? (size_t)f->cap_B * c->H * c->D : 0;
     if (f->cap_w && !(cap_host = malloc(cap_n * sizeof(float))))
@@ -234,8 +240,8 @@ static int is_eos(const hp_config *c, int id) {
     return c->n_eos == 0 && id == c->eos_id;
 }
 
-int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, int max_new,
-                int no_eos, int32_t **out, int *out_n, int progress, hp_err *e) {
+int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, const hp_inject *inj,
+                int max_new, int no_eos, int32_t **out, int *out_n, int progress, hp_err *e) {
     const hp_config *c = &m->cfg;
     int total = 0, maxlen = 0;
     for (int b = 0; b < B; b++) {
@@ -271,6 +277,9 @@ int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, i
             for (int b = 1; b < B && same; b++) same = ids[b][P] == ids[0][P];
             if (!same) break;
         }
+        for (int b = 0; inj && b < B; b++) /* injected rows differ between prompts */
+            for (int i = 0; i < inj[b].n; i++)
+                if (inj[b].pos[i] < P) P = inj[b].pos[i];
         if (P < 4) P = 0;
     }
     if (P > 0) {
@@ -291,20 +300,43 @@ int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, i
             }
     }
     /* Prefill the rest of every prompt, packed; logits at each prompt's last token. */
-    int T = 0;
+    int T = 0, n_inj = 0;
+    int32_t *inj_rows = NULL;
+    float *inj_emb = NULL;
+    for (int b = 0; inj && b < B; b++) n_inj += inj[b].n;
+    if (n_inj) {
+        inj_rows = malloc(sizeof(int32_t) * (size_t)n_inj);
+        inj_emb = malloc(sizeof(float) * (size_t)n_inj * c->D);
+        if (!inj_rows || !inj_emb) {
+            free(inj_rows);
+            free(inj_emb);
+            hp_errf(e, "out of memory");
+            goto out;
+        }
+        n_inj = 0;
+    }
     for (int b = 0; b < B; b++) {
+        int t0 = T - P;
         for (int i = P; i < len[b]; i++, T++) {
             tid[T] = ids[b][i];
             tseq[T] = b;
             tpos[T] = i;
         }
         rows[b] = T - 1;
+        for (int i = 0; inj && i < inj[b].n; i++) {
+            if (inj[b].pos[i] < P || inj[b].pos[i] >= len[b]) continue;
+            inj_rows[n_inj] = t0 + inj[b].pos[i];
+            memcpy(inj_emb + (size_t)n_inj++ * c->D, inj[b].emb + (size_t)i * c->D, sizeof(float) * c->D);
+        }
     }
     hp_fwd f = {.T = T, .ids = tid, .seq = tseq, .pos = tpos, .n_logits = B, .logit_rows = rows,
-                .logits_out = logits};
+                .logits_out = logits, .n_inject = n_inj, .inject_rows = inj_rows, .inject = inj_emb};
     hp_progress pb;
     hp_progress_start(&pb, "generate", max_new, "tok", progress);
-    if (hp_forward(rt, &f, e)) goto out;
+    int frc = hp_forward(rt, &f, e);
+    free(inj_rows);
+    free(inj_emb);
+    if (frc) goto out;
     for (int step = 0; step < max_new; step++) {
         int na = 0;
         for (int b = 0; b < B; b++) {

@@ -4,6 +4,9 @@
 
 #include "fileio.h"
 #include "gguf.h"
+#include "llava.h"
+
+#include <cJSON.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,8 +110,9 @@ static const hp_tensor *find_checked(hp_model *m, hp_role r, int l, hp_err *e) {
     const hp_tensor_spec *s = &hp_tensor_table[r];
     int64_t shape[2];
     int nd = hp_tensor_shape(&m->cfg, r, shape);
-    char name[256];
-    snprintf(name, sizeof name, m->is_gguf ? s->gguf : s->hf, l);
+    char fmt[256], name[256];
+    snprintf(fmt, sizeof fmt, "%s%s", m->prefix, m->is_gguf ? s->gguf : s->hf);
+    snprintf(name, sizeof name, fmt, l);
     const hp_tensor *t = hp_store_find(&m->store, name);
     if (!t) {
         hp_errf(e, "%s: missing tensor %s", m->path, name);
@@ -197,6 +201,26 @@ fail:
     return -1;
 }
 
+/* config.json of a decoder, or of LLaVA-NeXT (its text_config; tensors under "language_model."). */
+static int read_dir_config(hp_model *m, const char *path, hp_err *e) {
+    char *text;
+    size_t len;
+    if (hp_read_file(path, &text, &len, e)) return -1;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!root) return hp_errf(e, "%s: not valid JSON", path);
+    int rc;
+    if (cJSON_GetObjectItemCaseSensitive(root, "text_config")) {
+        m->is_llava = 1;
+        snprintf(m->prefix, sizeof m->prefix, "language_model.");
+        rc = hp_llava_text_config(root, path, &m->cfg, e);
+    } else {
+        rc = hp_config_from_cjson(root, path, &m->cfg, e);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcmp(s + a - b, suf);
@@ -231,7 +255,7 @@ hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e) {
             hp_errf(e, "%s: path too long", path);
             goto fail;
         }
-        if (hp_config_from_json(buf, &m->cfg, e)) goto fail;
+        if (read_dir_config(m, buf, e)) goto fail;
         if (hp_store_open_safetensors(&m->store, path, e)) goto fail;
         if (hp_path_join(buf, sizeof buf, path, "tokenizer.json") == 0 && hp_file_exists(buf)) {
             m->tok = hp_tok_from_json(buf, e);

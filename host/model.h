@@ -62,6 +62,9 @@ typedef struct hp_model {
     hp_layer *layers;       /* L */
     float *alpha;           /* host [L*H]: head edit factors, 1 = unedited */
     int n_edited;
+    char prefix[32];        /* tensor-name prefix of the language model ("language_model." in
+                               LLaVA checkpoints, "" otherwise) */
+    int is_llava;           /* config.json is a LlavaNextForConditionalGeneration */
 } hp_model;
 
 /* path: a directory with config.json (+ tokenizer.json) + safetensors, or a .gguf file. Every
@@ -97,6 +100,11 @@ void hp_runtime_free(hp_runtime *rt);
 typedef struct hp_fwd {
     int T;
     const int32_t *ids, *seq, *pos;
+    /* Rows whose input embedding is given instead of looked up (image features): n_inject token
+     * indices of this call and their [n_inject, D] float32 embeddings. */
+    int n_inject;
+    const int32_t *inject_rows;
+    const float *inject;
     int n_logits;
     const int32_t *logit_rows;
     float *logits_out;
@@ -107,10 +115,17 @@ typedef struct hp_fwd {
 
 int hp_forward(hp_runtime *rt, const hp_fwd *f, hp_err *e);
 
+/* Embeddings that replace the looked-up ones at some positions of a prompt (image features). */
+typedef struct hp_inject {
+    int n;
+    const int32_t *pos;  /* n positions in the prompt */
+    const float *emb;    /* [n, D] */
+} hp_inject;
+
 /* Greedy generation for B prompts (each ids[b], len[b] tokens) up to max_new tokens, stopping a
- * sequence at any EOS id unless no_eos. out[b] (malloc'd) gets the new ids, out_n[b] their count.
- * progress: print a progress line on stderr. */
-int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, int max_new,
-                int no_eos, int32_t **out, int *out_n, int progress, hp_err *e);
+ * sequence at any EOS id unless no_eos. inj: NULL or B entries. out[b] (malloc'd) gets the new
+ * ids, out_n[b] their count. progress: print a progress line on stderr. */
+int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, const hp_inject *inj,
+                int max_new, int no_eos, int32_t **out, int *out_n, int progress, hp_err *e);
 
 #endif
