@@ -6,7 +6,9 @@ CC      ?= gcc
 NVCC    ?= nvcc
 BUILD   ?= build
 OPT     ?= -O2
-CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) -g -Wall -Wextra -Werror -fopenmp -MMD -MP \
+# Built and run on the same machine (CI builds from source): use its vector units.
+ARCH_FLAGS ?= -march=native
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH_FLAGS) -g -Wall -Wextra -Werror -fopenmp -MMD -MP \
            -Iweights -Ikernels -Ihost -I/usr/include/cjson
 comma := ,
 # OpenBLAS built on OpenMP shares our thread pool (the pthread build oversubscribes the cores).

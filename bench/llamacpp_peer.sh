@@ -9,6 +9,8 @@
 #   PEER_BUILD_ONLY=1            build (or find the cached build) and stop
 #   PEER_JOBS=2                  parallel compile jobs; PEER_THREADS=2  llama-bench -t
 #   PEER_REPS=3                  llama-bench -r
+#   PEER_JSONL=FILE              also write llama-bench's per-test JSON lines (with every
+#                                sample) to FILE; llama-bench's own messages then go there too
 # The last line printed is `llama-bench: PATH`, and the llama-bench table goes to stdout
 # (markdown); bench/run_cpu_bench.sh parses it.
 set -euo pipefail
@@ -53,6 +55,11 @@ echo "llama.cpp: from llama-cpp-python $VER, vendored commit ${COMMIT:0:12}"
 
 [[ -f "$MODEL" ]] || { echo "llamacpp_peer: no model file $MODEL" >&2; exit 1; }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BIN" -m "$MODEL" -p 64,256,512 -n 64 -t "$THREADS" -r "$REPS" -o md
+ARGS=(-m "$MODEL" -p "64,256,512" -n 64 -t "$THREADS" -r "$REPS" -o md)
+if [[ -n "${PEER_JSONL:-}" ]]; then
+    "$BIN" "${ARGS[@]}" -oe jsonl 2>"$PEER_JSONL" || { cat "$PEER_JSONL" >&2; exit 1; }
+else
+    "$BIN" "${ARGS[@]}"
+fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "llama-bench: $BIN"

@@ -6,7 +6,7 @@
  * Errors: every CUDA and cuBLAS call goes through CU()/CB(), which record the statement, file,
  * line and the library's message as the backend's pending error and make the call return -1.
  * Ops have no hp_err argument, so the pending error is handed over by the next call that has
- * one (sync, upload, download, zero, alloc), which fails with it: no call after a failure
+ * one (sync, upload, download, zero, copy, alloc), which fails with it: no call after a failure
  * looks successful. Kernels flag bad indices in a device word that sync() reads.
  *
  * Products:
@@ -220,6 +220,17 @@ static int cuda_zero(hp_backend *be, void *p, size_t n, hp_mem m, hp_err *e) {
     cuda_impl *ci = be->impl;
     if (take_pending(ci, e)) return -1;
     return zero_impl(ci, p, n, m) ? take_pending(ci, e) : 0;
+}
+
+static int copy_impl(cuda_impl *ci, void *dst, const void *src, size_t n, hp_mem m) {
+    if (n) CU(cudaMemcpyAsync(dst, src, n * elem_bytes(m), cudaMemcpyDeviceToDevice, ci->stream));
+    return 0;
+}
+
+static int cuda_copy(hp_backend *be, void *dst, const void *src, size_t n, hp_mem m, hp_err *e) {
+    cuda_impl *ci = be->impl;
+    if (take_pending(ci, e)) return -1;
+    return copy_impl(ci, dst, src, n, m) ? take_pending(ci, e) : 0;
 }
 
 /* Waits for the stream, then reports (and clears) what the kernels flagged. */
@@ -462,6 +473,7 @@ hp_backend *hp_backend_cuda_create(int device, hp_err *e) {
     be->upload = cuda_upload;
     be->download = cuda_download;
     be->zero = cuda_zero;
+    be->copy = cuda_copy;
     be->sync = cuda_sync;
     be->embed = cuda_embed;
     be->rmsnorm = cuda_rmsnorm;

@@ -1,9 +1,11 @@
-/* llava_config.c: the language-model half of a LlavaNextForConditionalGeneration config.json.
- * Checkpoints store only the text_config keys that differ from transformers' defaults for its
- * model_type, so the defaults are filled in before the decoder config is read. */
+/* llava_config.c: a LlavaNextForConditionalGeneration config.json: the language-model half
+ * (text_config) and the vision half (vision_config, feature selection, anyres pinpoints, image
+ * token, projector). Checkpoints store only the keys that differ from transformers' defaults, so
+ * the defaults of transformers 4.46 are filled in for absent keys. */
 #include "llava.h"
 
 #include <cJSON.h>
+#include <math.h>
 
 typedef struct kv_default {
     const char *key;
@@ -47,4 +49,140 @@ int hp_llava_text_config(const struct cJSON *root, const char *path, hp_config *
     int rc = hp_config_from_cjson(t, path, c, e);
     cJSON_Delete(t);
     return rc;
+}
+
+/* ---- the vision half ------------------------------------------------------------------------ */
+
+/* An integer key, def when absent or null. */
+static int v_int(const cJSON *o, const char *key, int def, int *out, const char *path, hp_err *e) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e9)
+        return hp_errf(e, "%s: key '%s' must be an integer", path, key);
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+static int v_act(const cJSON *o, const char *key, hp_act def, hp_act *out, const char *path, hp_err *e) {
+    const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, "gelu")) *out = HP_ACT_GELU;
+    else if (cJSON_IsString(v) && !strcmp(v->valuestring, "quick_gelu")) *out = HP_ACT_QUICK_GELU;
+    else
+        return hp_errf(e, "%s: '%s' must be \"gelu\" or \"quick_gelu\" (others are not supported)",
+                       path, key);
+    return 0;
+}
+
+/* LlavaNextConfig's default image_grid_pinpoints, (height, width). */
+static const int default_pinpoints[][2] = {{336, 672}, {672, 336}, {672, 672}, {1008, 336}, {336, 1008}};
+
+int hp_llava_vision_config(const cJSON *root, const char *path, hp_llava_config *c, hp_err *e) {
+    memset(c, 0, sizeof *c);
+    const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
+    hp_clip_config *v = &c->vis;
+    if (vc && !cJSON_IsNull(vc)) {
+        if (!cJSON_IsObject(vc)) return hp_errf(e, "%s: 'vision_config' must be an object", path);
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(vc, "model_type");
+        if (mt && !(cJSON_IsString(mt) && !strcmp(mt->valuestring, "clip_vision_model")))
+            return hp_errf(e, "%s: vision_config.model_type %s%s%s is not supported (only "
+                           "clip_vision_model)", path, cJSON_IsString(mt) ? "'" : "",
+                           cJSON_IsString(mt) ? mt->valuestring : "(not a string)",
+                           cJSON_IsString(mt) ? "'" : "");
+        /* CLIPVisionConfig's own defaults (ViT-B/32). */
+        double eps = 1e-5;
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(vc, "layer_norm_eps");
+        if (ev && !cJSON_IsNull(ev)) {
+            if (!cJSON_IsNumber(ev) || !(ev->valuedouble > 0))
+                return hp_errf(e, "%s: vision_config.layer_norm_eps must be a positive number", path);
+            eps = ev->valuedouble;
+        }
+        v->eps = (float)eps;
+        if (v_int(vc, "hidden_size", 768, &v->D, path, e) ||
+            v_int(vc, "intermediate_size", 3072, &v->F, path, e) ||
+            v_int(vc, "num_hidden_layers", 12, &v->L, path, e) ||
+            v_int(vc, "num_attention_heads", 12, &v->H, path, e) ||
+            v_int(vc, "num_channels", 3, &v->C, path, e) ||
+            v_int(vc, "image_size", 224, &v->S, path, e) ||
+            v_int(vc, "patch_size", 32, &v->p, path, e) ||
+            v_act(vc, "hidden_act", HP_ACT_QUICK_GELU, &v->act, path, e))
+            return -1;
+    } else {
+        /* No vision_config: LlavaNextConfig builds CLIP ViT-L/14-336. */
+        *v = (hp_clip_config){.D = 1024, .F = 4096, .L = 24, .H = 16, .C = 3, .S = 336, .p = 14,
+                              .eps = 1e-5f, .act = HP_ACT_QUICK_GELU};
+    }
+    if (v->D <= 0 || v->F <= 0 || v->L <= 0 || v->H <= 0 || v->C <= 0 || v->S <= 0 || v->p <= 0)
+        return hp_errf(e, "%s: non-positive dimension in vision_config", path);
+    if (v->D % v->H)
+        return hp_errf(e, "%s: vision_config.hidden_size %d is not a multiple of num_attention_heads %d",
+                       path, v->D, v->H);
+    if (v->S % v->p)
+        return hp_errf(e, "%s: vision_config.image_size %d is not a multiple of patch_size %d", path,
+                       v->S, v->p);
+    v->Dh = v->D / v->H;
+    v->P = (v->S / v->p) * (v->S / v->p);
+    v->N = v->P + 1;
+
+    if (v_int(root, "vision_feature_layer", -2, &c->feature_layer, path, e) ||
+        v_int(root, "image_token_index", 32000, &c->image_token, path, e) ||
+        v_act(root, "projector_hidden_act", HP_ACT_GELU, &c->proj_act, path, e))
+        return -1;
+    /* hidden_states has L+1 entries: [0] the pre_layrnorm output, [k] encoder layer k's output;
+     * negative indices count from the end, as in Python. */
+    int hs = c->feature_layer < 0 ? v->L + 1 + c->feature_layer : c->feature_layer;
+    if (hs < 0 || hs > v->L)
+        return hp_errf(e, "%s: vision_feature_layer %d is outside CLIP's %d hidden states", path,
+                       c->feature_layer, v->L + 1);
+    c->feature_hs = hs;
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(root, "vision_feature_select_strategy");
+    if (!st || cJSON_IsNull(st) || (cJSON_IsString(st) && !strcmp(st->valuestring, "default")))
+        c->select_full = 0;
+    else if (cJSON_IsString(st) && !strcmp(st->valuestring, "full"))
+        c->select_full = 1;
+    else
+        return hp_errf(e, "%s: vision_feature_select_strategy must be \"default\" or \"full\"", path);
+    c->P_sel = c->select_full ? v->N : v->P;
+    const cJSON *pb = cJSON_GetObjectItemCaseSensitive(root, "multimodal_projector_bias");
+    if (pb && !cJSON_IsNull(pb) && !cJSON_IsBool(pb))
+        return hp_errf(e, "%s: multimodal_projector_bias must be true or false", path);
+    c->proj_bias = !(pb && cJSON_IsFalse(pb));
+    if (c->image_token < 0) return hp_errf(e, "%s: image_token_index %d is negative", path, c->image_token);
+
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(root, "image_grid_pinpoints");
+    if (!pp || cJSON_IsNull(pp)) {
+        c->n_pinpoints = (int)(sizeof default_pinpoints / sizeof *default_pinpoints);
+        memcpy(c->pinpoints, default_pinpoints, sizeof default_pinpoints);
+    } else {
+        int n = cJSON_IsArray(pp) ? cJSON_GetArraySize(pp) : 0;
+        if (n <= 0 || n > (int)(sizeof c->pinpoints / sizeof *c->pinpoints))
+            return hp_errf(e, "%s: image_grid_pinpoints must be a list of 1..%d [height, width] pairs",
+                           path, (int)(sizeof c->pinpoints / sizeof *c->pinpoints));
+        int i = 0;
+        for (const cJSON *it = pp->child; it; it = it->next, i++) {
+            const cJSON *a = cJSON_GetArrayItem(it, 0), *b = cJSON_GetArrayItem(it, 1);
+            if (!cJSON_IsArray(it) || cJSON_GetArraySize(it) != 2 || !cJSON_IsNumber(a) ||
+                !cJSON_IsNumber(b) || a->valuedouble != floor(a->valuedouble) ||
+                b->valuedouble != floor(b->valuedouble) || a->valuedouble < 1 || b->valuedouble < 1 ||
+                a->valuedouble > 1e6 || b->valuedouble > 1e6)
+                return hp_errf(e, "%s: image_grid_pinpoints[%d] is not a [height, width] pair of "
+                               "positive integers", path, i);
+            c->pinpoints[i][0] = (int)a->valuedouble;
+            c->pinpoints[i][1] = (int)b->valuedouble;
+        }
+        c->n_pinpoints = n;
+    }
+    /* The model views the grid tiles as (height/S) x (width/S): a remainder cannot pack. */
+    for (int i = 0; i < c->n_pinpoints; i++)
+        if (c->pinpoints[i][0] % v->S || c->pinpoints[i][1] % v->S)
+            return hp_errf(e, "%s: image_grid_pinpoints[%d] = [%d, %d]%s is not a multiple of "
+                           "vision_config.image_size %d", path, i, c->pinpoints[i][0],
+                           c->pinpoints[i][1], pp && !cJSON_IsNull(pp) ? "" : " (the default)", v->S);
+    return 0;
 }

@@ -32,10 +32,17 @@ typedef struct hp_pixels {
  * least waste; returns its index. */
 int hp_llava_best_resolution(const hp_llava_proc_cfg *c, int h, int w);
 int hp_llava_preprocess(const hp_image *im, const hp_llava_proc_cfg *c, hp_pixels *out, hp_err *e);
+/* Number of tiles hp_llava_preprocess produces for this size (1 base + the grid), without
+ * decoding or resizing anything; -1 for a non-positive size. */
+int hp_llava_num_tiles(const hp_llava_proc_cfg *c, int orig_h, int orig_w);
 void hp_pixels_free(hp_pixels *p);
 
 /* Number of image tokens (features after packing: base tile patches + unpadded grid rows each
- * followed by image_newline), exactly as HF computes it for this image size. */
+ * followed by image_newline), exactly as HF's LlavaNextForConditionalGeneration.
+ * pack_image_features produces them (vision_feature_select_strategy "default": no CLS) for this
+ * image size; -1 for a non-positive size. HF's LlavaNextProcessor counts with integer division
+ * instead and disagrees for a few sizes (e.g. 2 of 421 tested at crop 32, 6 of 447 at 336); the
+ * model's count is the number of features that actually exist. */
 int hp_llava_num_image_tokens(const hp_llava_proc_cfg *c, int orig_h, int orig_w);
 /* The unpadded grid geometry: the grid of tiles is gh x gw tiles of (crop/patch)^2 patches;
  * after unpadding to the original aspect the feature map is uh x uw patches. */

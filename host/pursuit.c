@@ -310,7 +310,7 @@ int hp_score_heads(const hp_reps *r, const hp_dict *dict, const hp_somp_opts *o,
     }
     double t0 = hp_now();
     if (progress) fprintf(stderr, "somp: %d heads x %d samples, %d atoms, k = %d ...\n", nh, r->N, dict->V, o->k);
-    int rc = hp_somp_cpu_batch(r->h, nh, r->N, r->D, dict->atoms, dict->V, o, res, e);
+    int rc = hp_somp_batch(o->backend, r->h, nh, r->N, r->D, dict->atoms, dict->V, o, res, e);
     if (progress && !rc) fprintf(stderr, "somp: done in %.1fs\n", hp_now() - t0);
     for (int v = 0; v < dict->V; v++)
         for (int d = 0; d < r->D; d++) mean_atom[d] += dict->atoms[(size_t)v * r->D + d] / dict->V;

@@ -44,4 +44,30 @@ void hp_cpu_head_scale(float *z, const float *alpha, int T, int H, int Dh);
 int hp_cpu_head_readout(float *out, const float *z, const float *w, const int32_t *seq,
                          const float *Wo, int T, int B, int H, int Dh, int D);
 
+/* ---- the CLIP vision tower and the LLaVA projector ---- */
+
+/* layernorm.c: out[t,:] = (x[t,:] - mean) / sqrt(var + eps) * w + b (biased variance, as
+ * nn.LayerNorm). out may alias x. */
+void hp_cpu_layernorm(float *out, const float *x, const float *w, const float *b, int T, int D,
+                      float eps);
+
+/* gelu.c: in place. gelu: exact erf form (nn.GELU, transformers "gelu"); quick_gelu:
+ * x * sigmoid(1.702 x) (transformers "quick_gelu", CLIP's MLP). */
+void hp_cpu_gelu(float *x, size_t n);
+void hp_cpu_quick_gelu(float *x, size_t n);
+
+/* bias.c: x[t, :] += b[:] for t < T; x is [T, N]. */
+void hp_cpu_add_bias(float *x, const float *b, int T, int N);
+
+/* attention_full.c: non-causal attention over B sequences of N positions: q, k, v, z are
+ * [B*N, H*Dh] (biases already added); z[b,i,h] = softmax_j(q[b,i,h]·k[b,j,h]/sqrt(Dh)) v[b,j,h]
+ * over all j < N. Returns -1 when out of memory (an N×N score buffer). */
+int hp_cpu_attention_full(float *z, const float *q, const float *k, const float *v, int B, int N,
+                          int H, int Dh);
+
+/* im2col.c: the (S/p)^2 non-overlapping p×p patches of img [C, S, S] as rows of out
+ * [(S/p)^2, C*p*p], raster order, each row in (c, ky, kx) order: out · W^T with the Conv2d weight
+ * W [D, C, p, p] viewed as [D, C*p*p] is the stride-p convolution (the patch embedding). */
+void hp_cpu_im2col_patches(float *out, const float *img, int C, int S, int p);
+
 #endif

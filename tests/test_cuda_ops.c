@@ -804,8 +804,8 @@ static void greedy_check(const char *model, const char *tag, hp_model *mc, hp_mo
     int *nc = xmalloc(sizeof(int) * B), *ng = xmalloc(sizeof(int) * B);
     memset(oc, 0, sizeof(int32_t *) * B);
     memset(og, 0, sizeof(int32_t *) * B);
-    int rc = hp_generate(mc, B, (const int32_t *const *)ids, len, nnew, 1, oc, nc, 0, &e);
-    if (!rc) rc = hp_generate(mg, B, (const int32_t *const *)ids, len, nnew, 1, og, ng, 0, &e);
+    int rc = hp_generate(mc, B, (const int32_t *const *)ids, len, NULL, nnew, 1, oc, nc, 0, &e);
+    if (!rc) rc = hp_generate(mg, B, (const int32_t *const *)ids, len, NULL, nnew, 1, og, ng, 0, &e);
     expect(!rc, "%s %s: greedy generation on both backends (%s)", model, tag, rc ? e.msg : "ok");
     for (int b = 0; !rc && b < B; b++) {
         int k = 0;
@@ -952,6 +952,7 @@ out:
 #endif /* HP_HAVE_CUDA */
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* keep every line if a kernel fault kills the process */
     const char *s = getenv("HP_SEED");
     uint64_t seed = s ? strtoull(s, NULL, 0) : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
     rng = seed;

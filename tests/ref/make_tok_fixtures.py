@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """make_tok_fixtures.py: writes the tokenizer fixtures under tests/fixtures/tok/ that
 tests/test_tokenizer.c checks weights/tokenizer*.c against. The reference is Hugging Face
-`tokenizers` (and `transformers`' GGUF tokenizer conversion for the GGUF cases).
+`tokenizers` (and `transformers`' GGUF tokenizer conversion for the GGUF cases). The small
+vocabularies are learned by train_bpe() below, a plain deterministic BPE trainer (HF's
+BpeTrainer breaks ties by hash order, so its output, and every fixture, would change per run);
+rerunning the script reproduces the committed files byte for byte.
 
 Environment (git-ignored venv; tests never need it):
     python3 -m venv .venv-tok

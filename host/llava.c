@@ -1,0 +1,595 @@
+/* llava.c: LLaVA-NeXT on top of the decoder: the vision tensor table and loader, the CLIP vision
+ * tower (patch embedding as im2col + matmul, CLS and position embeddings, pre_layrnorm, pre-LN
+ * encoder layers with biased non-causal attention and a quick_gelu MLP), the projector, anyres
+ * packing with unpadding and image_newline (transformers' pack_image_features), and the prompt
+ * with its image token expanded into injected feature rows.
+ *
+ * The vision side runs on the host in float32 through the CPU ops whatever backend holds the
+ * language model: it is one forward per image, and its ops (layernorm, bias, gelu, quick_gelu,
+ * attention_full, im2col) are the reference a CUDA version would be tested against once they are
+ * added to hp_backend; the functions below then only swap hp_cpu_* for be->... calls. */
+#include "llava.h"
+
+#include "fileio.h"
+#include "ops_cpu.h"
+
+#include <cJSON.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- the tensor table --------------------------------------------------------------------- */
+
+#define VT "vision_tower.vision_model."
+#define VL VT "encoder.layers.%d."
+const hp_llava_tensor_spec hp_llava_tensor_table[HP_LV_COUNT] = {
+    {HP_LV_PATCH, 0, VT "embeddings.patch_embedding.weight", {'D', 'C', 'p', 'p'}},
+    {HP_LV_CLS, 0, VT "embeddings.class_embedding", {'D'}},
+    {HP_LV_POS, 0, VT "embeddings.position_embedding.weight", {'N', 'D'}},
+    {HP_LV_PRE_LN_W, 0, VT "pre_layrnorm.weight", {'D'}}, /* sic: HF's spelling */
+    {HP_LV_PRE_LN_B, 0, VT "pre_layrnorm.bias", {'D'}},
+    {HP_LV_LN1_W, 1, VL "layer_norm1.weight", {'D'}},
+    {HP_LV_LN1_B, 1, VL "layer_norm1.bias", {'D'}},
+    {HP_LV_WQ, 1, VL "self_attn.q_proj.weight", {'D', 'D'}},
+    {HP_LV_BQ, 1, VL "self_attn.q_proj.bias", {'D'}},
+    {HP_LV_WK, 1, VL "self_attn.k_proj.weight", {'D', 'D'}},
+    {HP_LV_BK, 1, VL "self_attn.k_proj.bias", {'D'}},
+    {HP_LV_WV, 1, VL "self_attn.v_proj.weight", {'D', 'D'}},
+    {HP_LV_BV, 1, VL "self_attn.v_proj.bias", {'D'}},
+    {HP_LV_WO, 1, VL "self_attn.out_proj.weight", {'D', 'D'}},
+    {HP_LV_BO, 1, VL "self_attn.out_proj.bias", {'D'}},
+    {HP_LV_LN2_W, 1, VL "layer_norm2.weight", {'D'}},
+    {HP_LV_LN2_B, 1, VL "layer_norm2.bias", {'D'}},
+    {HP_LV_FC1_W, 1, VL "mlp.fc1.weight", {'F', 'D'}},
+    {HP_LV_FC1_B, 1, VL "mlp.fc1.bias", {'F'}},
+    {HP_LV_FC2_W, 1, VL "mlp.fc2.weight", {'D', 'F'}},
+    {HP_LV_FC2_B, 1, VL "mlp.fc2.bias", {'D'}},
+    {HP_LV_PROJ1_W, 0, "multi_modal_projector.linear_1.weight", {'T', 'D'}},
+    {HP_LV_PROJ1_B, 0, "multi_modal_projector.linear_1.bias", {'T'}},
+    {HP_LV_PROJ2_W, 0, "multi_modal_projector.linear_2.weight", {'T', 'T'}},
+    {HP_LV_PROJ2_B, 0, "multi_modal_projector.linear_2.bias", {'T'}},
+    {HP_LV_NEWLINE, 0, "image_newline", {'T'}},
+};
+#undef VL
+#undef VT
+
+static int64_t dim_value(const hp_llava_config *c, char d) {
+    switch (d) {
+    case 'D': return c->vis.D;
+    case 'F': return c->vis.F;
+    case 'N': return c->vis.N;
+    case 'C': return c->vis.C;
+    case 'p': return c->vis.p;
+    case 'T': return c->Dt;
+    default: return 0;
+    }
+}
+
+int hp_llava_tensor_shape(const hp_llava_config *c, hp_lv_role r, int64_t shape[4]) {
+    const hp_llava_tensor_spec *s = &hp_llava_tensor_table[r];
+    int nd = 0;
+    while (nd < 4 && s->dim[nd]) {
+        shape[nd] = dim_value(c, s->dim[nd]);
+        nd++;
+    }
+    return nd;
+}
+
+static size_t role_elems(const hp_llava_config *c, hp_lv_role r) {
+    int64_t shape[4];
+    int nd = hp_llava_tensor_shape(c, r, shape);
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)shape[i];
+    return n;
+}
+
+static int role_needed(const hp_llava_config *c, hp_lv_role r) {
+    return c->proj_bias || (r != HP_LV_PROJ1_B && r != HP_LV_PROJ2_B);
+}
+
+/* Layers of role r that exist in the checkpoint (all) and that are loaded (those the selected
+ * hidden state depends on). */
+static int role_layers(const hp_llava_config *c, hp_lv_role r, int loaded) {
+    if (!hp_llava_tensor_table[r].per_layer) return 1;
+    return loaded ? c->feature_hs : c->vis.L;
+}
+
+static float **role_slot(hp_llava *lv, hp_lv_role r, int l) {
+    hp_clip_layer *y = lv->layers ? &lv->layers[l] : NULL;
+    switch (r) {
+    case HP_LV_PATCH: return &lv->patch_w;
+    case HP_LV_CLS: return &lv->cls;
+    case HP_LV_POS: return &lv->pos;
+    case HP_LV_PRE_LN_W: return &lv->pre_ln_w;
+    case HP_LV_PRE_LN_B: return &lv->pre_ln_b;
+    case HP_LV_LN1_W: return &y->ln1_w;
+    case HP_LV_LN1_B: return &y->ln1_b;
+    case HP_LV_WQ: return &y->wq;
+    case HP_LV_BQ: return &y->bq;
+    case HP_LV_WK: return &y->wk;
+    case HP_LV_BK: return &y->bk;
+    case HP_LV_WV: return &y->wv;
+    case HP_LV_BV: return &y->bv;
+    case HP_LV_WO: return &y->wo;
+    case HP_LV_BO: return &y->bo;
+    case HP_LV_LN2_W: return &y->ln2_w;
+    case HP_LV_LN2_B: return &y->ln2_b;
+    case HP_LV_FC1_W: return &y->fc1_w;
+    case HP_LV_FC1_B: return &y->fc1_b;
+    case HP_LV_FC2_W: return &y->fc2_w;
+    case HP_LV_FC2_B: return &y->fc2_b;
+    case HP_LV_PROJ1_W: return &lv->proj1_w;
+    case HP_LV_PROJ1_B: return &lv->proj1_b;
+    case HP_LV_PROJ2_W: return &lv->proj2_w;
+    case HP_LV_PROJ2_B: return &lv->proj2_b;
+    case HP_LV_NEWLINE: return &lv->newline;
+    default: return NULL;
+    }
+}
+
+static void fmt_shape(char *buf, size_t cap, const int64_t *shape, int nd) {
+    buf[0] = 0;
+    for (int i = 0; i < nd; i++)
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%lld", i ? "," : "", (long long)shape[i]);
+}
+
+/* The tensor of role r in layer l, its shape and dtype checked against the config. */
+static const hp_tensor *find_checked(const hp_llava *lv, hp_lv_role r, int l, hp_err *e) {
+    const hp_model *m = lv->m;
+    char name[256];
+    snprintf(name, sizeof name, hp_llava_tensor_table[r].hf, l);
+    const hp_tensor *t = hp_store_find(&m->store, name);
+    if (!t) {
+        hp_errf(e, "%s: missing tensor %s", m->path, name);
+        return NULL;
+    }
+    int64_t shape[4];
+    int nd = hp_llava_tensor_shape(&lv->cfg, r, shape);
+    int ok = t->ndim == nd;
+    for (int i = 0; ok && i < nd; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char got[96], want[96];
+        fmt_shape(got, sizeof got, t->shape, t->ndim);
+        fmt_shape(want, sizeof want, shape, nd);
+        hp_errf(e, "%s: tensor %s has shape [%s] but the config implies [%s]", t->file, name, got, want);
+        return NULL;
+    }
+    if (t->dt != HP_F32 && t->dt != HP_F16 && t->dt != HP_BF16) {
+        hp_errf(e, "%s: tensor %s has dtype %s (expected F32, F16 or BF16)", t->file, name,
+                hp_dtype_name(t->dt));
+        return NULL;
+    }
+    return t;
+}
+
+/* Checks every vision tensor (every layer, used or not) before anything is allocated. */
+static int check_tensors(hp_llava *lv, hp_err *e) {
+    lv->n_params = 0;
+    lv->wblock_n = 0;
+    for (int r = 0; r < HP_LV_COUNT; r++) {
+        if (!role_needed(&lv->cfg, r)) continue;
+        for (int l = 0; l < role_layers(&lv->cfg, r, 0); l++) {
+            const hp_tensor *t = find_checked(lv, r, l, e);
+            if (!t) return -1;
+            if (r == HP_LV_PATCH) lv->file_dtype = t->dt;
+        }
+        lv->n_params += (uint64_t)role_elems(&lv->cfg, r) * role_layers(&lv->cfg, r, 0);
+        lv->wblock_n += role_elems(&lv->cfg, r) * role_layers(&lv->cfg, r, 1);
+    }
+    return 0;
+}
+
+static int load_weights(hp_llava *lv, hp_err *e) {
+    lv->wblock = malloc(lv->wblock_n * sizeof(float));
+    if (!lv->wblock)
+        return hp_errf(e, "%s: out of memory for the vision weights (%zu floats)", lv->m->path,
+                       lv->wblock_n);
+    size_t off = 0;
+    for (int r = 0; r < HP_LV_COUNT; r++) {
+        if (!role_needed(&lv->cfg, r)) continue;
+        size_t n = role_elems(&lv->cfg, r);
+        for (int l = 0; l < role_layers(&lv->cfg, r, 1); l++) {
+            const hp_tensor *t = find_checked(lv, r, l, e);
+            if (!t) return -1;
+            float *dst = lv->wblock + off;
+            if (hp_tensor_to_f32(t, dst, e)) return -1;
+            *role_slot(lv, r, l) = dst;
+            off += n;
+        }
+    }
+    return 0;
+}
+
+/* The image processor's settings for this model: llava-hf's preprocessor defaults (shortest
+ * edge = crop = the tile side, CLIP's normalisation) with the config's pinpoints. */
+static void fill_proc(hp_llava *lv) {
+    hp_llava_proc_defaults(&lv->proc, lv->cfg.vis.S, lv->cfg.vis.p);
+    lv->proc.n_pinpoints = lv->cfg.n_pinpoints;
+    memcpy(lv->proc.pinpoints, lv->cfg.pinpoints, sizeof lv->proc.pinpoints);
+}
+
+hp_llava *hp_llava_load(const char *dir, hp_backend *be, hp_err *e) {
+    return hp_llava_open(dir, be, be != NULL, e);
+}
+
+hp_llava *hp_llava_open(const char *dir, hp_backend *be, int load_vision, hp_err *e) {
+    char path[4096];
+    if (!hp_is_dir(dir)) {
+        hp_errf(e, "%s: not a directory (a LLaVA-NeXT model is a directory with config.json and "
+                   "safetensors)", dir);
+        return NULL;
+    }
+    if (hp_path_join(path, sizeof path, dir, "config.json")) {
+        hp_errf(e, "%s: path too long", dir);
+        return NULL;
+    }
+    hp_llava *lv = calloc(1, sizeof *lv);
+    if (!lv) {
+        hp_errf(e, "%s: out of memory", dir);
+        return NULL;
+    }
+    char *text;
+    size_t len;
+    if (hp_read_file(path, &text, &len, e)) goto fail;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!root) {
+        hp_errf(e, "%s: not valid JSON", path);
+        goto fail;
+    }
+    int rc = cJSON_GetObjectItemCaseSensitive(root, "text_config")
+                 ? hp_llava_vision_config(root, path, &lv->cfg, e)
+                 : hp_errf(e, "%s: not a LLaVA-NeXT config (no 'text_config')", path);
+    cJSON_Delete(root);
+    if (rc) goto fail;
+    lv->m = hp_model_load(dir, be, e);
+    if (!lv->m) goto fail;
+    lv->cfg.Dt = lv->m->cfg.D;
+    if (lv->cfg.image_token >= lv->m->cfg.V) {
+        hp_errf(e, "%s: image_token_index %d is outside the text vocabulary (%d)", path,
+                lv->cfg.image_token, lv->m->cfg.V);
+        goto fail;
+    }
+    lv->layers = calloc((size_t)lv->cfg.vis.L, sizeof *lv->layers);
+    if (!lv->layers) {
+        hp_errf(e, "%s: out of memory", dir);
+        goto fail;
+    }
+    fill_proc(lv);
+    if (check_tensors(lv, e)) goto fail;
+    if (load_vision && load_weights(lv, e)) goto fail;
+    return lv;
+fail:
+    hp_llava_free(lv);
+    return NULL;
+}
+
+void hp_llava_free(hp_llava *lv) {
+    if (!lv) return;
+    hp_model_free(lv->m);
+    free(lv->wblock);
+    free(lv->layers);
+    free(lv);
+}
+
+static const char *act_name(hp_act a) { return a == HP_ACT_GELU ? "gelu" : "quick_gelu"; }
+
+void hp_llava_print_info(const hp_llava *lv, FILE *f) {
+    const hp_llava_config *c = &lv->cfg;
+    const hp_clip_config *v = &c->vis;
+    fprintf(f, "vision: CLIP D %d, L %d, H %d (Dh %d), F %d, %s, image %d, patch %d (%d positions), "
+               "eps %g, %s\n", v->D, v->L, v->H, v->Dh, v->F, act_name(v->act), v->S, v->p, v->N,
+            (double)v->eps, hp_dtype_name(lv->file_dtype));
+    fprintf(f, "features: hidden_states[%d] (vision_feature_layer %d: %d of %d layers run), %s, "
+               "%d rows per tile\n", c->feature_hs, c->feature_layer, c->feature_hs, v->L,
+            c->select_full ? "full (with CLS)" : "default (CLS dropped)", c->P_sel);
+    fprintf(f, "projector: Linear(%d->%d)%s - %s - Linear(%d->%d); image token %d; pinpoints",
+            v->D, c->Dt, c->proj_bias ? "" : " no bias", act_name(c->proj_act), c->Dt, c->Dt,
+            c->image_token);
+    for (int i = 0; i < c->n_pinpoints; i++) fprintf(f, " %dx%d", c->pinpoints[i][0], c->pinpoints[i][1]);
+    fprintf(f, "\nvision + projector parameters: %.1fM\n", lv->n_params / 1e6);
+    for (int r = 0; r < HP_LV_COUNT; r++) {
+        if (!role_needed(c, r)) continue;
+        int64_t shape[4];
+        char s[96];
+        fmt_shape(s, sizeof s, shape, hp_llava_tensor_shape(c, r, shape));
+        char name[256];
+        snprintf(name, sizeof name, hp_llava_tensor_table[r].hf, 0);
+        fprintf(f, "  %-62s [%s]%s\n", name, s, hp_llava_tensor_table[r].per_layer ? " x L" : "");
+    }
+}
+
+/* ---- anyres geometry ---------------------------------------------------------------------- */
+
+/* transformers' select_best_resolution: the pinpoint that keeps the most of the image's pixels
+ * after an aspect-preserving fit, then the one that wastes the least; the first on ties. */
+static int best_resolution(const hp_llava_config *c, int h, int w) {
+    int best = 0;
+    long long max_eff = 0;
+    double min_waste = HUGE_VAL;
+    for (int i = 0; i < c->n_pinpoints; i++) {
+        int ph = c->pinpoints[i][0], pw = c->pinpoints[i][1];
+        double sw = (double)pw / w, sh = (double)ph / h, scale = sw < sh ? sw : sh;
+        long long dw = (long long)(w * scale), dh = (long long)(h * scale);
+        long long eff = dw * dh < (long long)w * h ? dw * dh : (long long)w * h;
+        double waste = (double)((long long)pw * ph - eff);
+        if (eff > max_eff || (eff == max_eff && waste < min_waste)) {
+            max_eff = eff;
+            min_waste = waste;
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* Unpadding as modeling_llava_next.unpad_image: the padded side is cut back to the original
+ * aspect, rounding down in float (int(h * scale)), the same padding removed at both ends. */
+static void unpad(int orig_h, int orig_w, int cur_h, int cur_w, int *r0, int *c0, int *uh, int *uw) {
+    *r0 = *c0 = 0;
+    *uh = cur_h;
+    *uw = cur_w;
+    if ((double)orig_w / orig_h > (double)cur_w / cur_h) {
+        int new_h = (int)(orig_h * ((double)cur_w / orig_w));
+        int pad = (cur_h - new_h) / 2;
+        *r0 = pad;
+        *uh = cur_h - 2 * pad;
+    } else {
+        int new_w = (int)(orig_w * ((double)cur_h / orig_h));
+        int pad = (cur_w - new_w) / 2;
+        *c0 = pad;
+        *uw = cur_w - 2 * pad;
+    }
+}
+
+static int geometry(const hp_llava *lv, int orig_h, int orig_w, int *n_tiles, int *gh, int *gw,
+                    int *r0, int *c0, int *uh, int *uw, hp_err *e) {
+    const hp_llava_config *c = &lv->cfg;
+    if (orig_h <= 0 || orig_w <= 0) return hp_errf(e, "image size %dx%d is empty", orig_h, orig_w);
+    int b = best_resolution(c, orig_h, orig_w);
+    *gh = c->pinpoints[b][0] / c->vis.S;
+    *gw = c->pinpoints[b][1] / c->vis.S;
+    *n_tiles = 1 + *gh * *gw;
+    int side = c->vis.S / c->vis.p;
+    unpad(orig_h, orig_w, *gh * side, *gw * side, r0, c0, uh, uw);
+    return c->P_sel + *uh * (*uw + 1);
+}
+
+int hp_llava_geometry(const hp_llava *lv, int orig_h, int orig_w, int *n_tiles, int *gh, int *gw,
+                      int *uh, int *uw, hp_err *e) {
+    int r0, c0;
+    return geometry(lv, orig_h, orig_w, n_tiles, gh, gw, &r0, &c0, uh, uw, e);
+}
+
+/* ---- the vision tower --------------------------------------------------------------------- */
+
+static float *falloc(size_t a, size_t b, hp_err *e) {
+    size_t n;
+    float *p = hp_mul_ok(a, b, &n) && hp_mul_ok(n, sizeof(float), &n) ? malloc(n) : NULL;
+    if (!p) hp_errf(e, "out of memory (%zu x %zu floats)", a, b);
+    return p;
+}
+
+static void activate(hp_act a, float *x, size_t n) {
+    if (a == HP_ACT_GELU) hp_cpu_gelu(x, n);
+    else hp_cpu_quick_gelu(x, n);
+}
+
+/* y[T, N] = x[T, K] · W^T (+ b), the nn.Linear. */
+static void linear(float *y, const float *x, const float *W, const float *b, int T, int N, int K) {
+    hp_cpu_matmul(y, x, W, T, N, K, 0.0f);
+    if (b) hp_cpu_add_bias(y, b, T, N);
+}
+
+int hp_llava_tower(const hp_llava *lv, const float *pixels, int n_tiles, float *out, hp_err *e) {
+    const hp_llava_config *c = &lv->cfg;
+    const hp_clip_config *v = &c->vis;
+    if (!lv->wblock) return hp_errf(e, "%s: vision weights not loaded", lv->m->path);
+    if (n_tiles <= 0) return hp_errf(e, "no image tiles");
+    int D = v->D, N = v->N, R = n_tiles * N, K = v->C * v->p * v->p;
+    float *x = falloc((size_t)R, D, e), *xn = falloc((size_t)R, D, e);
+    float *q = falloc((size_t)R, D, e), *k = falloc((size_t)R, D, e);
+    float *vv = falloc((size_t)R, D, e), *z = falloc((size_t)R, D, e);
+    float *h = falloc((size_t)R, v->F, e), *cols = falloc((size_t)v->P, K, e);
+    int rc = -1;
+    if (!x || !xn || !q || !k || !vv || !z || !h || !cols) goto out;
+    /* Embeddings: per tile [CLS, patches] + position embeddings (interpolation is never used:
+     * tiles always have the trained size). */
+    for (int b = 0; b < n_tiles; b++) {
+        float *xb = x + (size_t)b * N * D;
+        hp_cpu_im2col_patches(cols, pixels + (size_t)b * v->C * v->S * v->S, v->C, v->S, v->p);
+        hp_cpu_matmul(xb + D, cols, lv->patch_w, v->P, D, K, 0.0f);
+        memcpy(xb, lv->cls, sizeof(float) * D);
+        for (size_t i = 0; i < (size_t)N * D; i++) xb[i] += lv->pos[i];
+    }
+    hp_cpu_layernorm(x, x, lv->pre_ln_w, lv->pre_ln_b, R, D, v->eps);
+    /* hidden_states[feature_hs] is the output of layer feature_hs: the layers after it would be
+     * computed and thrown away by transformers, so they are not run. */
+    for (int l = 0; l < c->feature_hs; l++) {
+        const hp_clip_layer *w = &lv->layers[l];
+        hp_cpu_layernorm(xn, x, w->ln1_w, w->ln1_b, R, D, v->eps);
+        linear(q, xn, w->wq, w->bq, R, D, D);
+        linear(k, xn, w->wk, w->bk, R, D, D);
+        linear(vv, xn, w->wv, w->bv, R, D, D);
+        if (hp_cpu_attention_full(z, q, k, vv, n_tiles, N, v->H, v->Dh)) {
+            hp_errf(e, "out of memory (attention scores %d x %d)", N, N);
+            goto out;
+        }
+        hp_cpu_matmul(x, z, w->wo, R, D, D, 1.0f); /* residual: x += z · Wo^T */
+        hp_cpu_add_bias(x, w->bo, R, D);
+        hp_cpu_layernorm(xn, x, w->ln2_w, w->ln2_b, R, D, v->eps);
+        linear(h, xn, w->fc1_w, w->fc1_b, R, v->F, D);
+        activate(v->act, h, (size_t)R * v->F);
+        hp_cpu_matmul(x, h, w->fc2_w, R, D, v->F, 1.0f);
+        hp_cpu_add_bias(x, w->fc2_b, R, D);
+    }
+    int skip = c->select_full ? 0 : 1; /* "default" drops the CLS row */
+    for (int b = 0; b < n_tiles; b++)
+        memcpy(out + (size_t)b * c->P_sel * D, x + ((size_t)b * N + skip) * D,
+               sizeof(float) * (size_t)c->P_sel * D);
+    rc = 0;
+out:
+    free(x);
+    free(xn);
+    free(q);
+    free(k);
+    free(vv);
+    free(z);
+    free(h);
+    free(cols);
+    return rc;
+}
+
+int hp_llava_project(const hp_llava *lv, const float *in, int rows, float *out, hp_err *e) {
+    const hp_llava_config *c = &lv->cfg;
+    if (!lv->wblock) return hp_errf(e, "%s: vision weights not loaded", lv->m->path);
+    float *h = falloc((size_t)rows, c->Dt, e);
+    if (!h) return -1;
+    linear(h, in, lv->proj1_w, lv->proj1_b, rows, c->Dt, c->vis.D);
+    activate(c->proj_act, h, (size_t)rows * c->Dt);
+    linear(out, h, lv->proj2_w, lv->proj2_b, rows, c->Dt, c->Dt);
+    free(h);
+    return 0;
+}
+
+int hp_llava_pack(const hp_llava *lv, const float *proj, int n_tiles, int orig_h, int orig_w,
+                  float *out, int *n, hp_err *e) {
+    const hp_llava_config *c = &lv->cfg;
+    int want_tiles, gh, gw, r0, c0, uh, uw;
+    int total = geometry(lv, orig_h, orig_w, &want_tiles, &gh, &gw, &r0, &c0, &uh, &uw, e);
+    if (total < 0) return -1;
+    if (n_tiles != want_tiles)
+        return hp_errf(e, "a %dx%d image has %d tiles (1 + %dx%d grid) but %d were given", orig_h,
+                       orig_w, want_tiles, gh, gw, n_tiles);
+    /* transformers views each grid tile's rows as a side x side patch map; with "full" the CLS
+     * row does not fit that map (4.46 fails or scrambles), so there is nothing to match. */
+    if (c->select_full)
+        return hp_errf(e, "vision_feature_select_strategy \"full\" cannot be packed with anyres grid "
+                          "tiles (transformers cannot either)");
+    size_t Dt = (size_t)c->Dt, tile = (size_t)c->P_sel * Dt;
+    int side = c->vis.S / c->vis.p, o = 0;
+    memcpy(out, proj, sizeof(float) * tile); /* the base (whole-image) tile first */
+    o += c->P_sel;
+    for (int Y = r0; Y < r0 + uh; Y++) {
+        for (int X = c0; X < c0 + uw; X++) {
+            int t = 1 + (Y / side) * gw + X / side, r = (Y % side) * side + X % side;
+            memcpy(out + (size_t)o++ * Dt, proj + t * tile + (size_t)r * Dt, sizeof(float) * Dt);
+        }
+        memcpy(out + (size_t)o++ * Dt, lv->newline, sizeof(float) * Dt);
+    }
+    *n = o;
+    return 0;
+}
+
+int hp_llava_image_features(const hp_llava *lv, const hp_pixels *px, float **feats, int *n,
+                            hp_err *e) {
+    const hp_llava_config *c = &lv->cfg;
+    *feats = NULL;
+    *n = 0;
+    if (px->size != c->vis.S)
+        return hp_errf(e, "image tiles are %dx%d pixels but the vision tower takes %dx%d", px->size,
+                       px->size, c->vis.S, c->vis.S);
+    int tiles, gh, gw, uh, uw;
+    int total = hp_llava_geometry(lv, px->orig_h, px->orig_w, &tiles, &gh, &gw, &uh, &uw, e);
+    if (total < 0) return -1;
+    if (px->n_tiles != tiles)
+        return hp_errf(e, "a %dx%d image has %d tiles (1 + %dx%d grid) but %d were given",
+                       px->orig_h, px->orig_w, tiles, gh, gw, px->n_tiles);
+    size_t rows = (size_t)tiles * c->P_sel;
+    float *hs = falloc(rows, c->vis.D, e), *proj = falloc(rows, c->Dt, e);
+    float *out = falloc((size_t)total, c->Dt, e);
+    int rc = -1;
+    if (!hs || !proj || !out) goto done;
+    if (hp_llava_tower(lv, px->data, tiles, hs, e)) goto done;
+    if (hp_llava_project(lv, hs, (int)rows, proj, e)) goto done;
+    if (hp_llava_pack(lv, proj, tiles, px->orig_h, px->orig_w, out, n, e)) goto done;
+    if (*n != total) { /* the count the prompt was built with must be the rows produced */
+        hp_errf(e, "packed %d image features but the geometry gives %d", *n, total);
+        goto done;
+    }
+    *feats = out;
+    out = NULL;
+    rc = 0;
+done:
+    free(hs);
+    free(proj);
+    free(out);
+    return rc;
+}
+
+/* ---- the prompt ----------------------------------------------------------------------------- */
+
+int hp_llava_expand(const hp_llava *lv, const int32_t *ids, int n, int n_feat, int32_t **out,
+                    int *out_n, int32_t **pos, hp_err *e) {
+    int tok = lv->cfg.image_token, count = 0;
+    *out = NULL;
+    *pos = NULL;
+    for (int i = 0; i < n; i++) count += ids[i] == tok;
+    if (count != 1 && count != n_feat)
+        return hp_errf(e, "the ids hold %d image tokens (id %d): expected 1 (expanded here) or %d "
+                          "(one per image feature)", count, tok, n_feat);
+    int m = count == 1 ? n - 1 + n_feat : n;
+    *out = malloc(sizeof(int32_t) * (size_t)m);
+    *pos = malloc(sizeof(int32_t) * (size_t)(n_feat > 0 ? n_feat : 1));
+    if (!*out || !*pos) {
+        free(*out);
+        free(*pos);
+        *out = *pos = NULL;
+        return hp_errf(e, "out of memory");
+    }
+    int o = 0, p = 0;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] != tok) {
+            (*out)[o++] = ids[i];
+            continue;
+        }
+        for (int j = 0; j < (count == 1 ? n_feat : 1); j++) {
+            (*pos)[p++] = o;
+            (*out)[o++] = tok;
+        }
+    }
+    *out_n = o;
+    return 0;
+}
+
+int hp_llava_prompt(const hp_llava *lv, const char *user_text, const hp_pixels *px, int32_t **ids,
+                    int *n, hp_inject *inj, hp_err *e) {
+    const hp_model *m = lv->m;
+    *ids = NULL;
+    *n = 0;
+    memset(inj, 0, sizeof *inj);
+    if (!m->tok) return hp_errf(e, "%s: the model has no tokenizer (tokenizer.json)", m->path);
+    char *text = NULL;
+    if (asprintf(&text, "[INST] <image>\n%s [/INST]", user_text) < 0) return hp_errf(e, "out of memory");
+    int32_t *raw = NULL, *pos = NULL;
+    float *feats = NULL;
+    int nraw = 0, nf = 0, rc = -1;
+    if (hp_tok_encode(m->tok, text, strlen(text), 1, &raw, &nraw, e)) goto out;
+    int count = 0;
+    for (int i = 0; i < nraw; i++) count += raw[i] == lv->cfg.image_token;
+    if (count != 1) {
+        hp_errf(e, "%s: \"[INST] <image>\\n...\" encodes to %d image tokens (id %d): the tokenizer "
+                   "must have \"<image>\" as an added token", m->path, count, lv->cfg.image_token);
+        goto out;
+    }
+    if (hp_llava_image_features(lv, px, &feats, &nf, e)) goto out;
+    if (hp_llava_expand(lv, raw, nraw, nf, ids, n, &pos, e)) goto out;
+    inj->n = nf;
+    inj->pos = pos;
+    inj->emb = feats;
+    pos = NULL;
+    feats = NULL;
+    rc = 0;
+out:
+    free(text);
+    free(raw);
+    free(pos);
+    free(feats);
+    return rc;
+}
+
+void hp_llava_inject_free(hp_inject *inj) {
+    free((void *)inj->pos);
+    free((void *)inj->emb);
+    memset(inj, 0, sizeof *inj);
+}

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""make_llava_fixtures.py: the Hugging Face reference for headpursuit's LLaVA-NeXT parity test.
+
+Writes tests/fixtures/tiny-llava/ (see its README.md):
+  config.json, model.safetensors, preprocessor_config.json   a random LlavaNextForConditionalGeneration
+  tokenizer.json                 a tiny Llama-style SentencePiece BPE (byte fallback) with "<image>"
+  ref/<image>.png                the four test images (made here with numpy)
+  ref/<image>.pixels.npy         pixel_values the HF image processor gives for it [n_tiles, 3, 32, 32]
+  ref/<image>.tower.npy          CLIP hidden_states[vision_feature_layer] without CLS [n_tiles, 16, 32]
+  ref/<image>.features.npy       packed image features (the inputs_embeds rows at the image tokens)
+  ref/<image>.logits.npy         fp32 logits of every position (one image: the budget for
+                                 fixtures is 1 MB)
+  ref/cases.json                 per image: size (h, w), tile count, image-token count, prompt ids
+  ref/<image>.text_logits.npy    logits of the llava-v1.6-mistral prompt for TEXT ("[INST] <image>\n
+                                 TEXT [/INST]") through LlavaNextProcessor (one image)
+
+Run with the reference environment (tests/ref/setup_ref_env.sh):
+  .venv-ref/bin/python tests/ref/make_llava_fixtures.py
+Everything is float32, eager attention, fixed seeds: re-running reproduces the same files.
+"""
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import torch
+from PIL import Image
+from tokenizers import Tokenizer, decoders, models, normalizers, processors
+from transformers import (CLIPVisionConfig, LlamaTokenizerFast, LlavaNextConfig,
+                          LlavaNextForConditionalGeneration, LlavaNextImageProcessor,
+                          LlavaNextProcessor, MistralConfig)
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+OUT = os.path.join(ROOT, "tests", "fixtures", "tiny-llava")
+
+WEIGHT_STD = 0.2   # ~10x the default init (as make_fixtures.py): peaked attention, bugs show
+NORM_NOISE = 0.1   # LayerNorm/RMSNorm weights 1 + N(0, 0.1^2): a forgotten weight shows
+BIAS_STD = 0.2     # every bias nonzero: a forgotten bias shows
+IMAGE_TOKEN = 270
+PINPOINTS = [[32, 64], [64, 32], [64, 64], [96, 32], [32, 96]]
+# (name, height, width, logits?): each exercises one anyres case (see README.md).
+IMAGES = [
+    ("square", 64, 64, False),   # 2x2 grid, nothing unpadded
+    ("wide", 20, 130, True),     # 1x3 grid, padding rows cut
+    ("tall", 70, 50, False),     # 2x2 grid, padding columns cut
+    ("small", 10, 7, False),     # upscaled into 1x2, columns cut to 2 of 8
+]
+TEXT = "What is it?"  # the user text of the templated prompt
+TEXT_IMAGE = "small"
+# Prompt around the image token, like "<s>[INST] <image>\n... [/INST]" (BOS 1).
+PRE = [1, 3, 71, 212, 9]
+POST = [13, 150, 44, 201, 7, 99]
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def make_config():
+    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                              num_attention_heads=4, image_size=32, patch_size=8)
+    text = MistralConfig(vocab_size=272, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, rope_theta=10000.0,
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    # image_seq_length: transformers 4.46 treats a prompt with fewer image tokens than this as
+    # "legacy" (one unexpanded token, merged by the model); every image here has >= 16 tokens
+    # (the base tile alone), as real ones have >= 576, so the expanded path is the one tested.
+    return LlavaNextConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
+                           image_token_index=IMAGE_TOKEN, image_grid_pinpoints=PINPOINTS,
+                           vision_feature_layer=-2, vision_feature_select_strategy="default",
+                           projector_hidden_act="gelu", image_seq_length=16,
+                           tie_word_embeddings=False)
+
+
+def make_tokenizer():
+    """Llama's layout in 272 ids: <unk> <s> </s>, the 256 <0xNN> byte-fallback tokens, a few merged
+    pieces (enough to exercise merges on "[INST]"), then "<image>" = image_token_index and <pad>.
+    Everything else falls back to bytes, as SentencePiece does for unknown characters."""
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for b in range(256):
+        vocab[f"<0x{b:02X}>"] = len(vocab)
+    pieces = ["\u2581", "I", "N", "IN", "S", "T", "ST", "INST", "[", "]", "\u2581["]
+    for p in pieces:
+        vocab[p] = len(vocab)
+    assert len(vocab) == IMAGE_TOKEN
+    merges = [("I", "N"), ("S", "T"), ("IN", "ST"), ("\u2581", "[")]
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True,
+                               fuse_unk=True))
+    tok.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"),
+                                           normalizers.Replace(" ", "\u2581")])
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(),
+                                     decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                       special_tokens=[("<s>", 1)])
+    fast = LlamaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                              unk_token="<unk>", add_bos_token=True, add_eos_token=False)
+    fast.add_special_tokens({"additional_special_tokens": ["<image>"], "pad_token": "<pad>"})
+    assert fast.convert_tokens_to_ids("<image>") == IMAGE_TOKEN and len(fast) == 272
+    return fast
+
+
+def randomize(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            noise = torch.randn(p.shape, generator=g, dtype=torch.float32)
+            if name.endswith("norm.weight") or "layer_norm" in name and name.endswith(".weight") \
+                    or "layrnorm.weight" in name:
+                p.copy_(1.0 + NORM_NOISE * noise)
+            elif name.endswith(".bias"):
+                p.copy_(BIAS_STD * noise)
+            else:
+                p.copy_(WEIGHT_STD * noise)
+
+
+def make_image(h, w, seed):
+    """Smooth colour gradients plus a little noise: deterministic and small as PNG."""
+    rng = np.random.RandomState(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    chans = []
+    for c in range(3):
+        a, b, f = rng.uniform(-1, 1, 3)
+        v = 128 + 100 * np.sin(a * x / max(w, 1) * 6 + b * y / max(h, 1) * 6 + f * 3)
+        chans.append(v + rng.normal(0, 8, (h, w)))
+    return np.clip(np.stack(chans, -1), 0, 255).astype(np.uint8)
+
+
+def main():
+    torch.manual_seed(0)
+    cfg = make_config()
+    model = LlavaNextForConditionalGeneration(cfg).eval()
+    model.config._attn_implementation = "eager"
+    model.vision_tower.config._attn_implementation = "eager"
+    model.language_model.config._attn_implementation = "eager"
+    randomize(model, 1234)
+    proc = LlavaNextImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
+                                   image_grid_pinpoints=PINPOINTS)
+
+    if os.path.isdir(OUT):
+        shutil.rmtree(OUT)
+    os.makedirs(os.path.join(OUT, "ref"))
+    model.save_pretrained(OUT, safe_serialization=True)
+    proc.save_pretrained(OUT)
+    tokenizer = make_tokenizer()
+    tokenizer.backend_tokenizer.save(os.path.join(OUT, "tokenizer.json"))
+    processor = LlavaNextProcessor(image_processor=proc, tokenizer=tokenizer, patch_size=8,
+                                   vision_feature_select_strategy="default", image_token="<image>")
+    for f in ("generation_config.json",):
+        if os.path.exists(os.path.join(OUT, f)):
+            os.remove(os.path.join(OUT, f))
+
+    cases = []
+    for k, (name, h, w, with_logits) in enumerate(IMAGES):
+        img = make_image(h, w, 100 + k)
+        path = os.path.join(OUT, "ref", f"{name}.png")
+        Image.fromarray(img).save(path, optimize=True)
+        img = np.asarray(Image.open(path).convert("RGB"))  # exactly what a reader of the PNG gets
+        batch = proc(images=Image.fromarray(img), return_tensors="pt")
+        pix, sizes = batch["pixel_values"], batch["image_sizes"]  # [1, n, 3, 32, 32], [1, 2]
+        assert sizes.tolist() == [[h, w]], sizes
+        with torch.no_grad():
+            hs = model.vision_tower(pix[0], output_hidden_states=True).hidden_states
+            tower = hs[cfg.vision_feature_layer][:, 1:]
+            feats = model.get_image_features(pix, sizes, cfg.vision_feature_layer,
+                                             cfg.vision_feature_select_strategy)
+            packed, lens = model.pack_image_features(feats, sizes, cfg.vision_feature_select_strategy,
+                                                     image_newline=model.image_newline)
+        n_img = int(packed.shape[0])
+        ids = PRE + [IMAGE_TOKEN] * n_img + POST
+        case = {"name": name, "height": h, "width": w, "n_tiles": int(pix.shape[1]),
+                "n_image_tokens": n_img, "prompt_single": PRE + [IMAGE_TOKEN] + POST,
+                "logits": with_logits}
+        np.save(os.path.join(OUT, "ref", f"{name}.pixels.npy"), pix[0].numpy().astype(np.float32))
+        np.save(os.path.join(OUT, "ref", f"{name}.tower.npy"), tower.numpy().astype(np.float32))
+        np.save(os.path.join(OUT, "ref", f"{name}.features.npy"), packed.numpy().astype(np.float32))
+        if with_logits:
+            input_ids = torch.tensor([ids])
+            with torch.no_grad():
+                logits = model(input_ids=input_ids, pixel_values=pix, image_sizes=sizes).logits[0]
+                # Self-check: the same logits from the language model with the packed features
+                # written into the embeddings at the image tokens, i.e. exactly the injection.
+                emb = model.get_input_embeddings()(input_ids)[0].clone()
+                emb[input_ids[0] == IMAGE_TOKEN] = packed
+                logits2 = model.language_model(inputs_embeds=emb[None]).logits[0]
+            assert torch.equal(logits, logits2), (logits - logits2).abs().max()
+            np.save(os.path.join(OUT, "ref", f"{name}.logits.npy"), logits.numpy().astype(np.float32))
+            case["prompt_expanded"] = ids
+        if name == TEXT_IMAGE:
+            # The prompt as llava-hf's model card writes it; the processor expands <image>.
+            prompt = f"[INST] <image>\n{TEXT} [/INST]"
+            batch = processor(images=Image.fromarray(img), text=prompt, return_tensors="pt")
+            assert torch.equal(batch["pixel_values"], pix)
+            tids = batch["input_ids"]
+            assert int((tids == IMAGE_TOKEN).sum()) == n_img, "processor and model disagree"
+            with torch.no_grad():
+                logits = model(input_ids=tids, pixel_values=pix, image_sizes=sizes).logits[0]
+            np.save(os.path.join(OUT, "ref", f"{name}.text_logits.npy"),
+                    logits.numpy().astype(np.float32))
+            case["text"] = TEXT
+            case["text_ids"] = tids[0].tolist()
+        cases.append(case)
+        log(f"{name}: {h}x{w} -> {pix.shape[1]} tiles, {n_img} image tokens")
+    with open(os.path.join(OUT, "ref", "cases.json"), "w") as f:
+        json.dump({"image_token": IMAGE_TOKEN, "cases": cases}, f, indent=1)
+        f.write("\n")
+    total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(OUT) for f in fs)
+    log(f"wrote {OUT}: {total / 1e6:.2f} MB")
+
+
+if __name__ == "__main__":
+    main()
