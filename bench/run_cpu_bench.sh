@@ -34,6 +34,7 @@ LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n1)"
+CPU="$CPU (family $(lscpu | sed -n 's/^CPU family: *//p' | head -n1) model $(lscpu | sed -n 's/^Model: *//p' | head -n1)$(lscpu | sed -n 's/^Hypervisor vendor: *\(.*\)/, VM on \1/p' | head -n1))"
 THREADS_OURS="$(grep -o '"threads":[0-9]*' "$TMP/ours.txt" | head -n1 | cut -d: -f2)"
 PEER_VER="$(sed -n 's/^llama.cpp: //p' "$TMP/peer.txt")"
 

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include "fileio.h"
+#include "nvtx.h"
 #include "progress.h"
 
 #include <cJSON.h>
@@ -118,7 +119,9 @@ hp_model *hp_cli_open(const char *path, const char *device, int quiet, hp_err *e
     hp_backend *be = hp_backend_create(device, e);
     if (!be) return NULL;
     double t0 = hp_now();
+    HP_NVTX_PUSH("load");
     hp_model *m = hp_model_load(path, be, e);
+    HP_NVTX_POP();
     if (!m) {
         be->destroy(be);
         return NULL;

@@ -149,10 +149,12 @@ int cmd_llava_features(int argc, char **argv) {
         int64_t shape[2] = {n, c->Dt};
         if (hp_npy_write_f32(o.out, out, 2, shape, &e)) goto done;
     }
-    if (!o.quiet)
-        fprintf(stderr, "%d tiles of %dx%d, image %dx%d%s%d image tokens; wrote %s in %.1fs\n",
-                px.n_tiles, c->vis.S, c->vis.S, px.orig_h, px.orig_w, tower ? "" : ": ", tower ? 0 : n,
-                o.out, hp_now() - t0);
+    if (!o.quiet) {
+        fprintf(stderr, "image %dx%d, %d tiles of %dx%d", px.orig_h, px.orig_w, px.n_tiles, c->vis.S,
+                c->vis.S);
+        if (!tower) fprintf(stderr, ", %d image tokens", n);
+        fprintf(stderr, "; wrote %s in %.1fs\n", o.out, hp_now() - t0);
+    }
     rc = 0;
 done:
     if (rc) hp_cli_fail(&e);

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 
 enum { R_DATA = 2000, R_CONCEPT, R_OUT, R_CSV, R_REPS, R_POS, R_CENTER, R_FOLD, R_NORMAL, R_SINGLE,
-       R_LIMIT, R_BATCH, R_DEVICE, R_NOCHAT, R_QUIET, R_VOCAB, R_SHOW, R_HEADS, R_HELP };
+       R_LIMIT, R_BATCH, R_DEVICE, R_NOCHAT, R_QUIET, R_VOCAB, R_SHOW, R_HEADS, R_CONTROL, R_HELP };
 
 typedef struct rep_opts {
     const char *data, *reps, *device, *positions;
@@ -104,9 +104,9 @@ int cmd_rank(int argc, char **argv) {
         {"limit", required_argument, 0, R_LIMIT},     {"batch", required_argument, 0, R_BATCH},
         {"device", required_argument, 0, R_DEVICE},   {"no-chat", no_argument, 0, R_NOCHAT},
         {"quiet", no_argument, 0, R_QUIET},           {"help", no_argument, 0, R_HELP},
-        {0}};
+        {"control", required_argument, 0, R_CONTROL}, {0}};
     rep_opts ro = {.device = "auto", .positions = "prompt", .batch = 16, .chat = 1};
-    const char *concept = NULL, *out = "ranking.json", *csv = NULL;
+    const char *concept = NULL, *out = "ranking.json", *csv = NULL, *control = NULL;
     hp_somp_opts so = {.k = 50};
     hp_dict_opts dopt = {0};
     int c;
@@ -129,6 +129,7 @@ int cmd_rank(int argc, char **argv) {
         case R_DEVICE: ro.device = optarg; break;
         case R_NOCHAT: ro.chat = 0; break;
         case R_QUIET: ro.quiet = 1; break;
+        case R_CONTROL: control = optarg; break;
         case R_HELP:
             printf("usage: headpursuit rank MODEL --data FILE --concept WORDS.txt [-k 50] [--out ranking.json]\n"
                    "Scores every attention head for a concept: SOMP explained-variance ratio of the head's\n"
@@ -143,6 +144,9 @@ int cmd_rank(int argc, char **argv) {
                    "  --fold-norm          fold the final RMSNorm weight into the dictionary\n"
                    "  --normalize-atoms    unit-norm dictionary atoms\n"
                    "  --single-token-only  keep only words that are one token\n"
+                   "  --control FILE       also score every head on a control word list (another\n"
+                   "                       concept) and rank by EVR(concept) - EVR(control): a\n"
+                   "                       specificity score (not in the paper; default off)\n"
                    "  --limit N            first N samples only\n"
                    "  --batch B            prompts per forward batch (default 16)\n"
                    "  --no-chat            raw prompts instead of the model's chat template\n"
@@ -160,9 +164,10 @@ int cmd_rank(int argc, char **argv) {
     hp_err e = {0};
     hp_model *m = hp_cli_open(model_path, ro.device, ro.quiet, &e);
     if (!m) return hp_cli_fail(&e);
+    so.backend = m->be->name; /* SOMP on the GPU when the model is there */
     hp_reps r = {0};
-    hp_dict full = {0}, dict = {0};
-    hp_head_score *sc = NULL;
+    hp_dict full = {0}, dict = {0}, cdict = {0};
+    hp_head_score *sc = NULL, *csc = NULL;
     int nh = m->cfg.L * m->cfg.H, rc = 1;
     int *order_s = malloc(sizeof(int) * nh), *order_l = malloc(sizeof(int) * nh);
     double *ks = malloc(sizeof(double) * nh), *kl = malloc(sizeof(double) * nh);
@@ -182,9 +187,19 @@ int cmd_rank(int argc, char **argv) {
         hp_dict_concept(m, &full, concept, &dopt, ro.quiet ? NULL : stderr, &dict, &e))
         goto done;
     if (hp_score_heads(&r, &dict, &so, !ro.quiet, sc, &e)) goto done;
+    if (control) {
+        csc = calloc((size_t)nh, sizeof *csc);
+        if (!csc) {
+            hp_errf(&e, "out of memory");
+            goto done;
+        }
+        if (hp_dict_concept(m, &full, control, &dopt, ro.quiet ? NULL : stderr, &cdict, &e) ||
+            hp_score_heads(&r, &cdict, &so, !ro.quiet, csc, &e))
+            goto done;
+    }
     for (int i = 0; i < nh; i++) {
         order_s[i] = order_l[i] = i;
-        ks[i] = sc[i].evr;
+        ks[i] = sc[i].evr - (csc ? csc[i].evr : 0.0);
         kl[i] = sc[i].ll;
     }
     sort_key = ks;
@@ -213,6 +228,8 @@ int cmd_rank(int argc, char **argv) {
     cJSON_AddBoolToObject(j, "fold_norm", dopt.fold_norm);
     cJSON_AddBoolToObject(j, "normalize_atoms", dopt.normalize);
     cJSON_AddBoolToObject(j, "chat", ro.chat);
+    if (control) cJSON_AddStringToObject(j, "control", control);
+    cJSON_AddStringToObject(j, "somp_order_by", control ? "EVR(concept) - EVR(control)" : "EVR(concept)");
     cJSON_AddNumberToObject(j, "layers", m->cfg.L);
     cJSON_AddNumberToObject(j, "heads_per_layer", m->cfg.H);
     cJSON *dj = cJSON_AddArrayToObject(j, "dictionary");
@@ -236,6 +253,10 @@ int cmd_rank(int argc, char **argv) {
         cJSON_AddNumberToObject(h, "layer", s->layer);
         cJSON_AddNumberToObject(h, "head", s->head);
         cJSON_AddNumberToObject(h, "somp_evr", s->evr);
+        if (csc) {
+            cJSON_AddNumberToObject(h, "control_evr", csc[order_s[i]].evr);
+            cJSON_AddNumberToObject(h, "specificity", ks[order_s[i]]);
+        }
         cJSON_AddNumberToObject(h, "logit_lens", s->ll);
         cJSON_AddNumberToObject(h, "somp_rank", rank_s[order_s[i]]);
         cJSON_AddNumberToObject(h, "ll_rank", rank_l[order_s[i]]);
@@ -257,10 +278,11 @@ int cmd_rank(int argc, char **argv) {
     float *vals = malloc(sizeof(float) * nh);
     unsigned char *hl = calloc((size_t)nh, 1);
     if (vals && hl) {
-        for (int i = 0; i < nh; i++) vals[i] = (float)sc[i].evr;
+        for (int i = 0; i < nh; i++) vals[i] = (float)ks[i];
         for (int i = 0; i < 8 && i < nh; i++) hl[order_s[i]] = 1;
         char title[256];
-        snprintf(title, sizeof title, "SOMP explained variance per head, concept %s (top 8 outlined)", concept);
+        snprintf(title, sizeof title, "SOMP %s per head, concept %s (top 8 outlined)",
+                 control ? "EVR minus control EVR" : "explained variance", concept);
         hp_heatmap hm = {.title = title, .xlabel = "head", .ylabel = "layer", .colorbar_label = "EVR",
                          .values = vals, .rows = m->cfg.L, .cols = m->cfg.H, .highlight = hl,
                          .vmin = NAN, .vmax = NAN};
@@ -277,7 +299,8 @@ int cmd_rank(int argc, char **argv) {
         printf("top heads for %s (SOMP EVR, k = %d):\n", concept, so.k);
         for (int i = 0; i < 10 && i < nh; i++) {
             const hp_head_score *s = &sc[order_s[i]];
-            printf("  L%d.H%-3d evr %.3f  ll %8.3f  |", s->layer, s->head, s->evr, s->ll);
+            printf("  L%d.H%-3d evr %.3f%s ll %8.3f  |", s->layer, s->head, s->evr, "", s->ll);
+            if (csc) printf(" (control %.3f) |", csc[order_s[i]].evr);
             for (int t = 0; t < s->somp.k && t < 6; t++) printf(" %s", dict.label[s->somp.support[t]]);
             printf("\n");
         }
@@ -287,7 +310,10 @@ done:
     if (rc) hp_cli_fail(&e);
     cJSON_Delete(j);
     for (int i = 0; sc && i < nh; i++) hp_somp_result_free(&sc[i].somp);
+    for (int i = 0; csc && i < nh; i++) hp_somp_result_free(&csc[i].somp);
     free(sc);
+    free(csc);
+    hp_dict_free(&cdict);
     free(order_s);
     free(order_l);
     free(ks);
@@ -357,6 +383,7 @@ int cmd_heads(int argc, char **argv) {
     hp_err e = {0};
     hp_model *m = hp_cli_open(model_path, ro.device, ro.quiet, &e);
     if (!m) return hp_cli_fail(&e);
+    so.backend = m->be->name; /* SOMP on the GPU when the model is there */
     hp_reps r = {0}, sub = {0};
     hp_dict full = {0}, dict = {0};
     hp_head_score *sc = NULL;

@@ -3,6 +3,7 @@
  * (head edit) -> (head readout) -> o_proj -> residual -> RMSNorm -> SwiGLU MLP -> residual, then
  * the final norm and the lm_head for the requested rows only. Greedy generation on top. */
 #include "model.h"
+#include "nvtx.h"
 #include "progress.h"
 
 #include <stdio.h>
@@ -148,16 +149,19 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
             STEP(be->head_scale(be, rt->z, be->offset(be, rt->alpha, (size_t)l * c->H, HP_MEM_F32), n,
                                 c->H, c->Dh));
         if (f->cap_w) {
-            STEP(be->zero(be, rt->cap, cap_n, HP_MEM_F32, e));
-            STEP(be->head_readout(be, rt->cap, rt->z, rt->capw, rt->seq, w->wo, n, f->cap_B, c->H,
-                                  c->Dh, c->D));
-            STEP(be->download(be, cap_host, rt->cap, cap_n, HP_MEM_F32, e));
+            HP_NVTX_PUSH("readout");
+            int bad = be->zero(be, rt->cap, cap_n, HP_MEM_F32, e) ||
+                      be->head_readout(be, rt->cap, rt->z, rt->capw, rt->seq, w->wo, n, f->cap_B,
+                                       c->H, c->Dh, c->D) ||
+                      be->download(be, cap_host, rt->cap, cap_n, HP_MEM_F32, e);
             size_t HD = (size_t)c->H * c->D;
-            for (int b = 0; b < f->cap_B; b++) {
+            for (int b = 0; !bad && b < f->cap_B; b++) {
                 float *dst = f->cap_out + ((size_t)b * c->L + l) * HD;
                 const float *src = cap_host + (size_t)b * HD;
                 for (size_t i = 0; i < HD; i++) dst[i] += src[i];
             }
+            HP_NVTX_POP();
+            STEP(bad);
         }
         STEP(be->matmul(be, rt->o, rt->z, w->wo, n, c->D, Q));
         STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));
@@ -220,11 +224,14 @@ int hp_forward(hp_runtime *rt, const hp_fwd *f, hp_err *e) {
     e->msg[0] = 0;
     if (f->cap_w && f->cap_B > rt->Bcap)
         return hp_errf(e, "capture of %d rows exceeds the runtime's %d", f->cap_B, rt->Bcap);
-    for (int s0 = 0; s0 < f->T; s0 += rt->Tmax) {
+    HP_NVTX_PUSH(f->cap_w ? "capture" : "forward");
+    int rc = 0;
+    for (int s0 = 0; s0 < f->T && !rc; s0 += rt->Tmax) {
         int n = f->T - s0 < rt->Tmax ? f->T - s0 : rt->Tmax;
-        if (forward_chunk(rt, f, s0, n, e)) return -1;
+        rc = forward_chunk(rt, f, s0, n, e);
     }
-    return 0;
+    HP_NVTX_POP();
+    return rc ? -1 : 0;
 }
 
 static int argmax(const float *x, int n) {
@@ -256,6 +263,7 @@ int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, c
     if (Tmax < B) Tmax = B;
     hp_runtime *rt = hp_runtime_create(m, B, maxlen + max_new, Tmax, 0, e);
     if (!rt) return -1;
+    HP_NVTX_PUSH("generate");
     int32_t *tid = malloc(sizeof(int32_t) * (size_t)total), *tseq = malloc(sizeof(int32_t) * (size_t)total);
     int32_t *tpos = malloc(sizeof(int32_t) * (size_t)total), *rows = malloc(sizeof(int32_t) * (size_t)B);
     int *done = calloc((size_t)B, sizeof(int));
@@ -372,5 +380,6 @@ out:
     free(done);
     free(logits);
     hp_runtime_free(rt);
+    HP_NVTX_POP();
     return rc;
 }

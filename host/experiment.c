@@ -2,6 +2,7 @@
 #include "experiment.h"
 
 #include "chat.h"
+#include "nvtx.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,10 +110,12 @@ void hp_headset_free(hp_headset *h) {
 }
 
 int hp_headset_apply(hp_model *m, const hp_headset *h, float alpha, hp_err *e) {
+    HP_NVTX_PUSH("edit");
     hp_model_clear_edits(m);
-    for (int i = 0; i < h->n; i++)
-        if (hp_model_edit(m, h->lh[i][0], h->lh[i][1], alpha, e)) return -1;
-    return 0;
+    int rc = 0;
+    for (int i = 0; i < h->n && !rc; i++) rc = hp_model_edit(m, h->lh[i][0], h->lh[i][1], alpha, e);
+    HP_NVTX_POP();
+    return rc;
 }
 
 char *hp_headset_str(const hp_headset *h) {

@@ -288,15 +288,18 @@ void hp_llava_print_info(const hp_llava *lv, FILE *f) {
             v->D, c->Dt, c->proj_bias ? "" : " no bias", act_name(c->proj_act), c->Dt, c->Dt,
             c->image_token);
     for (int i = 0; i < c->n_pinpoints; i++) fprintf(f, " %dx%d", c->pinpoints[i][0], c->pinpoints[i][1]);
-    fprintf(f, "\nvision + projector parameters: %.1fM\n", lv->n_params / 1e6);
+    fprintf(f, "\nvision + projector parameters: %llu (%.1fM)\n", (unsigned long long)lv->n_params,
+            lv->n_params / 1e6);
     for (int r = 0; r < HP_LV_COUNT; r++) {
         if (!role_needed(c, r)) continue;
         int64_t shape[4];
         char s[96];
         fmt_shape(s, sizeof s, shape, hp_llava_tensor_shape(c, r, shape));
-        char name[256];
-        snprintf(name, sizeof name, hp_llava_tensor_table[r].hf, 0);
-        fprintf(f, "  %-62s [%s]%s\n", name, s, hp_llava_tensor_table[r].per_layer ? " x L" : "");
+        char name[256]; /* the layer index shown as N */
+        const char *fmt = hp_llava_tensor_table[r].hf, *d = strstr(fmt, "%d");
+        if (d) snprintf(name, sizeof name, "%.*sN%s", (int)(d - fmt), fmt, d + 2);
+        else snprintf(name, sizeof name, "%s", fmt);
+        fprintf(f, "  %-66s [%s]%s\n", name, s, d ? " per layer" : "");
     }
 }
 
@@ -324,18 +327,23 @@ static int best_resolution(const hp_llava_config *c, int h, int w) {
 }
 
 /* Unpadding as modeling_llava_next.unpad_image: the padded side is cut back to the original
- * aspect, rounding down in float (int(h * scale)), the same padding removed at both ends. */
+ * aspect, the kept length rounded down, the same padding removed at both ends. The kept length is
+ * the exact floor (h * cw) // w: transformers 4.46 computes int(h * (cw / w)) in floats, one short
+ * where the exact value is an integer the division rounds below (its processor then counts one
+ * more row and the model raises a token/feature mismatch); later transformers round to 7 digits
+ * first, which is this floor. So this equals 4.46 wherever 4.46 works, and later versions
+ * everywhere (and llava_proc's hp_llava_num_image_tokens). */
 static void unpad(int orig_h, int orig_w, int cur_h, int cur_w, int *r0, int *c0, int *uh, int *uw) {
     *r0 = *c0 = 0;
     *uh = cur_h;
     *uw = cur_w;
-    if ((double)orig_w / orig_h > (double)cur_w / cur_h) {
-        int new_h = (int)(orig_h * ((double)cur_w / orig_w));
+    if ((int64_t)orig_w * cur_h > (int64_t)cur_w * orig_h) { /* wider than the grid */
+        int new_h = (int)((int64_t)orig_h * cur_w / orig_w);
         int pad = (cur_h - new_h) / 2;
         *r0 = pad;
         *uh = cur_h - 2 * pad;
     } else {
-        int new_w = (int)(orig_w * ((double)cur_h / orig_h));
+        int new_w = (int)((int64_t)orig_w * cur_h / orig_h);
         int pad = (cur_w - new_w) / 2;
         *c0 = pad;
         *uw = cur_w - 2 * pad;

@@ -152,11 +152,10 @@ void hp_llava_print_info(const hp_llava *lv, FILE *f);
 /* The anyres geometry of an orig_h x orig_w image as the model packs it: the grid of gh x gw
  * tiles (n_tiles = 1 + gh*gw with the base tile) and, after unpadding, the uh x uw patch map
  * whose rows each get an image_newline. Returns the number of image tokens P_sel + uh*(uw+1),
- * or -1 with e set for an empty image. Follows modeling_llava_next's unpad_image (float
- * arithmetic); equals llava_proc's hp_llava_num_image_tokens (checked over all sizes up to
- * 1500x1500). transformers 4.46's processor counts in integers and can differ from its own model
- * (e.g. 1407x536 at 336/14: 2176 vs 2126, then HF raises a mismatch): the model's count is the
- * one the features have. */
+ * or -1 with e set for an empty image. Unpadding keeps the exact floor of the scaled side (see
+ * llava.c): transformers 4.46's model wherever it works (its float rounding makes it raise a
+ * token/feature mismatch for ~0.02% of sizes), later transformers everywhere; equal to
+ * llava_proc's hp_llava_num_image_tokens. */
 int hp_llava_geometry(const hp_llava *lv, int orig_h, int orig_w, int *n_tiles, int *gh, int *gw,
                       int *uh, int *uw, hp_err *e);
 

@@ -53,20 +53,23 @@ int hp_llava_text_config(const struct cJSON *root, const char *path, hp_config *
 
 /* ---- the vision half ------------------------------------------------------------------------ */
 
-/* An integer key, def when absent or null. */
-static int v_int(const cJSON *o, const char *key, int def, int *out, const char *path, hp_err *e) {
+/* An integer key, def when absent or null; messages name it as in the file (in: "vision_config."
+ * or ""). */
+static int v_int(const cJSON *o, const char *in, const char *key, int def, int *out, const char *path,
+                 hp_err *e) {
     const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
     if (!v || cJSON_IsNull(v)) {
         *out = def;
         return 0;
     }
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 1e9)
-        return hp_errf(e, "%s: key '%s' must be an integer", path, key);
+        return hp_errf(e, "%s: %s%s must be an integer", path, in, key);
     *out = (int)v->valuedouble;
     return 0;
 }
 
-static int v_act(const cJSON *o, const char *key, hp_act def, hp_act *out, const char *path, hp_err *e) {
+static int v_act(const cJSON *o, const char *in, const char *key, hp_act def, hp_act *out,
+                 const char *path, hp_err *e) {
     const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
     if (!v || cJSON_IsNull(v)) {
         *out = def;
@@ -75,8 +78,8 @@ static int v_act(const cJSON *o, const char *key, hp_act def, hp_act *out, const
     if (cJSON_IsString(v) && !strcmp(v->valuestring, "gelu")) *out = HP_ACT_GELU;
     else if (cJSON_IsString(v) && !strcmp(v->valuestring, "quick_gelu")) *out = HP_ACT_QUICK_GELU;
     else
-        return hp_errf(e, "%s: '%s' must be \"gelu\" or \"quick_gelu\" (others are not supported)",
-                       path, key);
+        return hp_errf(e, "%s: %s%s must be \"gelu\" or \"quick_gelu\" (others are not supported)",
+                       path, in, key);
     return 0;
 }
 
@@ -104,14 +107,14 @@ int hp_llava_vision_config(const cJSON *root, const char *path, hp_llava_config 
             eps = ev->valuedouble;
         }
         v->eps = (float)eps;
-        if (v_int(vc, "hidden_size", 768, &v->D, path, e) ||
-            v_int(vc, "intermediate_size", 3072, &v->F, path, e) ||
-            v_int(vc, "num_hidden_layers", 12, &v->L, path, e) ||
-            v_int(vc, "num_attention_heads", 12, &v->H, path, e) ||
-            v_int(vc, "num_channels", 3, &v->C, path, e) ||
-            v_int(vc, "image_size", 224, &v->S, path, e) ||
-            v_int(vc, "patch_size", 32, &v->p, path, e) ||
-            v_act(vc, "hidden_act", HP_ACT_QUICK_GELU, &v->act, path, e))
+        if (v_int(vc, "vision_config.", "hidden_size", 768, &v->D, path, e) ||
+            v_int(vc, "vision_config.", "intermediate_size", 3072, &v->F, path, e) ||
+            v_int(vc, "vision_config.", "num_hidden_layers", 12, &v->L, path, e) ||
+            v_int(vc, "vision_config.", "num_attention_heads", 12, &v->H, path, e) ||
+            v_int(vc, "vision_config.", "num_channels", 3, &v->C, path, e) ||
+            v_int(vc, "vision_config.", "image_size", 224, &v->S, path, e) ||
+            v_int(vc, "vision_config.", "patch_size", 32, &v->p, path, e) ||
+            v_act(vc, "vision_config.", "hidden_act", HP_ACT_QUICK_GELU, &v->act, path, e))
             return -1;
     } else {
         /* No vision_config: LlavaNextConfig builds CLIP ViT-L/14-336. */
@@ -130,9 +133,9 @@ int hp_llava_vision_config(const cJSON *root, const char *path, hp_llava_config 
     v->P = (v->S / v->p) * (v->S / v->p);
     v->N = v->P + 1;
 
-    if (v_int(root, "vision_feature_layer", -2, &c->feature_layer, path, e) ||
-        v_int(root, "image_token_index", 32000, &c->image_token, path, e) ||
-        v_act(root, "projector_hidden_act", HP_ACT_GELU, &c->proj_act, path, e))
+    if (v_int(root, "", "vision_feature_layer", -2, &c->feature_layer, path, e) ||
+        v_int(root, "", "image_token_index", 32000, &c->image_token, path, e) ||
+        v_act(root, "", "projector_hidden_act", HP_ACT_GELU, &c->proj_act, path, e))
         return -1;
     /* hidden_states has L+1 entries: [0] the pre_layrnorm output, [k] encoder layer k's output;
      * negative indices count from the end, as in Python. */

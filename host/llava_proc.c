@@ -16,7 +16,11 @@
  * images): per output pixel a window of the bicubic kernel (a = -0.5) stretched by the
  * downscale factor, weights normalised in double, converted to 22-bit fixed point, horizontal
  * pass first, each pass rounded (+half, >> 22) and clipped to 0..255. Expressions keep PIL's
- * evaluation order so that the double weights, and hence the output, are bit-identical. */
+ * evaluation order so that the double weights, and hence the output, are bit-identical.
+ *
+ * The image-token count follows pack_image_features (grid from the best resolution, unpadding
+ * to the original aspect, one image_newline per kept row, no CLS in the base tile) with the
+ * unpadding in exact integers, as current transformers do (see hp_llava_unpad_shape). */
 #include "llava_proc.h"
 
 #include <math.h>
@@ -340,16 +344,19 @@ void hp_llava_unpad_shape(const hp_llava_proc_cfg *c, int orig_h, int orig_w, in
     *gh = c->pinpoints[bi][0] / c->crop;
     *gw = c->pinpoints[bi][1] / c->crop;
     int p = c->crop / c->patch, ch = *gh * p, cw = *gw * p;
-    /* unpad_image, in HF's float arithmetic */
-    double orig_ar = (double)orig_w / orig_h, cur_ar = (double)cw / ch;
-    if (orig_ar > cur_ar) {
-        double s = (double)cw / orig_w;
-        int64_t nh = (int64_t)(orig_h * s), pad = floor_div(ch - nh, 2);
+    /* unpad_image. transformers 4.46 computes the kept rows as int(h * (cw / w)) in floats,
+     * which falls one short when the exact value is an integer that the division rounds just
+     * below (47 * (12 / 188) = 2.9999999999999996); its processor counts with integer division,
+     * so the two disagree and the model raises for those sizes (~0.02% of them). Later
+     * transformers use int(round(h * (cw / w), 7)) in both places, which for sides <= 16384
+     * equals the exact floor (h * cw) // w taken here: the same count as 4.46 wherever 4.46
+     * works, and as current transformers everywhere. */
+    if ((double)orig_w / orig_h > (double)cw / ch) { /* HF's float comparison (= exact order) */
+        int64_t nh = (int64_t)orig_h * cw / orig_w, pad = floor_div(ch - nh, 2);
         *uh = (int)(ch - 2 * pad);
         *uw = cw;
     } else {
-        double s = (double)ch / orig_h;
-        int64_t nw = (int64_t)(orig_w * s), pad = floor_div(cw - nw, 2);
+        int64_t nw = (int64_t)orig_w * ch / orig_h, pad = floor_div(cw - nw, 2);
         *uh = ch;
         *uw = (int)(cw - 2 * pad);
     }

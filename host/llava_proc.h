@@ -38,11 +38,12 @@ int hp_llava_num_tiles(const hp_llava_proc_cfg *c, int orig_h, int orig_w);
 void hp_pixels_free(hp_pixels *p);
 
 /* Number of image tokens (features after packing: base tile patches + unpadded grid rows each
- * followed by image_newline), exactly as HF's LlavaNextForConditionalGeneration.
- * pack_image_features produces them (vision_feature_select_strategy "default": no CLS) for this
- * image size; -1 for a non-positive size. HF's LlavaNextProcessor counts with integer division
- * instead and disagrees for a few sizes (e.g. 2 of 421 tested at crop 32, 6 of 447 at 336); the
- * model's count is the number of features that actually exist. */
+ * followed by image_newline) that LlavaNextForConditionalGeneration.pack_image_features
+ * produces for this image size (vision_feature_select_strategy "default": no CLS); -1 for a
+ * non-positive size. Unpadding uses exact integers like current transformers (round(x, 7)) and
+ * transformers 4.46's processor; transformers 4.46's model computes it in floats and keeps two
+ * rows or columns fewer for ~0.02% of sizes (e.g. h 88, w 55 at crop 336: 936 vs 984 tokens),
+ * where 4.46 itself then fails ("Image features and image tokens do not match"). */
 int hp_llava_num_image_tokens(const hp_llava_proc_cfg *c, int orig_h, int orig_w);
 /* The unpadded grid geometry: the grid of tiles is gh x gw tiles of (crop/patch)^2 patches;
  * after unpadding to the original aspect the feature map is uh x uw patches. */

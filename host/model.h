@@ -128,4 +128,9 @@ typedef struct hp_inject {
 int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, const hp_inject *inj,
                 int max_new, int no_eos, int32_t **out, int *out_n, int progress, hp_err *e);
 
+/* A model with random weights built from a config alone (no file, no tokenizer): the layout of
+ * hp_model_load, values uniform with std 1/sqrt(fan-in) (norm weights 1 ± 0.05), the same for
+ * the same seed on every backend (host/model_random.c). For benchmarks and tests. */
+hp_model *hp_model_random(const hp_config *cfg, hp_backend *be, uint64_t seed, hp_err *e);
+
 #endif

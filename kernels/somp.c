@@ -345,8 +345,7 @@ int hp_somp_cpu_batch(const float *H, int nheads, int N, int D, const float *Dic
     if (check_finite(H, (size_t)nheads * N, D, "signals", e) ||
         check_finite(Dict, (size_t)V, D, "dict", e))
         return -1;
-    if (nheads == 1 || omp_get_max_threads() == 1 || omp_in_parallel())
-        return hp_somp_cpu(H, N, D, Dict, V, o, out, e) ? -1 : 0;
+    if (nheads == 1) return hp_somp_cpu(H, N, D, Dict, V, o, out, e) ? -1 : 0;
 
     /* One head per thread, each with single-threaded BLAS: heads are independent and equal in
      * cost, so this beats threading inside each head. The BLAS thread count is global state,

@@ -126,6 +126,7 @@ static __device__ double block_sum(double x, double *sh) {
     __syncthreads();
     x = lane < nw ? sh[lane] : 0.0;
     if (w == 0) x = warp_sum(x);
+    __syncthreads(); /* every warp has read sh before thread 0 overwrites sh[0] */
     if (threadIdx.x == 0) sh[0] = x;
     __syncthreads();
     return sh[0];
@@ -707,8 +708,11 @@ static int run_group(somp_ctx *c, const float *H, int h0, int G, hp_somp_result 
     LAUNCH(row_norms<<<(unsigned)(G * N), NB, 0, c->st>>>(b->R, c->D, b->rown));
     LAUNCH(init_heads<<<G, NB, 0, c->st>>>(b->rown, c->N, c->V, c->kmax, c->atom_ok, b->hh,
                                            b->active, b->kcur, b->state, b->evr, b->support));
-    /* Unwritten coefficients would show as NaN (all-ones bytes). */
+    /* Unwritten coefficients would show as NaN (all-ones bytes). Q and qf start at zero: the
+     * batched products also run over heads that have stopped, whose rows were never written. */
     CK(cudaMemsetAsync(b->C, 0xff, (size_t)G * N * K * sizeof(double), c->st));
+    CK(cudaMemsetAsync(b->Q, 0, (size_t)G * K * D * sizeof(double), c->st));
+    CK(cudaMemsetAsync(b->qf, 0, (size_t)G * D * sizeof(float), c->st));
     if (initial_correlations(c, G, e) || launch_correlations(c, G, 0, e)) return -1;
 
     for (int t = 0; t < c->kmax; t++) {
@@ -768,7 +772,7 @@ int hp_somp_cuda_batch_grouped(const float *H, int nheads, int N, int D, const f
         !hp_mul_ok((size_t)V, (size_t)D, &t1) || !hp_mul_ok((size_t)V, (size_t)N, &t2))
         return hp_errf(e, "somp: sizes overflow (nheads=%d, N=%d, D=%d, V=%d)", nheads, N, D, V);
 
-    HP_NVTX_PUSH("somp");
+    HP_NVTX_PUSH("somp:cuda");
     somp_ctx c;
     memset(&c, 0, sizeof c);
     c.N = N;

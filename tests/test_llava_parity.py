@@ -16,6 +16,9 @@ binary gets the same pixel tiles, so this is independent of the C image processo
 Then the checks are shown to bite: a wrong image size, a wrong image-token count, and slightly
 perturbed pixels must each fail.
 
+HP_LLAVA_FULL=DIR adds the same checks at llava-v1.6-mistral's full vision shapes (CLIP-L/336,
+made by make_llava_fixtures.py --full DIR, ~1.5 GB, so not in the repository).
+
 Needs only numpy. Exit 0 all pass, 1 any failure, 77 skipped (no fixtures, or a binary without
 the llava commands). HP_BIN overrides the binary (default ./headpursuit), HP_FIXTURES the
 fixtures directory.
@@ -35,8 +38,9 @@ TOL = 1e-4
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 FIX = os.environ.get("HP_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
-MODEL = os.path.join(FIX, "tiny-llava")
-REF = os.path.join(MODEL, "ref")
+TINY = os.path.join(FIX, "tiny-llava")
+FULL = os.environ.get("HP_LLAVA_FULL")
+MODEL = REF = None  # the model directory under test and its ref/ (set per model in main)
 BIN = os.environ.get("HP_BIN", os.path.join(ROOT, "headpursuit"))
 TMP = tempfile.mkdtemp(prefix="hp_llava_")
 RESULTS = {"PASS": 0, "FAIL": 0}
@@ -60,7 +64,7 @@ def check(name, fn, *args):
 
 def run(args, expect_ok=True):
     cmd = [BIN] + [str(a) for a in args] + ["--quiet"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if expect_ok and p.returncode != 0:
         tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
         raise Fail(f"exit {p.returncode}: {' '.join(cmd)}\n      " + "\n      ".join(tail))
@@ -177,8 +181,9 @@ def broken_ids(case, tok):
 
 
 def main():
-    if not os.path.exists(os.path.join(REF, "cases.json")):
-        print(f"skipped: no fixtures in {MODEL} (tests/ref/make_llava_fixtures.py)")
+    global MODEL, REF
+    if not os.path.exists(os.path.join(TINY, "ref", "cases.json")):
+        print(f"skipped: no fixtures in {TINY} (tests/ref/make_llava_fixtures.py)")
         return 77
     if not os.access(BIN, os.X_OK):
         print(f"skipped: no binary {BIN}")
@@ -187,8 +192,24 @@ def main():
     if "llava-features" not in usage or "llava-logits" not in usage:
         print(f"skipped: {BIN} has no llava-features / llava-logits command")
         return 77
+    models = [TINY] + ([os.path.abspath(FULL)] if FULL else [])
+    for MODEL in models:
+        REF = os.path.join(MODEL, "ref")
+        meta = json.load(open(os.path.join(REF, "cases.json")))
+        if MODEL != TINY:
+            print(f"full vision shapes: {MODEL}", flush=True)
+        run_cases(meta)
+    MODEL, REF = TINY, os.path.join(TINY, "ref")
     meta = json.load(open(os.path.join(REF, "cases.json")))
     cases = {c["name"]: c for c in meta["cases"]}
+    check("wrong image size fails", broken_size, cases["tall"])
+    check("perturbed pixels fail", broken_pixels, cases["square"])
+    check("two image tokens rejected", broken_ids, cases["small"], meta["image_token"])
+    print(f"llava parity: {RESULTS['PASS']} passed, {RESULTS['FAIL']} failed")
+    return 1 if RESULTS["FAIL"] else 0
+
+
+def run_cases(meta):
     for c in meta["cases"]:
         check(f"{c['name']} {c['height']}x{c['width']} tower", check_tower, c)
         check(f"{c['name']} {c['height']}x{c['width']} features", check_features, c)
@@ -200,11 +221,6 @@ def main():
                   f"{c['n_image_tokens']} tokens given")
         if c.get("text"):
             check(f"{c['name']} logits (--text, template)", check_text, c)
-    check("wrong image size fails", broken_size, cases["tall"])
-    check("perturbed pixels fail", broken_pixels, cases["square"])
-    check("two image tokens rejected", broken_ids, cases["small"], meta["image_token"])
-    print(f"llava parity: {RESULTS['PASS']} passed, {RESULTS['FAIL']} failed")
-    return 1 if RESULTS["FAIL"] else 0
 
 
 if __name__ == "__main__":

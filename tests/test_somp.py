@@ -209,27 +209,34 @@ def test_batch(tmp):
     nh, N, D, V, k = 7, 12, 32, 200, 10
     H, Dict = gaussian(nh, N, D), gaussian(V, D)
     H[4] = 0  # a silent head: nothing to explain, k = 0, no NaN
-    for center in (False, True):
-        pb = Problem(tmp, "batch", H, Dict)
-        out, p = pb.run(k, center=center)
-        if out is None:
-            continue
-        check(len(out["heads"]) == nh, f"batch: {len(out['heads'])} heads, expected {nh}")
-        check("heads" in p.stderr and f"{nh}/{nh}" in p.stderr, f"batch: no progress line on stderr: {p.stderr!r}")
-        for i, h in enumerate(out["heads"]):
-            name = f"batch head {i}{' center' if center else ''}"
-            check_head_basic(name, h, N)
-            if i == 4:
-                check(h["support"] == [] and h["h_norm2"] == 0 and len(h["coef"]) == N, f"{name}: zero head")
+    # One OpenMP thread once ran only head 0 of a batch: run the batch both ways.
+    for threads in (None, "1"):
+        if threads:
+            os.environ["OMP_NUM_THREADS"] = threads
+        else:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        for center in (False, True):
+            pb = Problem(tmp, "batch", H, Dict)
+            out, p = pb.run(k, center=center)
+            if out is None:
                 continue
-            compare_to_ref(name, h, H[i], Dict, k, center)
-            single = Problem(tmp, "single", H[i], Dict)
-            o1, _ = single.run(k, center=center)
-            if o1 is not None:
-                s1 = o1["heads"][0]
-                check(s1["support"] == h["support"], f"{name}: batch support differs from single-head run")
-                e, _ = rel_err(h["coef"], s1["coef"])
-                check(e <= 1e-12, f"{name}: batch coef differs from single-head run by {e:.3g}")
+            check(len(out["heads"]) == nh, f"batch: {len(out['heads'])} heads, expected {nh}")
+            check("heads" in p.stderr and f"{nh}/{nh}" in p.stderr, f"batch: no progress line on stderr: {p.stderr!r}")
+            for i, h in enumerate(out["heads"]):
+                name = f"batch head {i}{' center' if center else ''}{' 1 thread' if threads else ''}"
+                check_head_basic(name, h, N)
+                if i == 4:
+                    check(h["support"] == [] and h["h_norm2"] == 0 and len(h["coef"]) == N, f"{name}: zero head")
+                    continue
+                compare_to_ref(name, h, H[i], Dict, k, center)
+                single = Problem(tmp, "single", H[i], Dict)
+                o1, _ = single.run(k, center=center)
+                if o1 is not None:
+                    s1 = o1["heads"][0]
+                    check(s1["support"] == h["support"], f"{name}: batch support differs from single-head run")
+                    e, _ = rel_err(h["coef"], s1["coef"])
+                    check(e <= 1e-12, f"{name}: batch coef differs from single-head run by {e:.3g}")
+    os.environ.pop("OMP_NUM_THREADS", None)
     print(f"(b) batch of {nh} heads")
 
 

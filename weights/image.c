@@ -153,7 +153,6 @@ static int decode_png(const uint8_t *data, size_t n, const char *name, hp_image 
         goto done;
     }
     png_set_read_fn(c->png, c, png_read_mem);
-    png_set_user_limits(c->png, HP_IMAGE_MAX_SIDE, HP_IMAGE_MAX_SIDE);
     png_set_chunk_malloc_max(c->png, 8u << 20); /* bounds zTXt/iCCP decompression */
     png_read_info(c->png, c->info);
     png_uint_32 w, h;

@@ -16,8 +16,15 @@ Writes tests/fixtures/tiny-llava/ (see its README.md):
 
 Run with the reference environment (tests/ref/setup_ref_env.sh):
   .venv-ref/bin/python tests/ref/make_llava_fixtures.py
+  .venv-ref/bin/python tests/ref/make_llava_fixtures.py --full DIR   (optional, ~1.5 GB, ~2 min)
+--full writes the same files for llava-v1.6-mistral's full vision shapes into DIR (outside the
+repository; tests/test_llava_parity.py checks it when HP_LLAVA_FULL=DIR): CLIP ViT-L/14-336
+(24 layers, D 1024, 16 heads, 577 positions), the default pinpoints, projector 1024 -> 4096, and
+a one-layer text model of width 4096 (vocabulary 272: the vocabulary is not a vision shape), on
+scikit-image's chelsea.png (300x451: 3 tiles, 1464 image tokens).
 Everything is float32, eager attention, fixed seeds: re-running reproduces the same files.
 """
+import argparse
 import json
 import os
 import shutil
@@ -55,6 +62,16 @@ POST = [13, 150, 44, 201, 7, 99]
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+def make_full_config():
+    """llava-v1.6-mistral-7b's vision side (LlavaNextConfig's default CLIP-L/336, default
+    pinpoints and image_seq_length 576) with a one-layer text model of the real width."""
+    text = MistralConfig(vocab_size=272, hidden_size=4096, intermediate_size=512,
+                         num_hidden_layers=1, num_attention_heads=32, num_key_value_heads=8,
+                         rope_theta=1e6, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    return LlavaNextConfig(text_config=text.to_dict(), image_token_index=IMAGE_TOKEN,
+                           tie_word_embeddings=False)
 
 
 def make_config():
@@ -100,7 +117,7 @@ def make_tokenizer():
     return fast
 
 
-def randomize(model, seed):
+def randomize(model, seed, std=WEIGHT_STD, bias_std=BIAS_STD):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -109,9 +126,9 @@ def randomize(model, seed):
                     or "layrnorm.weight" in name:
                 p.copy_(1.0 + NORM_NOISE * noise)
             elif name.endswith(".bias"):
-                p.copy_(BIAS_STD * noise)
+                p.copy_(bias_std * noise)
             else:
-                p.copy_(WEIGHT_STD * noise)
+                p.copy_(std * noise)
 
 
 def make_image(h, w, seed):
@@ -127,35 +144,53 @@ def make_image(h, w, seed):
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--full", metavar="DIR", help="full vision shapes into DIR instead of the fixture")
+    args = ap.parse_args()
     torch.manual_seed(0)
-    cfg = make_config()
+    full = args.full is not None
+    OUT = os.path.abspath(args.full) if full else globals()["OUT"]
+    cfg = make_full_config() if full else make_config()
     model = LlavaNextForConditionalGeneration(cfg).eval()
     model.config._attn_implementation = "eager"
     model.vision_tower.config._attn_implementation = "eager"
     model.language_model.config._attn_implementation = "eager"
-    randomize(model, 1234)
-    proc = LlavaNextImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32},
-                                   image_grid_pinpoints=PINPOINTS)
+    # 24 pre-LN layers of width 1024 with 0.2-std weights would grow the residual stream past
+    # float32; the default init's 0.02 keeps it finite (biases nonzero all the same).
+    randomize(model, 1234, *((0.02, 0.02) if full else (WEIGHT_STD, BIAS_STD)))
+    crop = cfg.vision_config.image_size
+    proc = LlavaNextImageProcessor(size={"shortest_edge": crop}, crop_size={"height": crop, "width": crop},
+                                   image_grid_pinpoints=cfg.image_grid_pinpoints)
+    images = IMAGES
+    if full:
+        photo = "/usr/lib/python3/dist-packages/skimage/data/chelsea.png"  # Debian python3-skimage
+        if not os.path.exists(photo):
+            sys.exit(f"--full needs {photo} (apt-get install python3-skimage)")
+        images = [("chelsea", photo, True)]
 
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
     os.makedirs(os.path.join(OUT, "ref"))
     model.save_pretrained(OUT, safe_serialization=True)
     proc.save_pretrained(OUT)
-    tokenizer = make_tokenizer()
-    tokenizer.backend_tokenizer.save(os.path.join(OUT, "tokenizer.json"))
-    processor = LlavaNextProcessor(image_processor=proc, tokenizer=tokenizer, patch_size=8,
-                                   vision_feature_select_strategy="default", image_token="<image>")
+    if not full:
+        tokenizer = make_tokenizer()
+        tokenizer.backend_tokenizer.save(os.path.join(OUT, "tokenizer.json"))
+        processor = LlavaNextProcessor(image_processor=proc, tokenizer=tokenizer, patch_size=8,
+                                       vision_feature_select_strategy="default", image_token="<image>")
     for f in ("generation_config.json",):
         if os.path.exists(os.path.join(OUT, f)):
             os.remove(os.path.join(OUT, f))
 
     cases = []
-    for k, (name, h, w, with_logits) in enumerate(IMAGES):
-        img = make_image(h, w, 100 + k)
+    for k, (name, *size, with_logits) in enumerate(images):
         path = os.path.join(OUT, "ref", f"{name}.png")
-        Image.fromarray(img).save(path, optimize=True)
+        if full:
+            shutil.copy(size[0], path)
+        else:
+            Image.fromarray(make_image(*size, 100 + k)).save(path, optimize=True)
         img = np.asarray(Image.open(path).convert("RGB"))  # exactly what a reader of the PNG gets
+        h, w = img.shape[:2]
         batch = proc(images=Image.fromarray(img), return_tensors="pt")
         pix, sizes = batch["pixel_values"], batch["image_sizes"]  # [1, n, 3, 32, 32], [1, 2]
         assert sizes.tolist() == [[h, w]], sizes
@@ -186,7 +221,7 @@ def main():
             assert torch.equal(logits, logits2), (logits - logits2).abs().max()
             np.save(os.path.join(OUT, "ref", f"{name}.logits.npy"), logits.numpy().astype(np.float32))
             case["prompt_expanded"] = ids
-        if name == TEXT_IMAGE:
+        if name == TEXT_IMAGE and not full:
             # The prompt as llava-hf's model card writes it; the processor expands <image>.
             prompt = f"[INST] <image>\n{TEXT} [/INST]"
             batch = processor(images=Image.fromarray(img), text=prompt, return_tensors="pt")

@@ -1,0 +1,890 @@
+/* bench_cuda.c: GPU benchmarks of the CUDA backend, each against a ceiling measured in the same
+ * run (bench/GPU_BENCH.md says what and why):
+ *   ceilings  device-to-device copy (GB/s, bytes read + written), host-to-device copy from
+ *             pageable memory, cuBLAS bf16 GEMM 8192³ and fp32 SGEMM (TFLOP/s); CUDA events,
+ *             warm-up, median of repeats, inputs rotated beyond L2
+ *   ops       every forward kernel through the hp_backend interface at Mistral-7B shapes:
+ *             achieved GB/s (memory-bound ops) or TFLOP/s (products, prefill attention) and
+ *             the ratio to the ceiling; host clock around back-to-back launches + sync()
+ *             (the backend's stream is private), buffers rotated beyond L2
+ *   prefill   end to end, Mistral-7B-Instruct-v0.2 shape, random bf16 weights
+ *             (hp_model_random), tokens/s over a batch × prompt grid; model FLOPs utilisation
+ *   decode    batch-1 greedy steps: tokens/s against the floor (weight + KV bytes / copy GB/s)
+ *   somp      hp_somp_cuda_batch on N = 2048 samples × nheads heads, k = 50, D = 4096, with
+ *             256-atom and 32000-atom dictionaries, against its memory-traffic floor
+ * Prints a table per section and one JSON line per measurement ({"bench":"cuda",...}). Without
+ * a CUDA device (or CUDA in the build) it prints "skipped: no CUDA device" and exits 0.
+ *
+ *   build/bench/bench_cuda [--only ceil,ops,prefill,decode,somp] [--batches 1,8,64]
+ *                          [--prompts 64,512,2048] [--somp-heads 1024] [--somp-vocab 256,32000]
+ *                          [--decode-prompt 512] [--decode-steps 64] [--seed S] */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef HP_HAVE_CUDA
+
+#include <math.h>
+#include <time.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "model.h"
+#include "nvtx.h"
+#include "ops_cuda.h"
+#include "somp_cuda.h"
+
+#define MAXLIST 16
+#define GIB (1024.0 * 1024.0 * 1024.0)
+
+/* ---- checks: every CUDA / cuBLAS call records statement, file and line, then exits --------- */
+
+static void die(const char *what, const char *file, int line, const char *msg) {
+    fprintf(stderr, "bench_cuda: %s:%d: %s: %s\n", file, line, what, msg);
+    exit(1);
+}
+#define CK(call)                                                                                  \
+    do {                                                                                          \
+        cudaError_t rc_ = (call);                                                                 \
+        if (rc_ != cudaSuccess) die(#call, __FILE__, __LINE__, cudaGetErrorString(rc_));          \
+    } while (0)
+#define CB(call)                                                                                  \
+    do {                                                                                          \
+        cublasStatus_t rc_ = (call);                                                              \
+        if (rc_ != CUBLAS_STATUS_SUCCESS) die(#call, __FILE__, __LINE__, cublasGetStatusString(rc_)); \
+    } while (0)
+/* A backend call (0 on success) whose error message is in e. */
+#define HP(call)                                                                                  \
+    do {                                                                                          \
+        if ((call) != 0) die(#call, __FILE__, __LINE__, e.msg[0] ? e.msg : "failed");             \
+    } while (0)
+
+static hp_err e;
+
+/* ---- small utilities ------------------------------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* x[i] = amp·u(seed, i), u uniform in [-1, 1): parallel, the same for any thread count. */
+static void fill_random(float *x, size_t n, uint64_t seed, float amp) {
+    uint64_t s = mix(seed);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        uint64_t z = mix(s + i * 0x9e3779b97f4a7c15ull);
+        x[i] = amp * (float)((double)(z >> 40) * (1.0 / 8388608.0) - 1.0);
+    }
+}
+
+static void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "bench_cuda: out of host memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
+static int parse_list(const char *s, int *out) {
+    int n = 0;
+    while (*s && n < MAXLIST) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v <= 0 || v > 1 << 20) return -1;
+        out[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+/* ---- measured ceilings ----------------------------------------------------------------------- */
+
+typedef struct ceilings {
+    double copy_gbs;   /* device-to-device, bytes read + written */
+    double h2d_gbs;    /* host (pageable) to device */
+    double bf16_tflops;
+    double f32_tflops; /* SGEMM without TF32 (the SOMP correlations) */
+} ceilings;
+
+static ceilings ceil_;
+static int l2_bytes, sm_count;
+static char dev_name[256];
+
+/* Median milliseconds of `reps` timed calls of fn(i) on stream st, after `warm` untimed ones. */
+typedef void (*timed_fn)(void *ctx, int i);
+static double time_events(cudaStream_t st, timed_fn fn, void *ctx, int warm, int reps) {
+    cudaEvent_t a, b;
+    CK(cudaEventCreate(&a));
+    CK(cudaEventCreate(&b));
+    for (int i = 0; i < warm; i++) fn(ctx, i);
+    double *ms = xmalloc(sizeof(double) * reps);
+    for (int i = 0; i < reps; i++) {
+        float t;
+        CK(cudaEventRecord(a, st));
+        fn(ctx, warm + i);
+        CK(cudaEventRecord(b, st));
+        CK(cudaEventSynchronize(b));
+        CK(cudaEventElapsedTime(&t, a, b));
+        ms[i] = t;
+    }
+    double m = median(ms, reps);
+    free(ms);
+    CK(cudaEventDestroy(a));
+    CK(cudaEventDestroy(b));
+    return m;
+}
+
+typedef struct copy_ctx {
+    cudaStream_t st;
+    void *src[2], *dst[2];
+    const void *host;
+    size_t bytes;
+} copy_ctx;
+
+static void do_d2d(void *p, int i) {
+    copy_ctx *c = p;
+    CK(cudaMemcpyAsync(c->dst[i & 1], c->src[i & 1], c->bytes, cudaMemcpyDeviceToDevice, c->st));
+}
+
+static void do_h2d(void *p, int i) {
+    copy_ctx *c = p;
+    CK(cudaMemcpyAsync(c->dst[i & 1], c->host, c->bytes, cudaMemcpyHostToDevice, c->st));
+}
+
+typedef struct gemm_ctx {
+    cublasHandle_t h;
+    void *A[2], *B[2], *C[2];
+    int n, bf16;
+} gemm_ctx;
+
+static void do_gemm(void *p, int i) {
+    gemm_ctx *g = p;
+    const float one = 1.0f, zero = 0.0f;
+    cudaDataType_t t = g->bf16 ? CUDA_R_16BF : CUDA_R_32F;
+    cublasComputeType_t ct = CUBLAS_COMPUTE_32F; /* fp32 inputs: plain FFMA, no TF32 (as somp.cu) */
+    CB(cublasGemmEx(g->h, CUBLAS_OP_T, CUBLAS_OP_N, g->n, g->n, g->n, &one, g->A[i & 1], t, g->n,
+                    g->B[i & 1], t, g->n, &zero, g->C[i & 1], t, g->n, ct, CUBLAS_GEMM_DEFAULT));
+}
+
+static void json_ceiling(const char *name, const char *unit, double v) {
+    printf("{\"bench\":\"cuda\",\"kind\":\"ceiling\",\"name\":\"%s\",\"%s\":%.4g,\"device\":\"%s\"}\n",
+           name, unit, v, dev_name);
+}
+
+static void measure_ceilings(void) {
+    HP_NVTX_PUSH("ceilings");
+    cudaStream_t st;
+    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    /* copies: 2 x 1 GiB pairs, far beyond L2 */
+    copy_ctx c = {.st = st, .bytes = (size_t)1 << 30};
+    for (int i = 0; i < 2; i++) {
+        CK(cudaMalloc(&c.src[i], c.bytes));
+        CK(cudaMalloc(&c.dst[i], c.bytes));
+        CK(cudaMemsetAsync(c.src[i], 0x3c + i, c.bytes, st)); /* non-zero bytes */
+    }
+    double ms = time_events(st, do_d2d, &c, 3, 20);
+    ceil_.copy_gbs = 2.0 * c.bytes / (ms * 1e-3) / 1e9;
+    char *host = xmalloc(c.bytes);
+    fill_random((float *)host, c.bytes / 4, 7, 1.0f);
+    c.host = host;
+    ms = time_events(st, do_h2d, &c, 1, 5);
+    ceil_.h2d_gbs = c.bytes / (ms * 1e-3) / 1e9;
+    free(host);
+    for (int i = 0; i < 2; i++) {
+        CK(cudaFree(c.src[i]));
+        CK(cudaFree(c.dst[i]));
+    }
+
+    /* GEMMs: two input sets (each operand 128 MiB bf16 / 256 MiB fp32: beyond L2 anyway) */
+    gemm_ctx g = {.n = 8192};
+    CB(cublasCreate(&g.h));
+    CB(cublasSetStream(g.h, st));
+    size_t nn = (size_t)g.n * g.n;
+    float *tmp = xmalloc(nn * sizeof(float));
+    for (int pass = 0; pass < 2; pass++) {
+        g.bf16 = pass == 0;
+        size_t es = g.bf16 ? 2 : 4;
+        for (int i = 0; i < 2; i++) {
+            CK(cudaMalloc(&g.A[i], nn * es));
+            CK(cudaMalloc(&g.B[i], nn * es));
+            CK(cudaMalloc(&g.C[i], nn * es));
+            void *stage;
+            CK(cudaMalloc(&stage, nn * 4));
+            for (int w = 0; w < 2; w++) {
+                fill_random(tmp, nn, 100 + 4 * i + 2 * w + pass, 1.0f);
+                CK(cudaMemcpy(stage, tmp, nn * 4, cudaMemcpyHostToDevice));
+                void *dst = w ? g.B[i] : g.A[i];
+                if (g.bf16)
+                    CK(hp_cuda_f32_to_bf16(dst, stage, nn, st));
+                else
+                    CK(cudaMemcpyAsync(dst, stage, nn * 4, cudaMemcpyDeviceToDevice, st));
+            }
+            CK(cudaStreamSynchronize(st));
+            CK(cudaFree(stage));
+        }
+        ms = time_events(st, do_gemm, &g, 3, g.bf16 ? 20 : 6);
+        double tf = 2.0 * g.n * (double)g.n * g.n / (ms * 1e-3) / 1e12;
+        if (g.bf16)
+            ceil_.bf16_tflops = tf;
+        else
+            ceil_.f32_tflops = tf;
+        for (int i = 0; i < 2; i++) {
+            CK(cudaFree(g.A[i]));
+            CK(cudaFree(g.B[i]));
+            CK(cudaFree(g.C[i]));
+        }
+    }
+    free(tmp);
+    CB(cublasDestroy(g.h));
+    CK(cudaStreamDestroy(st));
+    printf("\n== ceilings (%s, %d SMs, L2 %.0f MiB)\n", dev_name, sm_count, l2_bytes / 1048576.0);
+    printf("  device-to-device copy   %8.0f GB/s (read + write)\n", ceil_.copy_gbs);
+    printf("  host-to-device pageable %8.1f GB/s\n", ceil_.h2d_gbs);
+    printf("  bf16 GEMM 8192^3        %8.1f TFLOP/s\n", ceil_.bf16_tflops);
+    printf("  fp32 SGEMM 8192^3       %8.1f TFLOP/s (no TF32)\n", ceil_.f32_tflops);
+    json_ceiling("d2d_copy", "gbps", ceil_.copy_gbs);
+    json_ceiling("h2d_pageable", "gbps", ceil_.h2d_gbs);
+    json_ceiling("gemm_bf16_8192", "tflops", ceil_.bf16_tflops);
+    json_ceiling("sgemm_f32_8192", "tflops", ceil_.f32_tflops);
+    HP_NVTX_POP();
+}
+
+/* ---- forward kernels through hp_backend ------------------------------------------------------ */
+
+/* Mistral-7B shapes. */
+enum { MD = 4096, MH = 32, MKV = 8, MDH = 128, MF = 14336, MV = 32000, ML = 32 };
+
+enum { OP_EMBED, OP_RMSNORM, OP_MATMUL, OP_ROPE, OP_KV_STORE, OP_ATTN, OP_SWIGLU, OP_ADD,
+       OP_HEAD_SCALE, OP_READOUT, OP_MATMUL_F32 };
+/* How a buffer is filled: random values, or the int32 contents the op needs. */
+enum { F_RAND, F_IDS, F_SEQ_PACKED, F_POS_PACKED, F_SEQ_DECODE, F_POS_DECODE, F_ONES, F_ZERO };
+
+#define MAXSETS 8
+#define MAXSLOT 6
+
+typedef struct op {
+    const char *name;
+    char shape[80];
+    int kind;
+    int T, N, K, B, P, H, KV, Tcap; /* shapes (meaning per kind) */
+    hp_attn_variant var;
+    int nslot;
+    size_t n[MAXSLOT];
+    hp_mem mem[MAXSLOT];
+    int fill[MAXSLOT];
+    int shared[MAXSLOT]; /* one buffer for all sets (weights, tables, index arrays) */
+    void *buf[MAXSETS][MAXSLOT];
+    int nsets;
+    double bytes, flops; /* per call */
+    int compute_bound;
+} op;
+
+static void slot(op *o, size_t n, hp_mem m, int fill, int shared) {
+    o->n[o->nslot] = n;
+    o->mem[o->nslot] = m;
+    o->fill[o->nslot] = fill;
+    o->shared[o->nslot] = shared;
+    o->nslot++;
+}
+
+static void op_alloc(hp_backend *be, op *o, uint64_t seed) {
+    double per_set = 0;
+    for (int s = 0; s < o->nslot; s++)
+        if (!o->shared[s]) per_set += (double)o->n[s] * be->elem_size(be, o->mem[s]);
+    o->nsets = per_set > 0 ? (int)ceil(2.0 * l2_bytes / per_set) : 1; /* rotate beyond L2 */
+    if (o->nsets < 1) o->nsets = 1;
+    if (o->nsets > MAXSETS) o->nsets = MAXSETS;
+    for (int s = 0; s < o->nslot; s++) {
+        size_t n = o->n[s];
+        float *hf = NULL;
+        int32_t *hi = NULL;
+        if (o->mem[s] == HP_MEM_I32) {
+            hi = xmalloc(sizeof(int32_t) * n);
+            for (size_t i = 0; i < n; i++) {
+                int per_seq = o->P > 0 ? o->P : 1;
+                switch (o->fill[s]) {
+                case F_IDS: hi[i] = (int32_t)(mix(seed + i) % MV); break;
+                case F_SEQ_PACKED: hi[i] = (int32_t)(i / per_seq); break;
+                case F_POS_PACKED: hi[i] = (int32_t)(i % per_seq); break;
+                case F_SEQ_DECODE: hi[i] = (int32_t)i; break;
+                case F_POS_DECODE: hi[i] = o->Tcap - 1; break;
+                default: hi[i] = 0;
+                }
+            }
+        } else {
+            hf = xmalloc(sizeof(float) * n);
+            if (o->fill[s] == F_ONES)
+                for (size_t i = 0; i < n; i++) hf[i] = 1.0f;
+            else if (o->fill[s] == F_ZERO)
+                memset(hf, 0, sizeof(float) * n);
+            else
+                fill_random(hf, n, seed + 17 * s, 1.0f);
+        }
+        for (int k = 0; k < o->nsets; k++) {
+            if (o->shared[s] && k > 0) {
+                o->buf[k][s] = o->buf[0][s];
+                continue;
+            }
+            void *p = be->alloc(be, n, o->mem[s], &e);
+            if (!p) die("be->alloc", __FILE__, __LINE__, e.msg);
+            HP(be->upload(be, p, hi ? (const void *)hi : (const void *)hf, n, o->mem[s], &e));
+            o->buf[k][s] = p;
+        }
+        free(hf);
+        free(hi);
+    }
+    HP(be->sync(be, &e));
+}
+
+static void op_free(hp_backend *be, op *o) {
+    for (int k = 0; k < o->nsets; k++)
+        for (int s = 0; s < o->nslot; s++)
+            if (!(o->shared[s] && k > 0)) be->free(be, o->buf[k][s]);
+}
+
+static int op_launch(hp_backend *be, op *o, int k) {
+    void **b = o->buf[k % o->nsets];
+    switch (o->kind) {
+    case OP_EMBED: return be->embed(be, b[0], b[1], b[2], o->T, MD, MV);
+    case OP_RMSNORM: return be->rmsnorm(be, b[0], b[1], b[2], o->T, MD, 1e-5f);
+    case OP_MATMUL: return be->matmul(be, b[0], b[1], b[2], o->T, o->N, o->K);
+    case OP_ROPE: return be->rope(be, b[0], b[1], o->T, o->H, MDH, 1e6f);
+    case OP_KV_STORE:
+        return be->kv_store(be, b[0], b[1], b[2], b[3], b[4], b[5], o->T, MKV * MDH, o->Tcap);
+    case OP_ATTN:
+        return be->attention(be, b[0], b[1], b[2], b[3], b[4], b[5], o->T, MH, MKV, MDH, o->Tcap, 0);
+    case OP_SWIGLU: return be->swiglu(be, b[0], b[0], b[1], (size_t)o->T * MF);
+    case OP_ADD: return be->add(be, b[0], b[1], (size_t)o->T * MD);
+    case OP_HEAD_SCALE: return be->head_scale(be, b[0], b[1], o->T, MH, MDH);
+    case OP_READOUT:
+        return be->head_readout(be, b[0], b[1], b[2], b[3], b[4], o->T, o->B, MH, MDH, MD);
+    case OP_MATMUL_F32: return be->matmul_f32(be, b[0], b[1], b[2], o->T, o->N, o->K);
+    }
+    return -1;
+}
+
+typedef struct op_result {
+    double us, rate, ratio;
+} op_result;
+
+/* Median time per call: samples of back-to-back launches (>= ~3 ms each) closed by sync(). */
+static op_result op_time(hp_backend *be, op *o) {
+    if (o->kind == OP_ATTN) hp_backend_cuda_set_attention(be, o->var);
+    for (int i = 0; i < 3; i++) HP(op_launch(be, o, i));
+    HP(be->sync(be, &e));
+    double t0 = now_s();
+    int probe = 5;
+    for (int i = 0; i < probe; i++) HP(op_launch(be, o, i));
+    HP(be->sync(be, &e));
+    double per = (now_s() - t0) / probe;
+    int inner = per > 0 ? (int)(3e-3 / per) : 100;
+    if (inner < 3) inner = 3;
+    if (inner > 2000) inner = 2000;
+    enum { SAMPLES = 9 };
+    double v[SAMPLES];
+    for (int s = 0; s < SAMPLES; s++) {
+        t0 = now_s();
+        for (int i = 0; i < inner; i++) HP(op_launch(be, o, i));
+        HP(be->sync(be, &e));
+        v[s] = (now_s() - t0) / inner;
+    }
+    double t = median(v, SAMPLES);
+    op_result r = {t * 1e6, 0, 0};
+    if (o->compute_bound) {
+        r.rate = o->flops / t / 1e12;
+        r.ratio = r.rate / ceil_.bf16_tflops;
+    } else {
+        r.rate = o->bytes / t / 1e9;
+        r.ratio = r.rate / ceil_.copy_gbs;
+    }
+    if (o->kind == OP_ATTN) hp_backend_cuda_set_attention(be, HP_ATTN_AUTO);
+    return r;
+}
+
+static void run_op(hp_backend *be, op *o, uint64_t seed) {
+    op_alloc(be, o, seed);
+    op_result r = op_time(be, o);
+    op_free(be, o);
+    printf("  %-24s %-34s %9.1f us %9.1f %-7s %5.1f%%\n", o->name, o->shape, r.us, r.rate,
+           o->compute_bound ? "TFLOP/s" : "GB/s", 100 * r.ratio);
+    printf("{\"bench\":\"cuda\",\"kind\":\"op\",\"name\":\"%s\",\"shape\":\"%s\",\"us\":%.3f,"
+           "\"%s\":%.4g,\"ratio\":%.4f,\"nsets\":%d}\n",
+           o->name, o->shape, r.us, o->compute_bound ? "tflops" : "gbps", r.rate, r.ratio, o->nsets);
+}
+
+static op op_new(const char *name, int kind) {
+    op o;
+    memset(&o, 0, sizeof o);
+    o.name = name;
+    o.kind = kind;
+    return o;
+}
+
+static void bench_ops(hp_backend *be, uint64_t seed) {
+    HP_NVTX_PUSH("ops");
+    printf("\n== forward kernels through hp_backend (Mistral-7B shapes; ratio to the ceiling)\n");
+    const int T = 4096; /* tokens in a prefill chunk */
+    const double A = 2; /* bytes of a bf16 activation / weight */
+    op o;
+
+    o = op_new("embed", OP_EMBED);
+    o.T = T;
+    snprintf(o.shape, sizeof o.shape, "T=%d D=%d V=%d", T, MD, MV);
+    slot(&o, (size_t)T * MD, HP_MEM_ACT, F_ZERO, 0);
+    slot(&o, (size_t)MV * MD, HP_MEM_WEIGHT, F_RAND, 1);
+    slot(&o, T, HP_MEM_I32, F_IDS, 1);
+    o.bytes = 2.0 * T * MD * A + 4.0 * T;
+    run_op(be, &o, seed);
+
+    o = op_new("rmsnorm", OP_RMSNORM);
+    o.T = T;
+    snprintf(o.shape, sizeof o.shape, "T=%d D=%d", T, MD);
+    slot(&o, (size_t)T * MD, HP_MEM_ACT, F_ZERO, 0);
+    slot(&o, (size_t)T * MD, HP_MEM_ACT, F_RAND, 0);
+    slot(&o, MD, HP_MEM_WEIGHT, F_RAND, 1);
+    o.bytes = 2.0 * T * MD * A + MD * A;
+    run_op(be, &o, seed);
+
+    struct { const char *name; int T, N, K; } mm[] = {
+        {"matmul q/o", T, MD, MD},        {"matmul k/v", T, MKV * MDH, MD},
+        {"matmul gate/up", T, MF, MD},    {"matmul down", T, MD, MF},
+        {"matmul gate T=1", 1, MF, MD},   {"matmul down T=1", 1, MD, MF},
+    };
+    for (size_t i = 0; i < sizeof mm / sizeof *mm; i++) {
+        o = op_new(mm[i].name, OP_MATMUL);
+        o.T = mm[i].T;
+        o.N = mm[i].N;
+        o.K = mm[i].K;
+        snprintf(o.shape, sizeof o.shape, "T=%d N=%d K=%d", o.T, o.N, o.K);
+        slot(&o, (size_t)o.T * o.N, HP_MEM_ACT, F_ZERO, 0);
+        slot(&o, (size_t)o.T * o.K, HP_MEM_ACT, F_RAND, 0);
+        slot(&o, (size_t)o.N * o.K, HP_MEM_WEIGHT, F_RAND, o.T > 64); /* T=1: rotate weights */
+        o.flops = 2.0 * o.T * o.N * o.K;
+        o.bytes = A * ((double)o.T * o.N + (double)o.T * o.K + (double)o.N * o.K);
+        o.compute_bound = o.T > 64;
+        run_op(be, &o, seed);
+    }
+
+    o = op_new("rope q", OP_ROPE);
+    o.T = T;
+    o.H = MH;
+    o.P = T;
+    snprintf(o.shape, sizeof o.shape, "T=%d heads=%d Dh=%d", T, MH, MDH);
+    slot(&o, (size_t)T * MH * MDH, HP_MEM_ACT, F_RAND, 0);
+    slot(&o, T, HP_MEM_I32, F_POS_PACKED, 1);
+    o.bytes = 2.0 * T * MH * MDH * A + 4.0 * T;
+    run_op(be, &o, seed);
+
+    o = op_new("kv_store", OP_KV_STORE);
+    o.T = T;
+    o.P = T;
+    o.Tcap = T;
+    snprintf(o.shape, sizeof o.shape, "T=%d KV*Dh=%d", T, MKV * MDH);
+    slot(&o, (size_t)T * MKV * MDH, HP_MEM_ACT, F_ZERO, 0);
+    slot(&o, (size_t)T * MKV * MDH, HP_MEM_ACT, F_ZERO, 0);
+    slot(&o, (size_t)T * MKV * MDH, HP_MEM_ACT, F_RAND, 0);
+    slot(&o, (size_t)T * MKV * MDH, HP_MEM_ACT, F_RAND, 0);
+    slot(&o, T, HP_MEM_I32, F_SEQ_PACKED, 1);
+    slot(&o, T, HP_MEM_I32, F_POS_PACKED, 1);
+    o.bytes = 4.0 * T * MKV * MDH * A + 8.0 * T;
+    run_op(be, &o, seed);
+
+    /* prefill attention: B sequences of P tokens, packed; causal FLOPs 2·Dh·H·B·P(P+1) */
+    struct { int B, P; hp_attn_variant v; } pa[] = {
+        {1, 2048, HP_ATTN_AUTO}, {1, 2048, HP_ATTN_TILED}, {1, 2048, HP_ATTN_SPLIT},
+        {8, 512, HP_ATTN_AUTO},  {8, 512, HP_ATTN_TILED},
+    };
+    for (size_t i = 0; i < sizeof pa / sizeof *pa; i++) {
+        char *nm = xmalloc(64);
+        snprintf(nm, 64, "attn prefill %s", hp_cuda_attention_variant_name(pa[i].v));
+        o = op_new(nm, OP_ATTN);
+        o.var = pa[i].v;
+        o.B = pa[i].B;
+        o.P = pa[i].P;
+        o.T = o.B * o.P;
+        o.Tcap = o.P;
+        snprintf(o.shape, sizeof o.shape, "B=%d P=%d H=%d/%d Dh=%d", o.B, o.P, MH, MKV, MDH);
+        size_t cache = (size_t)o.B * o.Tcap * MKV * MDH;
+        slot(&o, (size_t)o.T * MH * MDH, HP_MEM_ACT, F_ZERO, 0);
+        slot(&o, (size_t)o.T * MH * MDH, HP_MEM_ACT, F_RAND, 0);
+        slot(&o, cache, HP_MEM_ACT, F_RAND, 0);
+        slot(&o, cache, HP_MEM_ACT, F_RAND, 0);
+        slot(&o, o.T, HP_MEM_I32, F_SEQ_PACKED, 1);
+        slot(&o, o.T, HP_MEM_I32, F_POS_PACKED, 1);
+        o.flops = 2.0 * MDH * MH * o.B * (double)o.P * (o.P + 1);
+        o.compute_bound = 1;
+        run_op(be, &o, seed);
+        free(nm);
+    }
+    /* decode attention: one token per sequence at the end of a ctx-long cache; reads K and V */
+    struct { int B, ctx; hp_attn_variant v; } da[] = {
+        {1, 4096, HP_ATTN_AUTO}, {64, 2048, HP_ATTN_AUTO}, {64, 2048, HP_ATTN_SPLIT},
+    };
+    for (size_t i = 0; i < sizeof da / sizeof *da; i++) {
+        char *nm = xmalloc(64);
+        snprintf(nm, 64, "attn decode %s", hp_cuda_attention_variant_name(da[i].v));
+        o = op_new(nm, OP_ATTN);
+        o.var = da[i].v;
+        o.B = da[i].B;
+        o.T = o.B;
+        o.Tcap = da[i].ctx;
+        snprintf(o.shape, sizeof o.shape, "B=%d ctx=%d H=%d/%d Dh=%d", o.B, o.Tcap, MH, MKV, MDH);
+        size_t cache = (size_t)o.B * o.Tcap * MKV * MDH;
+        slot(&o, (size_t)o.T * MH * MDH, HP_MEM_ACT, F_ZERO, 0);
+        slot(&o, (size_t)o.T * MH * MDH, HP_MEM_ACT, F_RAND, 0);
+        slot(&o, cache, HP_MEM_ACT, F_RAND, 0);
+        slot(&o, cache, HP_MEM_ACT, F_RAND, 0);
+        slot(&o, o.T, HP_MEM_I32, F_SEQ_DECODE, 1);
+        slot(&o, o.T, HP_MEM_I32, F_POS_DECODE, 1);
+        o.bytes = 2.0 * cache * A + 2.0 * o.T * MH * MDH * A;
+        run_op(be, &o, seed);
+        free(nm);
+    }
+
+    o = op_new("swiglu", OP_SWIGLU);
+    o.T = T;
+    snprintf(o.shape, sizeof o.shape, "T=%d F=%d", T, MF);
+    slot(&o, (size_t)T * MF, HP_MEM_ACT, F_RAND, 0);
+    slot(&o, (size_t)T * MF, HP_MEM_ACT, F_RAND, 0);
+    o.bytes = 3.0 * T * MF * A;
+    run_op(be, &o, seed);
+
+    o = op_new("add (residual)", OP_ADD);
+    o.T = T;
+    snprintf(o.shape, sizeof o.shape, "T=%d D=%d", T, MD);
+    slot(&o, (size_t)T * MD, HP_MEM_ACT, F_RAND, 0);
+    slot(&o, (size_t)T * MD, HP_MEM_ACT, F_RAND, 0);
+    o.bytes = 3.0 * T * MD * A;
+    run_op(be, &o, seed);
+
+    o = op_new("head_scale", OP_HEAD_SCALE);
+    o.T = T;
+    snprintf(o.shape, sizeof o.shape, "T=%d H=%d Dh=%d", T, MH, MDH);
+    slot(&o, (size_t)T * MH * MDH, HP_MEM_ACT, F_RAND, 0);
+    slot(&o, MH, HP_MEM_F32, F_RAND, 1);
+    o.bytes = 2.0 * T * MH * MDH * A;
+    run_op(be, &o, seed);
+
+    /* head readout: B sequences of T/B tokens, per-head products with W_O (hi + lo halves) */
+    o = op_new("head_readout", OP_READOUT);
+    o.T = 2048;
+    o.B = 16;
+    o.P = o.T / o.B;
+    snprintf(o.shape, sizeof o.shape, "T=%d B=%d H=%d Dh=%d D=%d", o.T, o.B, MH, MDH, MD);
+    slot(&o, (size_t)o.B * MH * MD, HP_MEM_F32, F_ZERO, 0);
+    slot(&o, (size_t)o.T * MH * MDH, HP_MEM_ACT, F_RAND, 0);
+    slot(&o, o.T, HP_MEM_F32, F_ONES, 1);
+    slot(&o, o.T, HP_MEM_I32, F_SEQ_PACKED, 1);
+    slot(&o, (size_t)MD * MH * MDH, HP_MEM_WEIGHT, F_RAND, 1);
+    o.bytes = (double)o.T * MH * MDH * A + (double)MD * MH * MDH * A + 2.0 * o.B * MH * MD * 4;
+    run_op(be, &o, seed);
+
+    o = op_new("matmul_f32 lm_head", OP_MATMUL_F32);
+    o.T = 64;
+    o.N = MV;
+    o.K = MD;
+    snprintf(o.shape, sizeof o.shape, "rows=%d V=%d D=%d", o.T, MV, MD);
+    slot(&o, (size_t)o.T * MV, HP_MEM_F32, F_ZERO, 0);
+    slot(&o, (size_t)o.T * MD, HP_MEM_F32, F_RAND, 0);
+    slot(&o, (size_t)MV * MD, HP_MEM_WEIGHT, F_RAND, 1);
+    o.bytes = 2.0 * MV * MD * A + (double)o.T * MV * 4 * 2 + (double)o.T * MD * 4;
+    run_op(be, &o, seed);
+    HP_NVTX_POP();
+}
+
+/* ---- end to end: random Mistral-7B ----------------------------------------------------------- */
+
+static hp_config mistral_config(void) {
+    hp_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = HP_ARCH_MISTRAL;
+    snprintf(c.arch_name, sizeof c.arch_name, "MistralForCausalLM");
+    c.D = MD;
+    c.L = ML;
+    c.H = MH;
+    c.KV = MKV;
+    c.Dh = MDH;
+    c.F = MF;
+    c.V = MV;
+    c.max_pos = 32768;
+    c.rope_theta = 1e6f; /* v0.2: rope_theta 1e6, no sliding window */
+    c.rms_eps = 1e-5f;
+    c.bos_id = 1;
+    c.eos_id = 2;
+    c.n_eos = 1;
+    c.eos_ids[0] = 2;
+    return c;
+}
+
+/* FLOPs of a prefill of B prompts of P tokens: 2 per weight per token (embedding lookup
+ * excluded), causal attention 2·Dh·H·L·B·P(P+1), and the lm_head for the B last rows. */
+static double prefill_flops(const hp_config *c, int B, int P) {
+    double Q = (double)c->H * c->Dh, KVD = (double)c->KV * c->Dh;
+    double per_tok = 2.0 * c->L * (2.0 * c->D * Q + 2.0 * c->D * KVD + 3.0 * c->D * c->F);
+    return per_tok * B * (double)P + 2.0 * c->Dh * c->H * c->L * B * (double)P * (P + 1) +
+           2.0 * c->V * c->D * B * 2 /* hi + lo products */;
+}
+
+typedef struct e2e_opts {
+    int nb, np, batches[MAXLIST], prompts[MAXLIST];
+    int decode_prompt, decode_steps;
+    int do_prefill, do_decode;
+} e2e_opts;
+
+static void bench_model(hp_backend *be, const e2e_opts *eo, uint64_t seed) {
+    hp_config cfg = mistral_config();
+    HP_NVTX_PUSH("load");
+    double t0 = now_s();
+    hp_model *m = hp_model_random(&cfg, be, seed, &e);
+    if (!m) die("hp_model_random", __FILE__, __LINE__, e.msg);
+    double t_load = now_s() - t0;
+    HP_NVTX_POP();
+    double wbytes = (double)m->n_params * be->elem_size(be, HP_MEM_WEIGHT);
+    printf("\n== random Mistral-7B-Instruct-v0.2 shape: %.2fB parameters, %.1f GB of bf16 weights, "
+           "made and uploaded in %.1f s\n", m->n_params / 1e9, wbytes / 1e9, t_load);
+    int maxB = 1, maxP = eo->decode_prompt + eo->decode_steps;
+    for (int i = 0; i < eo->nb; i++) maxB = eo->batches[i] > maxB ? eo->batches[i] : maxB;
+    for (int i = 0; i < eo->np; i++) maxP = eo->prompts[i] > maxP ? eo->prompts[i] : maxP;
+    int Tmax = 8192;
+    hp_runtime *rt = hp_runtime_create(m, maxB, maxP, Tmax, 0, &e);
+    if (!rt) die("hp_runtime_create", __FILE__, __LINE__, e.msg);
+    size_t maxT = (size_t)maxB * maxP;
+    int32_t *ids = xmalloc(sizeof(int32_t) * maxT), *seq = xmalloc(sizeof(int32_t) * maxT);
+    int32_t *pos = xmalloc(sizeof(int32_t) * maxT), *rows = xmalloc(sizeof(int32_t) * maxB);
+    float *logits = xmalloc(sizeof(float) * (size_t)maxB * cfg.V);
+    for (size_t i = 0; i < maxT; i++) ids[i] = (int32_t)(mix(seed + 1000 + i) % (uint64_t)cfg.V);
+
+    if (eo->do_prefill) {
+        printf("\n== prefill, end to end (hp_forward, logits for each prompt's last token; MFU vs the "
+               "bf16 GEMM ceiling)\n");
+        printf("  %5s %6s %10s %12s %9s %6s\n", "batch", "prompt", "ms", "tokens/s", "TFLOP/s", "MFU");
+        for (int bi = 0; bi < eo->nb; bi++)
+            for (int pi = 0; pi < eo->np; pi++) {
+                int B = eo->batches[bi], P = eo->prompts[pi], T = B * P;
+                for (int t = 0; t < T; t++) {
+                    seq[t] = t / P;
+                    pos[t] = t % P;
+                }
+                for (int b = 0; b < B; b++) rows[b] = b * P + P - 1;
+                hp_fwd f = {.T = T, .ids = ids, .seq = seq, .pos = pos, .n_logits = B,
+                            .logit_rows = rows, .logits_out = logits};
+                HP_NVTX_PUSH("forward");
+                HP(hp_forward(rt, &f, &e)); /* warm-up (and workspace growth) */
+                double ts[7];
+                int reps = 0;
+                double spent = 0;
+                while (reps < 7 && (reps < 3 || spent < 2.0)) {
+                    t0 = now_s();
+                    HP(hp_forward(rt, &f, &e));
+                    ts[reps] = now_s() - t0;
+                    spent += ts[reps++];
+                }
+                HP_NVTX_POP();
+                double t = median(ts, reps), tf = prefill_flops(&cfg, B, P) / t / 1e12;
+                printf("  %5d %6d %10.2f %12.0f %9.1f %5.1f%%\n", B, P, t * 1e3, T / t, tf,
+                       100 * tf / ceil_.bf16_tflops);
+                printf("{\"bench\":\"cuda\",\"kind\":\"prefill\",\"batch\":%d,\"prompt\":%d,\"ms\":%.3f,"
+                       "\"tokens_per_s\":%.1f,\"tflops\":%.2f,\"mfu\":%.4f,\"reps\":%d}\n",
+                       B, P, t * 1e3, T / t, tf, tf / ceil_.bf16_tflops, reps);
+            }
+    }
+
+    if (eo->do_decode) {
+        int P = eo->decode_prompt, S = eo->decode_steps;
+        for (int t = 0; t < P; t++) {
+            seq[t] = 0;
+            pos[t] = t;
+        }
+        int32_t last = P - 1, row0 = 0, s0 = 0;
+        hp_fwd f = {.T = P, .ids = ids, .seq = seq, .pos = pos, .n_logits = 1, .logit_rows = &last,
+                    .logits_out = logits};
+        HP(hp_forward(rt, &f, &e));
+        HP_NVTX_PUSH("generate");
+        double *ts = xmalloc(sizeof(double) * S);
+        int32_t tok = ids[P];
+        for (int i = 0; i < S; i++) {
+            int32_t p = P + i;
+            hp_fwd d = {.T = 1, .ids = &tok, .seq = &s0, .pos = &p, .n_logits = 1, .logit_rows = &row0,
+                        .logits_out = logits};
+            t0 = now_s();
+            HP(hp_forward(rt, &d, &e));
+            ts[i] = now_s() - t0;
+            int best = 0; /* greedy, as hp_generate */
+            for (int v = 1; v < cfg.V; v++)
+                if (logits[v] > logits[best]) best = v;
+            tok = best;
+        }
+        HP_NVTX_POP();
+        double t = median(ts, S);
+        free(ts);
+        /* floor: every weight once per step, plus the KV cache read at the mean context */
+        double kv = 2.0 * cfg.L * (P + S / 2.0) * cfg.KV * cfg.Dh * be->elem_size(be, HP_MEM_ACT);
+        double floor_s = (wbytes + kv) / (ceil_.copy_gbs * 1e9); /* DRAM bytes per second */
+        printf("\n== decode, batch 1 (prompt %d, %d greedy steps, logits every step)\n", P, S);
+        printf("  median step %.3f ms = %.1f tokens/s; floor %.3f ms (%.2f GB weights + %.3f GB KV at "
+               "%.0f GB/s) = %.1f tokens/s; %.1f%% of the floor's speed\n",
+               t * 1e3, 1 / t, floor_s * 1e3, wbytes / 1e9, kv / 1e9, ceil_.copy_gbs, 1 / floor_s,
+               100 * floor_s / t);
+        printf("{\"bench\":\"cuda\",\"kind\":\"decode\",\"batch\":1,\"prompt\":%d,\"steps\":%d,"
+               "\"ms\":%.4f,\"tokens_per_s\":%.2f,\"floor_ms\":%.4f,\"ratio\":%.4f}\n",
+               P, S, t * 1e3, 1 / t, floor_s * 1e3, floor_s / t);
+    }
+    free(ids);
+    free(seq);
+    free(pos);
+    free(rows);
+    free(logits);
+    hp_runtime_free(rt);
+    hp_model_free(m);
+}
+
+/* ---- SOMP ------------------------------------------------------------------------------------ */
+
+static void bench_somp(int nheads, const int *vocab, int nv, uint64_t seed) {
+    const int N = 2048, D = MD, k = 50;
+    HP_NVTX_PUSH("somp");
+    size_t hn = (size_t)nheads * N * D;
+    printf("\n== SOMP, %d heads x N=%d samples, D=%d, k=%d (hp_somp_cuda_batch, signals from host "
+           "memory)\n", nheads, N, D, k);
+    double t0 = now_s();
+    float *H = xmalloc(hn * sizeof(float));
+    fill_random(H, hn, seed + 77, 1.0f);
+    printf("  %.1f GB of random signals made in %.1f s\n", hn * 4 / 1e9, now_s() - t0);
+    for (int vi = 0; vi < nv; vi++) {
+        int V = vocab[vi];
+        float *Dict = xmalloc((size_t)V * D * sizeof(float));
+        fill_random(Dict, (size_t)V * D, seed + 99 + V, 1.0f);
+        hp_somp_opts o = {.k = k};
+        hp_somp_result *res = xmalloc(sizeof *res * nheads);
+        t0 = now_s();
+        if (hp_somp_cuda_batch(H, nheads, N, D, Dict, V, &o, res, &e))
+            die("hp_somp_cuda_batch", __FILE__, __LINE__, e.msg);
+        double t = now_s() - t0, evr = 0;
+        int kmin = k;
+        for (int h = 0; h < nheads; h++) {
+            if (res[h].k) evr += res[h].evr[res[h].k - 1];
+            if (res[h].k < kmin) kmin = res[h].k;
+            hp_somp_result_free(&res[h]);
+        }
+        free(res);
+        free(Dict);
+        /* Floor of this algorithm: signals over PCIe once; per head the correlation GEMM
+         * (2·V·N·D at the fp32 SGEMM rate), P written once, read + written each later step,
+         * R read + written each step (the projection's second read hits L2). */
+        double nh = nheads, steps = k;
+        double h2d = 4.0 * N * D * nh;
+        double flops = 2.0 * V * (double)N * D * nh;
+        double dev = nh * (4.0 * V * N + 8.0 * V * N * (steps - 1) + 8.0 * N * (double)D * steps +
+                           4.0 * N * (double)D * 2 /* norms, finite check */);
+        double t_floor = h2d / (ceil_.h2d_gbs * 1e9) + flops / (ceil_.f32_tflops * 1e12) +
+                         dev / (ceil_.copy_gbs * 1e9);
+        printf("  V=%-6d %8.2f s  (%.2f ms/head; floor %.2f s = PCIe %.2f + SGEMM %.2f + device "
+               "traffic %.2f (%.0f GB); %.0f%% of the floor's speed); mean EVR %.4f, min k %d\n",
+               V, t, t / nheads * 1e3, t_floor, h2d / (ceil_.h2d_gbs * 1e9),
+               flops / (ceil_.f32_tflops * 1e12), dev / (ceil_.copy_gbs * 1e9), dev / 1e9,
+               100 * t_floor / t, evr / nheads, kmin);
+        printf("{\"bench\":\"cuda\",\"kind\":\"somp\",\"heads\":%d,\"N\":%d,\"D\":%d,\"V\":%d,\"k\":%d,"
+               "\"s\":%.3f,\"ms_per_head\":%.3f,\"floor_s\":%.3f,\"ratio\":%.4f,\"mean_evr\":%.5f}\n",
+               nheads, N, D, V, k, t, t / nheads * 1e3, t_floor, t_floor / t, evr / nheads);
+    }
+    free(H);
+    HP_NVTX_POP();
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: bench_cuda [--only ceil,ops,prefill,decode,somp] [--batches 1,8,64] "
+            "[--prompts 64,512,2048]\n"
+            "                  [--somp-heads 1024] [--somp-vocab 256,32000] [--decode-prompt 512] "
+            "[--decode-steps 64] [--seed S]\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    e2e_opts eo = {.nb = 3, .np = 3, .batches = {1, 8, 64}, .prompts = {64, 512, 2048},
+                   .decode_prompt = 512, .decode_steps = 64, .do_prefill = 1, .do_decode = 1};
+    int somp_heads = 1024, vocab[MAXLIST] = {256, 32000}, nvocab = 2;
+    int do_ops = 1, do_somp = 1;
+    uint64_t seed = 1234;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--only") && v) {
+            do_ops = strstr(v, "ops") != NULL;
+            eo.do_prefill = strstr(v, "prefill") != NULL;
+            eo.do_decode = strstr(v, "decode") != NULL;
+            do_somp = strstr(v, "somp") != NULL;
+            i++;
+        } else if (!strcmp(a, "--batches") && v) {
+            if ((eo.nb = parse_list(argv[++i], eo.batches)) <= 0) return usage();
+        } else if (!strcmp(a, "--prompts") && v) {
+            if ((eo.np = parse_list(argv[++i], eo.prompts)) <= 0) return usage();
+        } else if (!strcmp(a, "--somp-vocab") && v) {
+            if ((nvocab = parse_list(argv[++i], vocab)) <= 0) return usage();
+        } else if (!strcmp(a, "--somp-heads") && v) {
+            if ((somp_heads = atoi(argv[++i])) <= 0) return usage();
+        } else if (!strcmp(a, "--decode-prompt") && v) {
+            if ((eo.decode_prompt = atoi(argv[++i])) <= 0) return usage();
+        } else if (!strcmp(a, "--decode-steps") && v) {
+            if ((eo.decode_steps = atoi(argv[++i])) <= 0) return usage();
+        } else if (!strcmp(a, "--seed") && v) {
+            seed = strtoull(argv[++i], NULL, 0);
+        } else {
+            return usage();
+        }
+    }
+    int ndev = 0;
+    cudaError_t rc = cudaGetDeviceCount(&ndev);
+    if (rc != cudaSuccess || ndev <= 0) {
+        printf("skipped: no CUDA device (%s)\n",
+               rc != cudaSuccess ? cudaGetErrorString(rc) : "cudaGetDeviceCount found none");
+        return 0;
+    }
+    struct cudaDeviceProp prop;
+    CK(cudaGetDeviceProperties(&prop, 0));
+    snprintf(dev_name, sizeof dev_name, "%s", prop.name);
+    l2_bytes = prop.l2CacheSize;
+    sm_count = prop.multiProcessorCount;
+    measure_ceilings(); /* always: every ratio needs them */
+    hp_backend *be = hp_backend_cuda_create(0, &e);
+    if (!be) die("hp_backend_cuda_create", __FILE__, __LINE__, e.msg);
+    printf("backend: %s\n", be->desc);
+    if (do_ops) bench_ops(be, seed);
+    if (eo.do_prefill || eo.do_decode) bench_model(be, &eo, seed);
+    be->destroy(be);
+    if (do_somp) bench_somp(somp_heads, vocab, nvocab, seed);
+    return 0;
+}
+
+#else /* no CUDA in this build */
+
+int main(void) {
+    printf("skipped: no CUDA device (this build has no CUDA backend)\n");
+    return 0;
+}
+
+#endif
