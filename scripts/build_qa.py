@@ -5,6 +5,7 @@ files (package bsdgames, /usr/share/games/bsdgames/quiz), read at run time.
 Output (default --out-dir results/data/qa):
   train.jsonl, test.jsonl  one question a line:
       {"id", "question", "answers": [...], "kind": "country"|"other", "source", "fact"}
+  control.txt              element names and US state capitals: a control concept
   countries.txt            every spelling variant of every country name, one a line (the
                            country word list for the SOMP dictionary; '#' lines are comments)
 
@@ -465,6 +466,14 @@ def main(argv):
     header = (f"# Country names and spelling variants from {args.quiz_dir}/"
               f"{{{','.join(COUNTRY_FILES)}}}, written by scripts/build_qa.py.\n")
     write_atomic(os.path.join(args.out_dir, "countries.txt"), header + "".join(w + "\n" for w in words))
+    # A control concept for `rank --control`: the answers of the element and state-capital
+    # questions (no country names), to tell concept-specific heads from heads that any word
+    # list of the same kind explains.
+    control = sorted({q["answers"][0] for q in train + test
+                      if q["kind"] == "other" and q["source"].split("+")[0] in ("elements", "state")})
+    write_atomic(os.path.join(args.out_dir, "control.txt"),
+                 "# Element names and US state capitals (a control concept), written by "
+                 "scripts/build_qa.py.\n" + "".join(w + "\n" for w in control))
 
     def count(items, kind):
         return sum(q["kind"] == kind for q in items)
@@ -485,7 +494,7 @@ def main(argv):
           + ", ".join(skipped))
     print(f"  other questions skipped (answer is a country's name): {len(skipped_other)}: "
           + "; ".join(skipped_other))
-    print(f"  countries.txt: {len(words)} names")
+    print(f"  countries.txt: {len(words)} names, control.txt: {len(control)} words")
     return 0
 
 

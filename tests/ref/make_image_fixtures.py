@@ -364,6 +364,8 @@ def build_bad(imgs):
 # ------------------------------------------------------------------ main
 
 def main():
+    assert PIL.__version__ == "9.4.0" and transformers.__version__ == "4.46.3", (PIL.__version__,
+                                                                                transformers.__version__)
     if not os.path.isdir(SKIMAGE):
         sys.exit("make_image_fixtures: %s missing: apt-get install python3-skimage" % SKIMAGE)
     torch.manual_seed(0)
