@@ -252,6 +252,24 @@ static void test_embed(int T, int D, int V) {
     free(ids);
 }
 
+/* copy: device to device, any class, into a poisoned buffer; must be exact. */
+static void test_copy(size_t n, hp_mem m) {
+    char name[128];
+    snprintf(name, sizeof name, "copy n=%zu %s", n, m == HP_MEM_F32 ? "f32" : "bf16");
+    float *x = rand_bf16(n, 1, 0), *out = xmalloc(sizeof(float) * n);
+    if (m == HP_MEM_F32)
+        for (size_t i = 0; i < n; i++) x[i] += 1e-4f * rng_normal(); /* not bf16-exact */
+    void *dx = dev(x, n, m), *dy = dev(NULL, n, m);
+    hp_err e = {{0}};
+    if (ran(cu->copy(cu, dy, dx, n, m, &e), name)) {
+        fetch(dy, out, n, m, name);
+        check(name, out, x, n, TOL_COPY_REL, TOL_COPY_MAX);
+    }
+    cu->free(cu, dx);
+    free(x);
+    free(out);
+}
+
 static void test_gather(int T, int n, int D) {
     char name[128];
     snprintf(name, sizeof name, "gather_rows_f32 T=%d n=%d D=%d", T, n, D);
@@ -628,6 +646,8 @@ static void test_attention(const attn_case *c) {
 static void op_tests(void) {
     test_embed(33, 4096, 1000);
     test_embed(7, 6, 300);
+    test_copy(12345, HP_MEM_ACT);
+    test_copy(777, HP_MEM_F32);
     test_gather(40, 5, 4096);
     test_gather(9, 4, 45);
     test_rmsnorm(5, 4096, 0);
