@@ -3,24 +3,19 @@
  * unedited model; SOMP heads vs Logit-Lens heads vs random controls (same per-layer counts,
  * disjoint from the SOMP heads), for each number of edited heads k. JSON + CSV + two SVGs. */
 #include "commands.h"
+#include "eval_report.h"
 #include "experiment.h"
 #include "fileio.h"
 #include "metrics.h"
-#include "plot.h"
 #include "progress.h"
 
 #include <cJSON.h>
-#include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 enum { E_TASK = 3000, E_DATA, E_EDIT, E_TOP, E_ALPHA, E_RANDOM, E_SEED, E_OUTDIR, E_MAXNEW, E_LIMIT,
        E_BATCH, E_DEVICE, E_NOCHAT, E_COUNTRIES, E_QUIET, E_HELP };
-
-#define MAX_K 16
 
 typedef struct eval_ctx {
     hp_model *m;
@@ -93,21 +88,6 @@ static int run_qa(const eval_ctx *c, const char *label, kind_scores *ks, char **
     return rc;
 }
 
-static int parse_tops(const char *s, int *k, int *n) {
-    *n = 0;
-    while (*s && *n < MAX_K) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v <= 0) return -1;
-        k[(*n)++] = (int)v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
-    }
-    return *n ? 0 : -1;
-}
-
-static double ratio(double x, double base) { return base > 0 ? x / base : NAN; }
-
 /* The two scores the summary reports: SQuAD F1 (the paper's) and answer match (a normalised
  * accepted answer occurs in the normalised reply: small chat models answer in sentences). */
 enum { M_F1 = 0, M_MATCH = 1 };
@@ -124,16 +104,11 @@ static void add_scores(cJSON *r, const kind_scores *k, const kind_scores *base) 
     cJSON_AddNumberToObject(r, "match_country", k->match[0]);
     cJSON_AddNumberToObject(r, "match_other", k->match[1]);
     if (base) {
-        cJSON_AddNumberToObject(r, "norm_f1_country", ratio(k->f1[0], base->f1[0]));
-        cJSON_AddNumberToObject(r, "norm_f1_other", ratio(k->f1[1], base->f1[1]));
-        cJSON_AddNumberToObject(r, "norm_match_country", ratio(k->match[0], base->match[0]));
-        cJSON_AddNumberToObject(r, "norm_match_other", ratio(k->match[1], base->match[1]));
+        cJSON_AddNumberToObject(r, "norm_f1_country", hp_eval_ratio(k->f1[0], base->f1[0]));
+        cJSON_AddNumberToObject(r, "norm_f1_other", hp_eval_ratio(k->f1[1], base->f1[1]));
+        cJSON_AddNumberToObject(r, "norm_match_country", hp_eval_ratio(k->match[0], base->match[0]));
+        cJSON_AddNumberToObject(r, "norm_match_other", hp_eval_ratio(k->match[1], base->match[1]));
     }
-}
-
-static char *path_in(const char *dir, const char *name) {
-    char *p = NULL;
-    return asprintf(&p, "%s/%s", dir, name) < 0 ? NULL : p;
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -152,6 +127,7 @@ int cmd_eval(int argc, char **argv) {
     float alpha = -1.0f;
     int n_random = 10, max_new = 8, limit = 0, batch = 32, chat = 1, quiet = 0, c;
     unsigned long long seed = 0;
+    if (strcmp(hp_eval_task(argc, argv), "qa")) return cmd_eval_vision(argc, argv);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
@@ -179,6 +155,7 @@ int cmd_eval(int argc, char **argv) {
                    "random controls (same per-layer counts as the SOMP heads, disjoint from them) edited by\n"
                    "--alpha. Writes DIR/eval.json, DIR/eval.csv, DIR/f1_vs_k.svg, DIR/match_vs_k.svg,\n"
                    "DIR/heads_heatmap.svg. Answer match: an accepted answer occurs in the reply.\n"
+                   "  --task classify|caption   LLaVA image tasks (see eval --task classify --help)\n"
                    "  --countries FILE   mark questions whose answer is in this list as country questions\n"
                    "                     (needed for TriviaQA files; JSONL from build_qa.py has kinds)\n"
                    "  --limit N          first N questions only\n"
@@ -189,8 +166,8 @@ int cmd_eval(int argc, char **argv) {
         default: return 2;
         }
     }
-    int ks[MAX_K], nk = 0;
-    if (optind != argc - 1 || !data || !edit || strcmp(task, "qa") || parse_tops(tops, ks, &nk) ||
+    int ks[HP_EVAL_MAX_K], nk = 0;
+    if (optind != argc - 1 || !data || !edit || strcmp(task, "qa") || hp_eval_parse_tops(tops, ks, &nk) ||
         n_random < 0 || max_new <= 0 || batch <= 0) {
         fprintf(stderr, "headpursuit eval: need MODEL, --task qa, --data and --edit; --top like 8,16,32 (see --help)\n");
         return 2;
@@ -205,17 +182,14 @@ int cmd_eval(int argc, char **argv) {
     cJSON *j = NULL;
     char **base_answers = NULL;
     int rc = 1, n_all = 0;
-    char *json_path = path_in(outdir, "eval.json"), *csv_path = path_in(outdir, "eval.csv");
-    char *svg_path = path_in(outdir, "f1_vs_k.svg"), *heat_path = path_in(outdir, "heads_heatmap.svg");
-    char *match_path = path_in(outdir, "match_vs_k.svg");
+    char *json_path = hp_eval_path(outdir, "eval.json"), *csv_path = hp_eval_path(outdir, "eval.csv");
+    char *svg_path = hp_eval_path(outdir, "f1_vs_k.svg"), *heat_path = hp_eval_path(outdir, "heads_heatmap.svg");
+    char *match_path = hp_eval_path(outdir, "match_vs_k.svg");
     if (!m->tok) {
         hp_errf(&e, "%s: the model has no tokenizer", argv[optind]);
         goto done;
     }
-    if (mkdir(outdir, 0755) && errno != EEXIST) {
-        hp_errf(&e, "%s: cannot create directory: %s", outdir, strerror(errno));
-        goto done;
-    }
+    if (hp_eval_mkdir(outdir, &e)) goto done;
     if (hp_qa_load(data, &set, &e) || hp_ranking_load(edit, &rk, &e)) goto done;
     if (rk.L != m->cfg.L || rk.H != m->cfg.H) {
         hp_errf(&e, "%s: ranking is for %d x %d heads, the model has %d x %d", edit, rk.L, rk.H, m->cfg.L, m->cfg.H);
@@ -241,7 +215,7 @@ int cmd_eval(int argc, char **argv) {
     if (base.n[0] == 0 || base.n[1] == 0)
         fprintf(stderr, "warning: no %s questions in %s: that column is empty\n", base.n[0] ? "other" : "country", data);
     /* Results: [k][method] with method 0 SOMP, 1 LL; random: [k][draw]. */
-    kind_scores res[MAX_K][2];
+    kind_scores res[HP_EVAL_MAX_K][2];
     kind_scores *rres = calloc((size_t)nk * (n_random ? n_random : 1), sizeof(kind_scores));
     if (!rres) {
         free(rres);
@@ -295,7 +269,7 @@ int cmd_eval(int argc, char **argv) {
             cJSON_AddItemToArray(rows, r);
             if (!quiet)
                 fprintf(stderr, "%s: normalised F1 country %.3f, other %.3f\n", label,
-                        ratio(res[ki][mi].f1[0], base.f1[0]), ratio(res[ki][mi].f1[1], base.f1[1]));
+                        hp_eval_ratio(res[ki][mi].f1[0], base.f1[0]), hp_eval_ratio(res[ki][mi].f1[1], base.f1[1]));
         }
         for (int d = 0; d < n_random; d++) {
             hp_headset hr = {0};
@@ -335,7 +309,7 @@ int cmd_eval(int argc, char **argv) {
     }
     fprintf(af.f, "metric,k,questions,somp,logit_lens,random_median,random_q25,random_q75\n");
     cJSON *sum = cJSON_AddArrayToObject(j, "summary");
-    double xk[MAX_K], y[2][6][MAX_K], band_lo[2][2][MAX_K], band_hi[2][2][MAX_K];
+    hp_eval_curve cv[2][2]; /* [metric][country, other] */
     double *draws = malloc(sizeof(double) * (size_t)(n_random ? n_random : 1));
     if (!draws) {
         free(rres);
@@ -344,35 +318,31 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     for (int mt = 0; mt < 2; mt++)
-        for (int ki = 0; ki < nk; ki++) {
-            xk[ki] = ks[ki];
+        for (int ki = 0; ki < nk; ki++)
             for (int q = 0; q < 2; q++) {
-                hp_summary st = {0};
-                st.median = st.q25 = st.q75 = NAN;
-                for (int d = 0; d < n_random; d++)
-                    draws[d] = ratio(metric_of(&rres[ki * n_random + d], mt, q), metric_of(&base, mt, q));
-                if (n_random > 0) hp_summarize(draws, n_random, &st);
-                double so = ratio(metric_of(&res[ki][0], mt, q), metric_of(&base, mt, q));
-                double ll = ratio(metric_of(&res[ki][1], mt, q), metric_of(&base, mt, q));
+                hp_eval_curve *cq = &cv[mt][q];
+                for (int d = 0; d < n_random; d++) draws[d] = metric_of(&rres[ki * n_random + d], mt, q);
+                if (hp_eval_curve_set(cq, ki, metric_of(&base, mt, q), metric_of(&res[ki][0], mt, q),
+                                      metric_of(&res[ki][1], mt, q), draws, n_random, &e)) {
+                    free(draws);
+                    free(rres);
+                    hp_atomic_abort(&af);
+                    goto done;
+                }
                 fprintf(af.f, "%s,%d,%s,%.4f,%.4f,%.4f,%.4f,%.4f\n", metric_name[mt], ks[ki],
-                        q ? "other" : "country", so, ll, st.median, st.q25, st.q75);
+                        q ? "other" : "country", cq->somp[ki], cq->ll[ki], cq->rnd_median[ki], cq->rnd_q25[ki],
+                        cq->rnd_q75[ki]);
                 cJSON *r = cJSON_CreateObject();
                 cJSON_AddStringToObject(r, "metric", metric_name[mt]);
                 cJSON_AddNumberToObject(r, "k", ks[ki]);
                 cJSON_AddStringToObject(r, "questions", q ? "other" : "country");
-                cJSON_AddNumberToObject(r, "somp", so);
-                cJSON_AddNumberToObject(r, "logit_lens", ll);
-                cJSON_AddNumberToObject(r, "random_median", st.median);
-                cJSON_AddNumberToObject(r, "random_q25", st.q25);
-                cJSON_AddNumberToObject(r, "random_q75", st.q75);
+                cJSON_AddNumberToObject(r, "somp", cq->somp[ki]);
+                cJSON_AddNumberToObject(r, "logit_lens", cq->ll[ki]);
+                cJSON_AddNumberToObject(r, "random_median", cq->rnd_median[ki]);
+                cJSON_AddNumberToObject(r, "random_q25", cq->rnd_q25[ki]);
+                cJSON_AddNumberToObject(r, "random_q75", cq->rnd_q75[ki]);
                 cJSON_AddItemToArray(sum, r);
-                y[mt][q][ki] = so;
-                y[mt][2 + q][ki] = ll;
-                y[mt][4 + q][ki] = st.median;
-                band_lo[mt][q][ki] = st.q25;
-                band_hi[mt][q][ki] = st.q75;
             }
-        }
     free(draws);
     free(rres);
     cJSON *aj = cJSON_AddArrayToObject(j, "unedited_answers");
@@ -389,43 +359,17 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     free(js);
+    static const char *const groups[2] = {"country questions", "other questions"}, *shorts[2] = {"country", "other"};
     for (int mt = 0; mt < 2; mt++) {
-        hp_plot_series ser[6] = {
-            {.name = "SOMP heads, country questions", .y = y[mt][0], .color = "#c0392b"},
-            {.name = "SOMP heads, other questions", .y = y[mt][1], .color = "#c0392b", .dashed = 1},
-            {.name = "Logit-Lens heads, country", .y = y[mt][2], .color = "#2471a3"},
-            {.name = "Logit-Lens heads, other", .y = y[mt][3], .color = "#2471a3", .dashed = 1},
-            {.name = "random heads, country (median, IQR)", .y = y[mt][4], .lo = band_lo[mt][0],
-             .hi = band_hi[mt][0], .color = "#7f8c8d"},
-            {.name = "random heads, other (median, IQR)", .y = y[mt][5], .lo = band_lo[mt][1],
-             .hi = band_hi[mt][1], .color = "#7f8c8d", .dashed = 1},
-        };
         char title[160], ylabel[64];
         snprintf(title, sizeof title, "QA %s with k heads scaled by %g (normalised to the unedited model)",
                  mt == M_F1 ? "F1" : "answer match", alpha);
         snprintf(ylabel, sizeof ylabel, "normalised %s", mt == M_F1 ? "F1" : "answer match");
-        hp_line_chart lc = {.title = title, .xlabel = "edited heads k", .ylabel = ylabel, .x = xk, .n_x = nk,
-                            .series = ser, .n_series = n_random > 0 ? 6 : 4, .log2_x = 1, .ymin = NAN,
-                            .ymax = NAN, .hline = 1.0};
-        if (hp_plot_line_svg(mt == M_F1 ? svg_path : match_path, &lc, &e)) goto done;
+        if (hp_eval_plot(mt == M_F1 ? svg_path : match_path, title, ylabel, ks, nk, cv[mt], groups, shorts, 2,
+                         n_random > 0, &e))
+            goto done;
     }
-    float *vals = malloc(sizeof(float) * rk.L * rk.H);
-    unsigned char *hlt = calloc((size_t)rk.L * rk.H, 1);
-    if (!vals || !hlt) {
-        free(vals);
-        free(hlt);
-        hp_errf(&e, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < rk.L * rk.H; i++) vals[i] = (float)rk.somp_score[i];
-    for (int i = 0; i < ks[nk - 1] && i < rk.n; i++) hlt[rk.somp[i][0] * rk.H + rk.somp[i][1]] = 1;
-    hp_heatmap hm = {.title = "SOMP concept score (EVR) per head; edited heads outlined", .xlabel = "head",
-                     .ylabel = "layer", .colorbar_label = "EVR", .values = vals, .rows = rk.L, .cols = rk.H,
-                     .highlight = hlt, .vmin = NAN, .vmax = NAN};
-    int hrc = hp_plot_heatmap_svg(heat_path, &hm, &e);
-    free(vals);
-    free(hlt);
-    if (hrc) goto done;
+    if (hp_eval_heatmap(heat_path, &rk, ks[nk - 1], &e)) goto done;
     if (!quiet) fprintf(stderr, "wrote %s, %s, %s, %s, %s\n", json_path, csv_path, svg_path, match_path, heat_path);
     for (int mt = 0; mt < 2; mt++) {
         printf("normalised %s (unedited: country %.3f, other %.3f; %d questions)\n", mt ? "answer match" : "F1",
@@ -433,8 +377,8 @@ int cmd_eval(int argc, char **argv) {
         printf("%4s %-8s %8s %8s %18s\n", "k", "kind", "SOMP", "LL", "random med [IQR]");
         for (int ki = 0; ki < nk; ki++)
             for (int q = 0; q < 2; q++)
-                printf("%4d %-8s %8.3f %8.3f %8.3f [%.2f,%.2f]\n", ks[ki], q ? "other" : "country", y[mt][q][ki],
-                       y[mt][2 + q][ki], y[mt][4 + q][ki], band_lo[mt][q][ki], band_hi[mt][q][ki]);
+                printf("%4d %-8s %8.3f %8.3f %8.3f [%.2f,%.2f]\n", ks[ki], q ? "other" : "country", cv[mt][q].somp[ki],
+                       cv[mt][q].ll[ki], cv[mt][q].rnd_median[ki], cv[mt][q].rnd_q25[ki], cv[mt][q].rnd_q75[ki]);
     }
     rc = 0;
 done:

@@ -1,8 +1,11 @@
 /* cmd_pursuit.c: `rank` (score every head for a concept by SOMP explained variance and by the
- * Logit Lens) and `heads` (what each head writes: its first SOMP tokens over a dictionary). */
+ * Logit Lens) and `heads` (what each head writes: its first SOMP tokens over a dictionary), over
+ * QA prompts (text models) or over an image dataset (LLaVA-NeXT, --images). */
 #include "commands.h"
 #include "experiment.h"
 #include "fileio.h"
+#include "imageset.h"
+#include "llava.h"
 #include "plot.h"
 
 #include <cJSON.h>
@@ -10,14 +13,128 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 enum { R_DATA = 2000, R_CONCEPT, R_OUT, R_CSV, R_REPS, R_POS, R_CENTER, R_FOLD, R_NORMAL, R_SINGLE,
-       R_LIMIT, R_BATCH, R_DEVICE, R_NOCHAT, R_QUIET, R_VOCAB, R_SHOW, R_HEADS, R_CONTROL, R_HELP };
+       R_LIMIT, R_BATCH, R_DEVICE, R_NOCHAT, R_QUIET, R_VOCAB, R_SHOW, R_HEADS, R_CONTROL, R_HELP,
+       R_IMAGES, R_LABELS, R_CAPTIONS, R_CLASSES, R_KIND, R_OBJECT, R_PROMPT, R_OFFSET };
 
 typedef struct rep_opts {
     const char *data, *reps, *device, *positions;
     int limit, batch, chat, quiet;
+    hp_vision_opts v; /* v.images set: an image dataset through a LLaVA model */
 } rep_opts;
+
+/* The image-dataset options rank and heads share (handled by vision_option). */
+#define VISION_LONGOPTS                                                                            \
+    {"images", required_argument, 0, R_IMAGES}, {"labels", required_argument, 0, R_LABELS},       \
+    {"captions", required_argument, 0, R_CAPTIONS}, {"classes", required_argument, 0, R_CLASSES}, \
+    {"prompt-kind", required_argument, 0, R_KIND}, {"object", required_argument, 0, R_OBJECT},    \
+    {"prompt", required_argument, 0, R_PROMPT}, {"offset", required_argument, 0, R_OFFSET}
+
+static const char *VISION_HELP =
+    "images (MODEL a LLaVA-NeXT directory):\n"
+    "  --images DIR|IDX     image folder (DIR/<class>/*.png|jpg, classes sorted; or a flat folder),\n"
+    "                       or an IDX images file (MNIST layout, .gz or not)\n"
+    "  --labels IDX         IDX labels (default: the images file's name with labels/idx1, if present)\n"
+    "  --captions FILE      Flickr30k results_20130124.token; --images is then its image folder\n"
+    "  --classes FILE       class names, one a line in class order (default: folder names, or\n"
+    "                       0, 1, ... for IDX labels)\n"
+    "  --prompt-kind K      classify (default: PAPER.md's prompt listing the class names) or\n"
+    "                       caption (\"Provide a one-sentence caption for the provided image.\")\n"
+    "  --object WORD        classify: \"What WORD is depicted in this image?\" (default \"object\")\n"
+    "  --prompt TEXT        user text instead of the prompt kind's\n"
+    "  --positions P        image (mean over the image tokens, default), text (the other prompt\n"
+    "                       tokens), last, or all\n"
+    "  --limit N / --offset N  N images of a class-balanced order (round robin over classes),\n"
+    "                       skipping the first --offset (disjoint splits for rank and eval)\n"
+    "  --batch B            images per forward batch\n"
+    "  without --concept, rank's dictionary is the dataset's class names\n";
+
+/* One image-dataset option into o; 0 when c is not one. */
+static int vision_option(int c, hp_vision_opts *o) {
+    switch (c) {
+    case R_IMAGES: o->images = optarg; return 1;
+    case R_LABELS: o->labels = optarg; return 1;
+    case R_CAPTIONS: o->captions = optarg; return 1;
+    case R_CLASSES: o->classes = optarg; return 1;
+    case R_KIND: o->prompt_kind = optarg; return 1;
+    case R_OBJECT: o->object = optarg; return 1;
+    case R_PROMPT: o->prompt = optarg; return 1;
+    case R_OFFSET: o->offset = atoi(optarg); return 1;
+    default: return 0;
+    }
+}
+
+/* Arguments that leave the data source ambiguous or unknown; prints why. */
+static int bad_source(const char *cmd, const rep_opts *o) {
+    if (!o->data == !o->v.images) {
+        fprintf(stderr, "headpursuit %s: need exactly one of --data (QA prompts) and --images (see --help)\n", cmd);
+        return 1;
+    }
+    if (!o->v.images && (o->v.labels || o->v.captions || o->v.classes || o->v.prompt || o->v.offset)) {
+        fprintf(stderr, "headpursuit %s: --labels, --captions, --classes, --prompt and --offset go with --images\n", cmd);
+        return 1;
+    }
+    return 0;
+}
+
+/* Representations of an image dataset: reused from --reps when its hash (model, options, the
+ * images' bytes) matches, else captured (and saved to --reps when given). */
+static int get_reps_vision(hp_llava *lv, const hp_imageset *set, const char *model_path, const rep_opts *o,
+                           hp_reps *r, hp_err *e) {
+    int pos = hp_vpos_parse(o->positions);
+    if (pos < 0) return hp_errf(e, "--positions: '%s' is not image, text, last or all", o->positions);
+    char *text = hp_vision_user_text(&o->v, set, e), *opts = NULL, *salt = NULL, hash[17];
+    if (!text) return -1;
+    int rc = -1;
+    if (asprintf(&opts, "task=vision;positions=%s;offset=%d;limit=%d;prompt=%s", hp_vpos_name(pos), o->v.offset,
+                 o->limit, text) < 0 || asprintf(&salt, "%s\n%s", model_path, opts) < 0) {
+        hp_errf(e, "out of memory");
+        goto done;
+    }
+    if (hp_imageset_hash(set, salt, hash, e)) goto done;
+    if (o->reps && hp_file_exists(o->reps)) {
+        hp_err le;
+        if (hp_reps_load(o->reps, hash, r, &le) == 0) {
+            if (!o->quiet) fprintf(stderr, "reusing head representations from %s (%d images)\n", o->reps, r->N);
+            rc = 0;
+            goto done;
+        }
+        if (!o->quiet) fprintf(stderr, "not reusing %s: %s\n", o->reps, le.msg);
+    }
+    if (!o->quiet) fprintf(stderr, "%d images of %s, prompt: %s\n", set->n, set->source, text);
+    const char **texts = malloc(sizeof(char *) * (size_t)set->n);
+    if (!texts) {
+        hp_errf(e, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < set->n; i++) texts[i] = text;
+    rc = hp_reps_capture_llava(lv, set, texts, (hp_vpos)pos, o->batch, !o->quiet, r, e);
+    free(texts);
+    if (!rc && o->reps) {
+        rc = hp_reps_save_hashed(o->reps, r, model_path, o->v.images, opts, hash, e);
+        if (!rc && !o->quiet) fprintf(stderr, "saved head representations to %s\n", o->reps);
+    }
+done:
+    free(text);
+    free(opts);
+    free(salt);
+    return rc;
+}
+
+/* Opens MODEL as a LLaVA-NeXT model for --images, else as a text model. */
+static hp_model *open_model(const char *path, const rep_opts *o, hp_llava **lv, hp_err *e) {
+    *lv = NULL;
+    if (!o->v.images) return hp_cli_open(path, o->device, o->quiet, e);
+    *lv = hp_vision_open(path, o->device, o->quiet, e);
+    return *lv ? (*lv)->m : NULL;
+}
+
+static void close_model(hp_model *m, hp_llava *lv) {
+    if (lv) hp_vision_close(lv);
+    else hp_cli_close(m);
+}
 
 /* The representations for a data file: reused from --reps when its hash matches, else
  * captured (and saved to --reps when given). */
@@ -104,8 +221,8 @@ int cmd_rank(int argc, char **argv) {
         {"limit", required_argument, 0, R_LIMIT},     {"batch", required_argument, 0, R_BATCH},
         {"device", required_argument, 0, R_DEVICE},   {"no-chat", no_argument, 0, R_NOCHAT},
         {"quiet", no_argument, 0, R_QUIET},           {"help", no_argument, 0, R_HELP},
-        {"control", required_argument, 0, R_CONTROL}, {0}};
-    rep_opts ro = {.device = "auto", .positions = "prompt", .batch = 16, .chat = 1};
+        {"control", required_argument, 0, R_CONTROL}, VISION_LONGOPTS, {0}};
+    rep_opts ro = {.device = "auto", .batch = 16, .chat = 1, .v = {.prompt_kind = "classify", .object = "object"}};
     const char *concept = NULL, *out = "ranking.json", *csv = NULL, *control = NULL;
     hp_somp_opts so = {.k = 50};
     hp_dict_opts dopt = {0};
@@ -132,6 +249,7 @@ int cmd_rank(int argc, char **argv) {
         case R_CONTROL: control = optarg; break;
         case R_HELP:
             printf("usage: headpursuit rank MODEL --data FILE --concept WORDS.txt [-k 50] [--out ranking.json]\n"
+                   "       headpursuit rank LLAVA_MODEL --images DIR|IDX [--concept WORDS.txt] [--prompt-kind K]\n"
                    "Scores every attention head for a concept: SOMP explained-variance ratio of the head's\n"
                    "representations on the concept's unembedding rows, and the Logit-Lens baseline (mean\n"
                    "concept logit). Writes JSON (+ CSV, + a layer x head heatmap SVG beside it).\n"
@@ -151,19 +269,26 @@ int cmd_rank(int argc, char **argv) {
                    "  --batch B            prompts per forward batch (default 16)\n"
                    "  --no-chat            raw prompts instead of the model's chat template\n"
                    "  --csv FILE           CSV path (default: the JSON path with .csv)\n"
-                   "  --device D           auto, cpu or cuda\n");
+                   "  --device D           auto, cpu or cuda\n%s", VISION_HELP);
             return 0;
-        default: return 2;
+        default:
+            if (vision_option(c, &ro.v)) break;
+            return 2;
         }
     }
-    if (optind != argc - 1 || !ro.data || !concept || so.k <= 0) {
-        fprintf(stderr, "headpursuit rank: need MODEL, --data and --concept (see --help)\n");
+    if (optind != argc - 1 || bad_source("rank", &ro) || (!concept && !ro.v.images) || so.k <= 0) {
+        fprintf(stderr, "headpursuit rank: need MODEL, --data or --images, and --concept (see --help)\n");
         return 2;
     }
+    if (!ro.positions) ro.positions = ro.v.images ? "image" : "prompt";
+    ro.v.limit = ro.limit;
     const char *model_path = argv[optind];
     hp_err e = {0};
-    hp_model *m = hp_cli_open(model_path, ro.device, ro.quiet, &e);
+    hp_llava *lv;
+    hp_model *m = open_model(model_path, &ro, &lv, &e);
     if (!m) return hp_cli_fail(&e);
+    hp_imageset set = {0};
+    char *classes_tmp = NULL, *user_text = NULL;
     so.backend = m->be->name; /* SOMP on the GPU when the model is there */
     hp_reps r = {0};
     hp_dict full = {0}, dict = {0}, cdict = {0};
@@ -178,13 +303,27 @@ int cmd_rank(int argc, char **argv) {
         hp_errf(&e, "out of memory");
         goto done;
     }
-    if (get_reps(m, model_path, &ro, &r, &e)) goto done;
+    if (ro.v.images) {
+        if (hp_vision_dataset(&ro.v, &set, &e) || !(user_text = hp_vision_user_text(&ro.v, &set, &e)) ||
+            get_reps_vision(lv, &set, model_path, &ro, &r, &e))
+            goto done;
+        if (!concept) { /* the dictionary of the classification task: its class names */
+            if (set.n_classes == 0) {
+                hp_errf(&e, "%s: no class names for a dictionary: give --concept", set.source);
+                goto done;
+            }
+            if (hp_vision_classes_file(&set, &classes_tmp, &e)) goto done;
+        }
+    } else if (get_reps(m, model_path, &ro, &r, &e)) {
+        goto done;
+    }
+    const char *concept_path = concept ? concept : classes_tmp, *concept_name = concept ? concept : "class names";
     if (r.L != m->cfg.L || r.H != m->cfg.H || r.D != m->cfg.D) {
         hp_errf(&e, "%s: representations of shape [%d,%d,%d,%d] do not fit this model", ro.reps, r.L, r.H, r.N, r.D);
         goto done;
     }
     if (hp_dict_full(m, &dopt, &full, &e) ||
-        hp_dict_concept(m, &full, concept, &dopt, ro.quiet ? NULL : stderr, &dict, &e))
+        hp_dict_concept(m, &full, concept_path, &dopt, ro.quiet ? NULL : stderr, &dict, &e))
         goto done;
     if (hp_score_heads(&r, &dict, &so, !ro.quiet, sc, &e)) goto done;
     if (control) {
@@ -219,8 +358,14 @@ int cmd_rank(int argc, char **argv) {
     }
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", model_path);
-    cJSON_AddStringToObject(j, "data", ro.data);
-    cJSON_AddStringToObject(j, "concept", concept);
+    cJSON_AddStringToObject(j, "data", ro.data ? ro.data : ro.v.images);
+    cJSON_AddStringToObject(j, "concept", concept_name);
+    if (ro.v.images) {
+        cJSON_AddStringToObject(j, "prompt_kind", ro.v.prompt ? "custom" : ro.v.prompt_kind);
+        cJSON_AddStringToObject(j, "prompt", user_text);
+        cJSON *cj = cJSON_AddArrayToObject(j, "classes");
+        for (int i = 0; i < set.n_classes; i++) cJSON_AddItemToArray(cj, cJSON_CreateString(set.classes[i]));
+    }
     cJSON_AddNumberToObject(j, "samples", r.N);
     cJSON_AddNumberToObject(j, "k", so.k);
     cJSON_AddStringToObject(j, "positions", ro.positions);
@@ -282,7 +427,7 @@ int cmd_rank(int argc, char **argv) {
         for (int i = 0; i < 8 && i < nh; i++) hl[order_s[i]] = 1;
         char title[256];
         snprintf(title, sizeof title, "SOMP %s per head, concept %s (top 8 outlined)",
-                 control ? "EVR minus control EVR" : "explained variance", concept);
+                 control ? "EVR minus control EVR" : "explained variance", concept_name);
         hp_heatmap hm = {.title = title, .xlabel = "head", .ylabel = "layer", .colorbar_label = "EVR",
                          .values = vals, .rows = m->cfg.L, .cols = m->cfg.H, .highlight = hl,
                          .vmin = NAN, .vmax = NAN};
@@ -296,7 +441,7 @@ int cmd_rank(int argc, char **argv) {
     free(hl);
     if (!ro.quiet) {
         fprintf(stderr, "wrote %s, %s, %s\n", out, csv_path, svg_path);
-        printf("top heads for %s (SOMP EVR, k = %d):\n", concept, so.k);
+        printf("top heads for %s (SOMP EVR, k = %d):\n", concept_name, so.k);
         for (int i = 0; i < 10 && i < nh; i++) {
             const hp_head_score *s = &sc[order_s[i]];
             printf("  L%d.H%-3d evr %.3f%s ll %8.3f  |", s->layer, s->head, s->evr, "", s->ll);
@@ -323,7 +468,11 @@ done:
     hp_dict_free(&full);
     hp_dict_free(&dict);
     hp_reps_free(&r);
-    hp_cli_close(m);
+    hp_imageset_free(&set);
+    if (classes_tmp) unlink(classes_tmp);
+    free(classes_tmp);
+    free(user_text);
+    close_model(m, lv);
     return rc;
 }
 
@@ -337,8 +486,8 @@ int cmd_heads(int argc, char **argv) {
         {"device", required_argument, 0, R_DEVICE}, {"no-chat", no_argument, 0, R_NOCHAT},
         {"quiet", no_argument, 0, R_QUIET},       {"show", required_argument, 0, R_SHOW},
         {"heads", required_argument, 0, R_HEADS}, {"help", no_argument, 0, R_HELP},
-        {0}};
-    rep_opts ro = {.device = "auto", .positions = "prompt", .batch = 16, .chat = 1};
+        VISION_LONGOPTS, {0}};
+    rep_opts ro = {.device = "auto", .batch = 16, .chat = 1, .v = {.prompt_kind = "classify", .object = "object"}};
     const char *vocab = "full", *out = NULL, *heads = NULL;
     hp_somp_opts so = {.k = 50};
     hp_dict_opts dopt = {0};
@@ -370,19 +519,25 @@ int cmd_heads(int argc, char **argv) {
                    "  --heads L.H,...   only these heads (default: all)\n"
                    "  --show N          tokens printed per head (default 8)\n"
                    "  other options as for rank (--positions, --center, --fold-norm, --normalize-atoms,\n"
-                   "  --limit, --batch, --no-chat, --device)\n");
+                   "  --limit, --batch, --no-chat, --device)\n%s", VISION_HELP);
             return 0;
-        default: return 2;
+        default:
+            if (vision_option(c, &ro.v)) break;
+            return 2;
         }
     }
-    if (optind != argc - 1 || !ro.data || so.k <= 0) {
-        fprintf(stderr, "headpursuit heads: need MODEL and --data (see --help)\n");
+    if (optind != argc - 1 || bad_source("heads", &ro) || so.k <= 0) {
+        fprintf(stderr, "headpursuit heads: need MODEL and --data or --images (see --help)\n");
         return 2;
     }
+    if (!ro.positions) ro.positions = ro.v.images ? "image" : "prompt";
+    ro.v.limit = ro.limit;
     const char *model_path = argv[optind];
     hp_err e = {0};
-    hp_model *m = hp_cli_open(model_path, ro.device, ro.quiet, &e);
+    hp_llava *lv;
+    hp_model *m = open_model(model_path, &ro, &lv, &e);
     if (!m) return hp_cli_fail(&e);
+    hp_imageset set = {0};
     so.backend = m->be->name; /* SOMP on the GPU when the model is there */
     hp_reps r = {0}, sub = {0};
     hp_dict full = {0}, dict = {0};
@@ -390,7 +545,9 @@ int cmd_heads(int argc, char **argv) {
     cJSON *j = NULL;
     int rc = 1, nsel = 0;
     int *sel = NULL;
-    if (get_reps(m, model_path, &ro, &r, &e)) goto done;
+    if (ro.v.images ? hp_vision_dataset(&ro.v, &set, &e) || get_reps_vision(lv, &set, model_path, &ro, &r, &e)
+                    : get_reps(m, model_path, &ro, &r, &e))
+        goto done;
     if (hp_dict_full(m, &dopt, &full, &e)) goto done;
     if (strcmp(vocab, "full") && hp_dict_concept(m, &full, vocab, &dopt, ro.quiet ? NULL : stderr, &dict, &e))
         goto done;
@@ -451,6 +608,7 @@ done:
     hp_dict_free(&full);
     hp_dict_free(&dict);
     hp_reps_free(&r);
-    hp_cli_close(m);
+    hp_imageset_free(&set);
+    close_model(m, lv);
     return rc;
 }

@@ -79,4 +79,55 @@ typedef struct hp_ranking {
 int hp_ranking_load(const char *path, hp_ranking *r, hp_err *e);
 void hp_ranking_free(hp_ranking *r);
 
+/* ------------------------------------------------------------------ images (pursuit_vision.c)
+ * Head representations of LLaVA-NeXT prompts with one image each: the image goes through the
+ * image processor and the vision tower, its features replace the image tokens of the
+ * llava-v1.6-mistral prompt, and the capture averages c[l,h] over a chosen set of positions. */
+struct hp_llava;
+struct hp_imageset;
+
+/* Positions of a LLaVA prompt a sample's representation averages over: the image tokens (the
+ * paper's choice), the other tokens of the prompt, the last token, or every token. */
+typedef enum hp_vpos { HP_VPOS_IMAGE = 0, HP_VPOS_TEXT, HP_VPOS_LAST, HP_VPOS_ALL } hp_vpos;
+int hp_vpos_parse(const char *s); /* "image", "text" (or "prompt"), "last", "all"; -1 if unknown */
+const char *hp_vpos_name(hp_vpos p);
+
+/* PAPER.md §6 prompts (the image comes first, in the model's template). */
+#define HP_CLASSIFY_PROMPT                                                                         \
+    "What %s is depicted in this image? Answer EXACTLY with one of the following class names "   \
+    "only: %s. Answer:"
+#define HP_CAPTION_PROMPT "Provide a one-sentence caption for the provided image."
+
+/* What rank, heads and eval share for an image dataset and its prompt. */
+typedef struct hp_vision_opts {
+    const char *images, *labels, *captions; /* hp_imageset_open */
+    const char *classes;      /* word list renaming the classes (class order), or NULL */
+    const char *prompt_kind;  /* "classify" or "caption" */
+    const char *object;       /* classify: what is depicted ("digit", "clothing item", ...) */
+    const char *prompt;       /* user text replacing the prompt kind's, or NULL */
+    int offset, limit;        /* hp_imageset_select */
+} hp_vision_opts;
+
+/* Opens, renames and subsets the dataset of o. */
+int hp_vision_dataset(const hp_vision_opts *o, struct hp_imageset *s, hp_err *e);
+/* The user text for the set: o->prompt, or the classification prompt with the set's class names
+ * joined by ", ", or the caption prompt (malloc'd). */
+char *hp_vision_user_text(const hp_vision_opts *o, const struct hp_imageset *s, hp_err *e);
+/* One sample: image i through the image processor, the vision tower and hp_llava_prompt. */
+int hp_llava_sample(const struct hp_llava *lv, const struct hp_imageset *s, int i, const char *user_text,
+                    int32_t **ids, int *n, hp_inject *inj, hp_err *e);
+/* Captures H over the images of s, each with texts[i] (batches of `batch` samples through
+ * hp_forward with the image rows injected; progress bar on stderr). */
+int hp_reps_capture_llava(struct hp_llava *lv, const struct hp_imageset *s, const char *const *texts,
+                          hp_vpos pos, int batch, int progress, hp_reps *out, hp_err *e);
+/* hp_reps_save with a hash computed by the caller (image sets are folders, not one file). */
+int hp_reps_save_hashed(const char *path, const hp_reps *r, const char *model, const char *data,
+                        const char *options, const char *hash, hp_err *e);
+/* Backend + hp_llava_load, one log line unless quiet; hp_vision_close frees both. */
+struct hp_llava *hp_vision_open(const char *path, const char *device, int quiet, hp_err *e);
+void hp_vision_close(struct hp_llava *lv);
+/* A word list file (mkstemp under $TMPDIR or /tmp) holding the set's class names, for
+ * hp_dict_concept; *path malloc'd, the caller unlinks it. */
+int hp_vision_classes_file(const struct hp_imageset *s, char **path, hp_err *e);
+
 #endif

@@ -13,9 +13,11 @@ pkgs=(
   libcmocka-dev     # C unit-test framework
   libpng-dev        # image input (PNG)
   libjpeg-dev       # image input (JPEG)
+  zlib1g-dev        # gzip-compressed IDX datasets (MNIST, Fashion-MNIST)
   python3-numpy     # test scripts compare .npy outputs
   python3-sklearn   # SOMP reference (OrthogonalMatchingPursuit)
   bsdgames          # quiz files: the country-answer QA set
+  dataset-fashion-mnist # real IDX images: tests/test_vision_pursuit.py, scripts/vision_demo.sh
 )
 missing=()
 for p in "${pkgs[@]}"; do

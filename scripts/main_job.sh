@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${HP_RESULTS:-results/smollm2}
 MODEL=models/SmolLM2-135M-Instruct.Q4_1.gguf
-EVAL_LIMIT=${HP_EVAL_LIMIT:-0}   # 0 = the whole test split
+EVAL_LIMIT=${HP_EVAL_LIMIT:-128}   # test questions evaluated (0 = all 256): 37 edited runs each
 bash scripts/install_deps.sh
 make -j2
 bash scripts/fetch_smollm2.sh

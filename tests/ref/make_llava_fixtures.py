@@ -13,6 +13,10 @@ Writes tests/fixtures/tiny-llava/ (see its README.md):
   ref/cases.json                 per image: size (h, w), tile count, image-token count, prompt ids
   ref/<image>.text_logits.npy    logits of the llava-v1.6-mistral prompt for TEXT ("[INST] <image>\n
                                  TEXT [/INST]") through LlavaNextProcessor (one image)
+  ref/<image>.capture.npy        for the same prompt, the heads' contributions c[l,h] = z[l,h] W_O[:, h]^T
+                                 (z read by a forward hook on o_proj) averaged over the image-token
+                                 positions, over the other positions, and at the last position
+                                 [3, layers, heads, D] (Head Pursuit's capture, PAPER.md §1)
 
 Run with the reference environment (tests/ref/setup_ref_env.sh):
   .venv-ref/bin/python tests/ref/make_llava_fixtures.py
@@ -143,6 +147,31 @@ def make_image(h, w, seed):
     return np.clip(np.stack(chans, -1), 0, 255).astype(np.uint8)
 
 
+def head_capture(model, input_ids, **kw):
+    """c[l,h] at every position of one prompt, [L, H, T, D]: the input of each decoder layer's
+    o_proj (z, [T, H*dh]) split per head and multiplied by that head's W_O columns. Checks that
+    the heads' contributions add up to o_proj's output."""
+    lm = model.language_model.model
+    zs = []
+    hooks = [layer.self_attn.o_proj.register_forward_hook(
+        lambda mod, args, out: zs.append((args[0][0].clone(), out[0].clone()))) for layer in lm.layers]
+    try:
+        with torch.no_grad():
+            model(input_ids=input_ids, **kw)
+    finally:
+        for h in hooks:
+            h.remove()
+    cfg = model.config.text_config
+    H, dh = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    out = []
+    for layer, (z, o) in zip(lm.layers, zs):
+        w = layer.self_attn.o_proj.weight.detach()  # [D, H*dh]
+        c = torch.stack([z[:, h * dh:(h + 1) * dh] @ w[:, h * dh:(h + 1) * dh].T for h in range(H)])
+        assert torch.allclose(c.sum(0), o, rtol=1e-4, atol=1e-5 * float(o.abs().max())), "sum of heads != o_proj"
+        out.append(c)
+    return torch.stack(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", metavar="DIR", help="full vision shapes into DIR instead of the fixture")
@@ -232,6 +261,10 @@ def main():
                 logits = model(input_ids=tids, pixel_values=pix, image_sizes=sizes).logits[0]
             np.save(os.path.join(OUT, "ref", f"{name}.text_logits.npy"),
                     logits.numpy().astype(np.float32))
+            c = head_capture(model, tids, pixel_values=pix, image_sizes=sizes)  # [L, H, T, D]
+            is_img = tids[0] == IMAGE_TOKEN
+            cap = torch.stack([c[:, :, is_img].mean(2), c[:, :, ~is_img].mean(2), c[:, :, -1]])
+            np.save(os.path.join(OUT, "ref", f"{name}.capture.npy"), cap.numpy().astype(np.float32))
             case["text"] = TEXT
             case["text_ids"] = tids[0].tolist()
         cases.append(case)

@@ -1,0 +1,560 @@
+/* cmd_eval_vision.c: `eval --task classify|caption` on a LLaVA-NeXT model (PAPER.md §6): greedy
+ * answers to the paper's classification prompt (accuracy: the answer is the image's class name)
+ * or captioning prompt (how many concept keywords the captions hold), normalised to the unedited
+ * model, with the top-k SOMP heads, the top-k Logit-Lens heads and random controls edited by each
+ * alpha. Every image is prepared once (image processor + vision tower) and then answered under
+ * every edit, so that the vision side runs once per image. JSON + CSV + SVGs as `eval --task qa`. */
+#include "eval_report.h"
+#include "experiment.h"
+#include "fileio.h"
+#include "imageset.h"
+#include "llava.h"
+#include "progress.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { V_TASK = 4000, V_IMAGES, V_LABELS, V_CAPTIONS, V_CLASSES, V_OBJECT, V_PROMPT, V_EDIT, V_TOP, V_ALPHA,
+       V_RANDOM, V_SEED, V_OUTDIR, V_MAXNEW, V_LIMIT, V_OFFSET, V_BATCH, V_DEVICE, V_KEYWORDS, V_QUIET, V_HELP };
+
+#define MAX_ALPHA 8
+
+enum { M_UNEDITED = 0, M_SOMP, M_LL, M_RANDOM };
+static const char *const method_name[] = {"unedited", "somp", "logit_lens", "random"};
+
+/* One edit under which every image is answered. */
+typedef struct vconf {
+    int method, ai, ki, draw; /* alpha index, k index, random draw */
+    const hp_headset *hs;     /* NULL: unedited */
+} vconf;
+
+/* Raw totals of one configuration over the images. */
+typedef struct vscore {
+    double hit, valid; /* classify: answer = the class / = some class name */
+    double kw, with_kw; /* caption: keyword occurrences / captions with at least one */
+    int n;
+} vscore;
+
+/* The two reported metrics of a task, per image. */
+static double metric(const vscore *s, int caption, int which) {
+    if (s->n == 0) return 0.0;
+    return (caption ? (which ? s->with_kw : s->kw) : (which ? s->valid : s->hit)) / s->n;
+}
+static const char *const metric_key[2][2] = {{"accuracy", "valid_answers"}, {"keywords_per_caption", "captions_with_keyword"}};
+static const char *const metric_label[2][2] = {{"accuracy", "valid answers"}, {"keyword count", "captions with a keyword"}};
+
+/* Lower-case ASCII, anything but letters, digits and bytes >= 0x80 as one space, trimmed: the
+ * form answers, class names and keywords are compared in. words: every byte other than those
+ * separates words; else only whitespace does (class names such as "T-shirt/top" keep their
+ * punctuation, but a trailing '.' or quotes around the answer go). */
+static char *normalize(const char *s, int words) {
+    size_t n = strlen(s);
+    char *o = malloc(n + 1);
+    if (!o) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int keep = isalnum(c) || c >= 0x80 || (!words && !isspace(c));
+        if (keep) o[k++] = (char)tolower(c);
+        else if (k && o[k - 1] != ' ') o[k++] = ' ';
+    }
+    while (k && o[k - 1] == ' ') k--;
+    o[k] = 0;
+    if (!words) { /* strip quotes and final punctuation around the whole answer */
+        size_t a = 0;
+        while (o[a] == '"' || o[a] == '\'') a++;
+        while (k > a && strchr("\"'.,;:!", o[k - 1])) k--;
+        memmove(o, o + a, k - a);
+        o[k - a] = 0;
+    }
+    return o;
+}
+
+/* Occurrences of the normalised keywords (whole words or phrases) in a normalised caption. */
+static int count_keywords(const char *cap, char *const *kw, int n_kw) {
+    int count = 0;
+    size_t cl = strlen(cap);
+    for (int i = 0; i < n_kw; i++) {
+        size_t kl = strlen(kw[i]);
+        if (!kl) continue;
+        for (const char *p = cap; (p = strstr(p, kw[i])); p++)
+            if ((p == cap || p[-1] == ' ') && ((size_t)(p - cap) + kl == cl || p[kl] == ' ')) count++;
+    }
+    return count;
+}
+
+/* s with every byte that is not part of valid UTF-8 replaced by U+FFFD (a random or edited model
+ * can stop inside a character), so that the JSON and CSV reports stay UTF-8. Frees s. */
+static char *utf8_fix(char *s) {
+    size_t n = strlen(s);
+    long bad = hp_utf8_invalid_at(s, n);
+    if (bad < 0) return s;
+    char *o = malloc(3 * n + 1), *w = o;
+    if (!o) {
+        free(s);
+        return NULL;
+    }
+    for (size_t at = 0; at < n;) {
+        long b = hp_utf8_invalid_at(s + at, n - at);
+        size_t ok = b < 0 ? n - at : (size_t)b;
+        memcpy(w, s + at, ok);
+        w += ok;
+        at += ok;
+        if (at < n) {
+            memcpy(w, "\xEF\xBF\xBD", 3);
+            w += 3;
+            at++;
+        }
+    }
+    *w = 0;
+    free(s);
+    return o;
+}
+
+static int parse_alphas(const char *s, float *a, int *n) {
+    *n = 0;
+    while (*s && *n < MAX_ALPHA) {
+        char *end;
+        a[(*n)++] = strtof(s, &end);
+        if (end == s || (*end && *end != ',')) return -1;
+        s = *end ? end + 1 : end;
+    }
+    return *n && !*s ? 0 : -1;
+}
+
+static void csv_quoted(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+    }
+    fputc('"', f);
+}
+
+static void print_help(void) {
+    printf("usage: headpursuit eval LLAVA_MODEL --task classify --images DIR|IDX --edit ranking.json\n"
+           "                 [--object digit] [--top 8,16,32] [--alpha -1] [--random 10] [--out-dir DIR]\n"
+           "       headpursuit eval LLAVA_MODEL --task caption --images DIR [--captions FILE]\n"
+           "                 --keywords WORDS.txt --edit ranking.json [--alpha -1,5] ...\n"
+           "PAPER.md §6 on LLaVA-NeXT. classify: \"What OBJECT is depicted in this image? Answer EXACTLY\n"
+           "with one of the following class names only: <classes>. Answer:\"; accuracy = the first line\n"
+           "of the greedy answer equals the image's class name (case-insensitive, surrounding quotes and\n"
+           "final punctuation ignored); valid answers = it equals some class name. caption: \"Provide a\n"
+           "one-sentence caption for the provided image.\"; keyword count = occurrences of the word\n"
+           "list's words (whole words, case-insensitive) per caption; captions with a keyword = their\n"
+           "share. Scores are normalised to the unedited model, for the top-k SOMP heads, the top-k\n"
+           "Logit-Lens heads and --random random controls (same per-layer counts as the SOMP heads,\n"
+           "disjoint from them, median and IQR), for each alpha. Writes DIR/eval.json, DIR/eval.csv,\n"
+           "DIR/answers.csv (every answer under every edit), DIR/<metric>_vs_k_alpha<A>.svg and\n"
+           "DIR/heads_heatmap.svg.\n"
+           "  --images DIR|IDX   image folder (DIR/<class>/...), flat folder (caption) or IDX images\n"
+           "  --labels IDX       IDX labels (default: beside the images file)\n"
+           "  --captions FILE    Flickr30k results_20130124.token (--images: its image folder); the\n"
+           "                     reference captions' keyword count is reported beside\n"
+           "  --classes FILE     class names in class order (e.g. wordlists/fashion_mnist.txt)\n"
+           "  --object WORD      classify: the task object (default \"object\")\n"
+           "  --prompt TEXT      user text instead of the task's prompt\n"
+           "  --keywords FILE    caption: the concept's word list (wordlists/colors.txt, ...)\n"
+           "  --alpha A[,A..]    edit factors (default -1 for classify, -1,5 for caption)\n"
+           "  --max-new N        tokens generated (default 10 classify, 40 caption)\n"
+           "  --limit N, --offset N  N images of a class-balanced order after the first --offset\n"
+           "  --batch B          images per generation batch (default 8)\n"
+           "  --seed S           random-control seed; --device auto|cpu|cuda; --quiet\n");
+}
+
+int cmd_eval_vision(int argc, char **argv) {
+    static const struct option lo[] = {
+        {"task", required_argument, 0, V_TASK},         {"images", required_argument, 0, V_IMAGES},
+        {"labels", required_argument, 0, V_LABELS},     {"captions", required_argument, 0, V_CAPTIONS},
+        {"classes", required_argument, 0, V_CLASSES},   {"object", required_argument, 0, V_OBJECT},
+        {"prompt", required_argument, 0, V_PROMPT},     {"edit", required_argument, 0, V_EDIT},
+        {"top", required_argument, 0, V_TOP},           {"alpha", required_argument, 0, V_ALPHA},
+        {"random", required_argument, 0, V_RANDOM},     {"seed", required_argument, 0, V_SEED},
+        {"out-dir", required_argument, 0, V_OUTDIR},    {"max-new", required_argument, 0, V_MAXNEW},
+        {"limit", required_argument, 0, V_LIMIT},       {"offset", required_argument, 0, V_OFFSET},
+        {"batch", required_argument, 0, V_BATCH},       {"device", required_argument, 0, V_DEVICE},
+        {"keywords", required_argument, 0, V_KEYWORDS}, {"quiet", no_argument, 0, V_QUIET},
+        {"help", no_argument, 0, V_HELP},               {0}};
+    hp_vision_opts vo = {.prompt_kind = "classify", .object = "object"};
+    const char *task = NULL, *edit = NULL, *tops = "8,16,32", *alphas = NULL, *outdir = NULL;
+    const char *device = "auto", *keywords = NULL;
+    int n_random = 10, max_new = 0, batch = 8, quiet = 0, c;
+    unsigned long long seed = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (c) {
+        case V_TASK: task = optarg; break;
+        case V_IMAGES: vo.images = optarg; break;
+        case V_LABELS: vo.labels = optarg; break;
+        case V_CAPTIONS: vo.captions = optarg; break;
+        case V_CLASSES: vo.classes = optarg; break;
+        case V_OBJECT: vo.object = optarg; break;
+        case V_PROMPT: vo.prompt = optarg; break;
+        case V_EDIT: edit = optarg; break;
+        case V_TOP: tops = optarg; break;
+        case V_ALPHA: alphas = optarg; break;
+        case V_RANDOM: n_random = atoi(optarg); break;
+        case V_SEED: seed = strtoull(optarg, NULL, 10); break;
+        case V_OUTDIR: outdir = optarg; break;
+        case V_MAXNEW: max_new = atoi(optarg); break;
+        case V_LIMIT: vo.limit = atoi(optarg); break;
+        case V_OFFSET: vo.offset = atoi(optarg); break;
+        case V_BATCH: batch = atoi(optarg); break;
+        case V_DEVICE: device = optarg; break;
+        case V_KEYWORDS: keywords = optarg; break;
+        case V_QUIET: quiet = 1; break;
+        case V_HELP: print_help(); return 0;
+        default: return 2;
+        }
+    }
+    int caption = task && !strcmp(task, "caption"), ks[HP_EVAL_MAX_K], nk = 0, na = 0;
+    float alpha[MAX_ALPHA];
+    vo.prompt_kind = caption ? "caption" : "classify";
+    if (!alphas) alphas = caption ? "-1,5" : "-1";
+    if (!outdir) outdir = caption ? "results/eval_caption" : "results/eval_classify";
+    if (max_new == 0) max_new = caption ? 40 : 10;
+    if (optind != argc - 1 || !task || (!caption && strcmp(task, "classify")) || !vo.images || !edit ||
+        (caption && !keywords) || hp_eval_parse_tops(tops, ks, &nk) || parse_alphas(alphas, alpha, &na) ||
+        n_random < 0 || max_new <= 0 || batch <= 0) {
+        fprintf(stderr, "headpursuit eval: need LLAVA_MODEL, --task qa|classify|caption, --images, --edit "
+                        "(and --keywords for caption); --top like 8,16,32, --alpha like -1,5 (see --help)\n");
+        return 2;
+    }
+    const char *model_path = argv[optind];
+    hp_err e = {0};
+    hp_llava *lv = hp_vision_open(model_path, device, quiet, &e);
+    if (!lv) return hp_cli_fail(&e);
+    hp_model *m = lv->m;
+    hp_imageset set = {0};
+    hp_ranking rk = {0};
+    hp_wordlist kwl = {0};
+    char **kw = NULL, **cls = NULL, *text = NULL, ***answers = NULL;
+    hp_headset *heads = NULL; /* [nk][2 + n_random]: SOMP, LL, random draws */
+    vconf *conf = NULL;
+    vscore *score = NULL, ref = {0};
+    int32_t **ids = NULL, **outs = NULL;
+    int *len = NULL, *outn = NULL, nconf = 0, rc = 1, per_k = 2 + n_random, ci;
+    double *draws = NULL;
+    hp_inject *inj = NULL;
+    cJSON *j = NULL;
+    char *json_path = hp_eval_path(outdir, "eval.json"), *csv_path = hp_eval_path(outdir, "eval.csv");
+    char *ans_path = hp_eval_path(outdir, "answers.csv"), *heat_path = hp_eval_path(outdir, "heads_heatmap.svg");
+    if (!json_path || !csv_path || !ans_path || !heat_path) {
+        hp_errf(&e, "out of memory");
+        goto done;
+    }
+    if (hp_eval_mkdir(outdir, &e) || hp_vision_dataset(&vo, &set, &e) || hp_ranking_load(edit, &rk, &e) ||
+        !(text = hp_vision_user_text(&vo, &set, &e)))
+        goto done;
+    if (rk.L != m->cfg.L || rk.H != m->cfg.H) {
+        hp_errf(&e, "%s: ranking is for %d x %d heads, the model has %d x %d", edit, rk.L, rk.H, m->cfg.L, m->cfg.H);
+        goto done;
+    }
+    for (int i = 0; i < nk; i++)
+        if (ks[i] > rk.n) {
+            hp_errf(&e, "--top %d exceeds the %d heads of %s", ks[i], rk.n, edit);
+            goto done;
+        }
+    if (!caption) {
+        for (int i = 0; i < set.n; i++)
+            if (set.label[i] < 0 || set.label[i] >= set.n_classes) {
+                hp_errf(&e, "%s: image %s has no class label (classification needs class folders or IDX labels)",
+                        set.source, set.name[i]);
+                goto done;
+            }
+        if (!(cls = calloc((size_t)set.n_classes, sizeof *cls))) goto oom;
+        for (int i = 0; i < set.n_classes; i++)
+            if (!(cls[i] = normalize(set.classes[i], 0))) goto oom;
+    } else {
+        if (hp_wordlist_load(keywords, &kwl, &e)) goto done;
+        if (!(kw = calloc((size_t)kwl.n, sizeof *kw))) goto oom;
+        for (int i = 0; i < kwl.n; i++)
+            if (!(kw[i] = normalize(kwl.words[i], 1))) goto oom;
+        for (int i = 0; i < set.n && set.captions; i++) /* the references' count, for scale */
+            for (int r = 0; r < set.n_captions[i]; r++) {
+                char *nc = normalize(set.captions[i][r], 1);
+                if (!nc) goto oom;
+                int k = count_keywords(nc, kw, kwl.n);
+                free(nc);
+                ref.kw += k;
+                ref.with_kw += k > 0;
+                ref.n++;
+            }
+    }
+    /* Head sets: per k the SOMP and LL tops and the random draws (drawn once, used at every alpha). */
+    heads = calloc((size_t)nk * per_k, sizeof *heads);
+    nconf = 1 + na * nk * per_k;
+    conf = calloc((size_t)nconf, sizeof *conf);
+    score = calloc((size_t)nconf, sizeof *score);
+    answers = calloc((size_t)nconf, sizeof *answers);
+    if (!heads || !conf || !score || !answers) goto oom;
+    uint64_t rng = seed ^ 0x5eed5eedull;
+    int short_layers[HP_EVAL_MAX_K] = {0};
+    for (int ki = 0; ki < nk; ki++) {
+        hp_headset *h = heads + ki * per_k;
+        if (hp_headset_top((const int(*)[2])rk.somp, rk.n, ks[ki], &h[0], &e) ||
+            hp_headset_top((const int(*)[2])rk.ll, rk.n, ks[ki], &h[1], &e))
+            goto done;
+        for (int d = 0; d < n_random; d++) {
+            int sl = 0;
+            if (hp_headset_random(&h[0], m->cfg.L, m->cfg.H, &rng, &h[2 + d], &sl, &e)) goto done;
+            short_layers[ki] += sl;
+        }
+    }
+    ci = 1;
+    for (int ai = 0; ai < na; ai++)
+        for (int ki = 0; ki < nk; ki++)
+            for (int x = 0; x < per_k; x++, ci++)
+                conf[ci] = (vconf){.method = x < 2 ? M_SOMP + x : M_RANDOM, .ai = ai, .ki = ki, .draw = x - 2,
+                                   .hs = &heads[ki * per_k + x]};
+    for (ci = 0; ci < nconf; ci++)
+        if (!(answers[ci] = calloc((size_t)set.n, sizeof(char *)))) goto oom;
+    ids = calloc((size_t)batch, sizeof *ids);
+    outs = calloc((size_t)batch, sizeof *outs);
+    len = calloc((size_t)batch, sizeof *len);
+    outn = calloc((size_t)batch, sizeof *outn);
+    inj = calloc((size_t)batch, sizeof *inj);
+    if (!ids || !outs || !len || !outn || !inj) goto oom;
+    if (!quiet)
+        fprintf(stderr, "%d images of %s x %d edits (%d alphas, k = %s, %d random draws); prompt: %s\n", set.n,
+                set.source, nconf, na, tops, n_random, text);
+    hp_progress pb;
+    hp_progress_start(&pb, task, (long)set.n * nconf, "answers", !quiet);
+    for (int b0 = 0; b0 < set.n; b0 += batch) {
+        int nb = set.n - b0 < batch ? set.n - b0 : batch;
+        for (int b = 0; b < nb; b++)
+            if (hp_llava_sample(lv, &set, b0 + b, text, &ids[b], &len[b], &inj[b], &e)) goto done;
+        for (ci = 0; ci < nconf; ci++) {
+            const vconf *cf = &conf[ci];
+            if (cf->hs ? hp_headset_apply(m, cf->hs, alpha[cf->ai], &e) : (hp_model_clear_edits(m), 0)) goto done;
+            if (hp_generate(m, nb, (const int32_t *const *)ids, len, inj, max_new, 0, outs, outn, 0, &e)) goto done;
+            for (int b = 0; b < nb; b++) {
+                char *ans = hp_tok_decode(m->tok, outs[b], outn[b], 1);
+                if (ans) ans = utf8_fix(ans);
+                free(outs[b]);
+                outs[b] = NULL;
+                if (!ans) goto oom;
+                if (!caption) {
+                    char *nl = strchr(ans, '\n'); /* the answer is the first line */
+                    if (nl) *nl = 0;
+                }
+                answers[ci][b0 + b] = ans;
+                char *na_ = normalize(ans, caption);
+                if (!na_) goto oom;
+                vscore *s = &score[ci];
+                if (caption) {
+                    int k = count_keywords(na_, kw, kwl.n);
+                    s->kw += k;
+                    s->with_kw += k > 0;
+                } else {
+                    int lab = set.label[b0 + b];
+                    s->hit += !strcmp(na_, cls[lab]);
+                    for (int q = 0; q < set.n_classes; q++)
+                        if (!strcmp(na_, cls[q])) {
+                            s->valid++;
+                            break;
+                        }
+                }
+                s->n++;
+                free(na_);
+            }
+            hp_progress_update(&pb, (long)b0 * nconf + (long)(ci + 1) * nb);
+        }
+        for (int b = 0; b < nb; b++) {
+            free(ids[b]);
+            ids[b] = NULL;
+            hp_llava_inject_free(&inj[b]);
+        }
+    }
+    hp_progress_end(&pb);
+    hp_model_clear_edits(m);
+
+    /* ---- report ---- */
+    j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "model", model_path);
+    cJSON_AddStringToObject(j, "task", task);
+    cJSON_AddStringToObject(j, "images", set.source);
+    cJSON_AddNumberToObject(j, "samples", set.n);
+    cJSON_AddStringToObject(j, "prompt", text);
+    cJSON_AddStringToObject(j, "ranking", edit);
+    cJSON *aj = cJSON_AddArrayToObject(j, "alphas");
+    for (int ai = 0; ai < na; ai++) cJSON_AddItemToArray(aj, cJSON_CreateNumber(alpha[ai]));
+    cJSON_AddNumberToObject(j, "random_draws", n_random);
+    cJSON_AddNumberToObject(j, "seed", (double)seed);
+    cJSON_AddNumberToObject(j, "max_new", max_new);
+    if (caption) cJSON_AddStringToObject(j, "keywords", keywords);
+    else {
+        cJSON *cj = cJSON_AddArrayToObject(j, "classes");
+        for (int i = 0; i < set.n_classes; i++) cJSON_AddItemToArray(cj, cJSON_CreateString(set.classes[i]));
+    }
+    cJSON *uj = cJSON_AddObjectToObject(j, "unedited");
+    for (int w = 0; w < 2; w++) cJSON_AddNumberToObject(uj, metric_key[caption][w], metric(&score[0], caption, w));
+    if (ref.n) {
+        cJSON *rj = cJSON_AddObjectToObject(j, "reference_captions");
+        cJSON_AddNumberToObject(rj, "captions", ref.n);
+        for (int w = 0; w < 2; w++) cJSON_AddNumberToObject(rj, metric_key[1][w], metric(&ref, 1, w));
+    }
+    cJSON *rows = cJSON_AddArrayToObject(j, "results");
+    for (ci = 1; ci < nconf; ci++) {
+        const vconf *cf = &conf[ci];
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "alpha", alpha[cf->ai]);
+        cJSON_AddNumberToObject(r, "k", ks[cf->ki]);
+        cJSON_AddStringToObject(r, "method", method_name[cf->method]);
+        if (cf->method == M_RANDOM) {
+            cJSON_AddNumberToObject(r, "draw", cf->draw);
+            if (short_layers[cf->ki]) cJSON_AddNumberToObject(r, "layers_short_of_heads", short_layers[cf->ki]);
+        }
+        char *hstr = hp_headset_str(cf->hs);
+        cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
+        free(hstr);
+        for (int w = 0; w < 2; w++) {
+            char key[64];
+            double v = metric(&score[ci], caption, w);
+            snprintf(key, sizeof key, "norm_%s", metric_key[caption][w]);
+            cJSON_AddNumberToObject(r, metric_key[caption][w], v);
+            cJSON_AddNumberToObject(r, key, hp_eval_ratio(v, metric(&score[0], caption, w)));
+        }
+        cJSON_AddItemToArray(rows, r);
+    }
+    /* Summary per alpha and metric: normalised SOMP / LL / random median [IQR] per k. */
+    hp_atomic_file af;
+    if (hp_atomic_open(&af, csv_path, &e)) goto done;
+    fprintf(af.f, "metric,alpha,k,somp,logit_lens,random_median,random_q25,random_q75\n");
+    cJSON *sum = cJSON_AddArrayToObject(j, "summary");
+    hp_eval_curve cv[MAX_ALPHA][2];
+    if (!(draws = malloc(sizeof(double) * (size_t)(n_random ? n_random : 1)))) {
+        hp_atomic_abort(&af);
+        goto oom;
+    }
+    for (int ai = 0; ai < na; ai++)
+        for (int w = 0; w < 2; w++)
+            for (int ki = 0; ki < nk; ki++) {
+                const vscore *blk = &score[1 + (ai * nk + ki) * per_k];
+                for (int d = 0; d < n_random; d++) draws[d] = metric(&blk[2 + d], caption, w);
+                hp_eval_curve *cw = &cv[ai][w];
+                if (hp_eval_curve_set(cw, ki, metric(&score[0], caption, w), metric(&blk[0], caption, w),
+                                      metric(&blk[1], caption, w), draws, n_random, &e)) {
+                    hp_atomic_abort(&af);
+                    goto done;
+                }
+                fprintf(af.f, "%s,%g,%d,%.4f,%.4f,%.4f,%.4f,%.4f\n", metric_key[caption][w], alpha[ai], ks[ki],
+                        cw->somp[ki], cw->ll[ki], cw->rnd_median[ki], cw->rnd_q25[ki], cw->rnd_q75[ki]);
+                cJSON *r = cJSON_CreateObject();
+                cJSON_AddStringToObject(r, "metric", metric_key[caption][w]);
+                cJSON_AddNumberToObject(r, "alpha", alpha[ai]);
+                cJSON_AddNumberToObject(r, "k", ks[ki]);
+                cJSON_AddNumberToObject(r, "somp", cw->somp[ki]);
+                cJSON_AddNumberToObject(r, "logit_lens", cw->ll[ki]);
+                cJSON_AddNumberToObject(r, "random_median", cw->rnd_median[ki]);
+                cJSON_AddNumberToObject(r, "random_q25", cw->rnd_q25[ki]);
+                cJSON_AddNumberToObject(r, "random_q75", cw->rnd_q75[ki]);
+                cJSON_AddItemToArray(sum, r);
+            }
+    cJSON *ua = cJSON_AddArrayToObject(j, "unedited_answers");
+    for (int i = 0; i < set.n; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "image", set.name[i]);
+        if (!caption) cJSON_AddStringToObject(a, "class", set.classes[set.label[i]]);
+        cJSON_AddStringToObject(a, "answer", answers[0][i]);
+        cJSON_AddItemToArray(ua, a);
+    }
+    hp_atomic_file an;
+    if (hp_atomic_open(&an, ans_path, &e)) {
+        hp_atomic_abort(&af);
+        goto done;
+    }
+    fprintf(an.f, "alpha,k,method,draw,image,class,answer\n");
+    for (ci = 0; ci < nconf; ci++)
+        for (int i = 0; i < set.n; i++) {
+            const vconf *cf = &conf[ci];
+            if (ci) fprintf(an.f, "%g,%d,%s,%d,", alpha[cf->ai], ks[cf->ki], method_name[cf->method], cf->draw);
+            else fprintf(an.f, ",0,unedited,-1,");
+            csv_quoted(an.f, set.name[i]);
+            fputc(',', an.f);
+            csv_quoted(an.f, caption || set.label[i] < 0 ? "" : set.classes[set.label[i]]);
+            fputc(',', an.f);
+            csv_quoted(an.f, answers[ci][i]);
+            fputc('\n', an.f);
+        }
+    char *js = cJSON_Print(j);
+    if (!js) {
+        hp_atomic_abort(&af);
+        hp_atomic_abort(&an);
+        goto oom;
+    }
+    int wrc = hp_atomic_commit(&af, &e);
+    wrc = wrc ? (hp_atomic_abort(&an), -1) : hp_atomic_commit(&an, &e);
+    if (!wrc) wrc = hp_write_file_atomic(json_path, js, strlen(js), &e);
+    free(js);
+    if (wrc) goto done;
+    for (int ai = 0; ai < na; ai++) {
+        char name[96], title[200], ylabel[64], *svg;
+        snprintf(name, sizeof name, "%s_vs_k_alpha%g.svg", caption ? "keywords" : "accuracy", alpha[ai]);
+        snprintf(title, sizeof title, "%s with k heads scaled by %g (normalised to the unedited model)",
+                 caption ? "Caption keyword count" : "Classification accuracy", alpha[ai]);
+        snprintf(ylabel, sizeof ylabel, "normalised %s", metric_label[caption][0]);
+        if (!(svg = hp_eval_path(outdir, name))) goto oom;
+        int prc = hp_eval_plot(svg, title, ylabel, ks, nk, cv[ai], metric_label[caption], NULL, 2, n_random > 0,
+                               &e);
+        if (!prc && !quiet) fprintf(stderr, "wrote %s\n", svg);
+        free(svg);
+        if (prc) goto done;
+    }
+    if (hp_eval_heatmap(heat_path, &rk, ks[nk - 1], &e)) goto done;
+    if (!quiet) fprintf(stderr, "wrote %s, %s, %s, %s\n", json_path, csv_path, ans_path, heat_path);
+    for (int ai = 0; ai < na; ai++)
+        for (int w = 0; w < 2; w++) {
+            printf("alpha %g: normalised %s (unedited %.3f; %d images)\n", alpha[ai], metric_label[caption][w],
+                   metric(&score[0], caption, w), set.n);
+            printf("%4s %8s %8s %18s\n", "k", "SOMP", "LL", "random med [IQR]");
+            for (int ki = 0; ki < nk; ki++)
+                printf("%4d %8.3f %8.3f %8.3f [%.2f,%.2f]\n", ks[ki], cv[ai][w].somp[ki], cv[ai][w].ll[ki],
+                       cv[ai][w].rnd_median[ki], cv[ai][w].rnd_q25[ki], cv[ai][w].rnd_q75[ki]);
+        }
+    rc = 0;
+    goto done;
+oom:
+    hp_errf(&e, "out of memory");
+done:
+    if (rc) hp_cli_fail(&e);
+    hp_model_clear_edits(m);
+    cJSON_Delete(j);
+    free(draws);
+    for (int b = 0; ids && outs && inj && b < batch; b++) {
+        free(ids[b]);
+        free(outs[b]);
+        hp_llava_inject_free(&inj[b]);
+    }
+    free(ids);
+    free(outs);
+    free(len);
+    free(outn);
+    free(inj);
+    for (ci = 0; answers && ci < nconf; ci++) {
+        for (int i = 0; answers[ci] && i < set.n; i++) free(answers[ci][i]);
+        free(answers[ci]);
+    }
+    free(answers);
+    for (int i = 0; heads && i < nk * per_k; i++) hp_headset_free(&heads[i]);
+    free(heads);
+    free(conf);
+    free(score);
+    for (int i = 0; cls && i < set.n_classes; i++) free(cls[i]);
+    free(cls);
+    for (int i = 0; kw && i < kwl.n; i++) free(kw[i]);
+    free(kw);
+    hp_wordlist_free(&kwl);
+    free(text);
+    free(json_path);
+    free(csv_path);
+    free(ans_path);
+    free(heat_path);
+    hp_ranking_free(&rk);
+    hp_imageset_free(&set);
+    hp_vision_close(lv);
+    return rc;
+}
