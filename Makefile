@@ -4,7 +4,6 @@
 
 CC      ?= gcc
 NVCC    ?= nvcc
-BUILD   ?= build
 OPT     ?= -O2
 # Built and run on the same machine (CI builds from source): use its vector units.
 ARCH_FLAGS ?= -march=native
@@ -14,7 +13,7 @@ comma := ,
 # OpenBLAS built on OpenMP shares our thread pool (the pthread build oversubscribes the cores).
 OPENBLAS_DIR ?= $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/aarch64-linux-gnu/openblas-openmp))
 BLAS_LIBS := $(if $(OPENBLAS_DIR),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_DIR)) -lopenblas
-LDLIBS  += -lcjson -lpcre2-8 $(BLAS_LIBS) -llapacke -lpng -ljpeg -lm -fopenmp
+LDLIBS  += -lcjson -lpcre2-8 $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lm -fopenmp
 
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
 ifeq ($(NO_CUDA),1)
@@ -22,6 +21,9 @@ ifeq ($(NO_CUDA),1)
 else ifneq ($(CUDA_HOME),)
   HAVE_CUDA := 1
 endif
+
+# Objects of the CPU-only and the CUDA configuration never mix: one build folder each.
+BUILD   ?= build/$(if $(HAVE_CUDA),cuda,cpu)
 
 # Hopper first (sm_90a for wgmma/TMA), plus PTX so newer GPUs can JIT.
 CUDA_ARCH ?= -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
@@ -49,7 +51,7 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all test fuzz bench clean detect
+.PHONY: all test fuzz bench clean detect headpursuit
 all: detect headpursuit
 
 detect:
@@ -90,7 +92,7 @@ FUZZ_LIB_SRC := $(wildcard weights/*.c)
 fuzz: $(FUZZ_BIN)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^ -lcjson -lpcre2-8 -lpng -ljpeg -lm
+	clang $(FUZZ_CFLAGS) -o $@ $^ -lcjson -lpcre2-8 -lpng -ljpeg -lz -lm
 
 clean:
 	rm -rf $(BUILD) headpursuit

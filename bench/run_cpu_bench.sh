@@ -7,6 +7,9 @@
 #
 #   bash bench/run_cpu_bench.sh [MODEL.gguf]     # default models/SmolLM2-135M-Instruct.Q4_1.gguf
 #   BENCH_REPS=5  bench_cpu repeats;  PEER_REPS=3  llama-bench repeats (-r)
+#   THREADS=N     both tools on N threads (OMP_NUM_THREADS and llama-bench -t); default: what
+#                 OpenMP gives (one per CPU). One thread is the steadier number on a shared
+#                 machine, where OpenMP's spinning threads lose badly to other work.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +26,12 @@ PEER_BUILD_ONLY=1 bash bench/llamacpp_peer.sh "$MODEL" >/dev/null || {
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 NCPU="$(nproc)"
+if [[ -n "${THREADS:-}" ]]; then
+    export OMP_NUM_THREADS="$THREADS" PEER_THREADS="$THREADS"
+else
+    # llama-bench gets the thread count OpenMP gives bench_cpu.
+    export PEER_THREADS="${OMP_NUM_THREADS:-$NCPU}"
+fi
 LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo "=== headpursuit bench_cpu ==="
