@@ -113,6 +113,11 @@ int hp_reps_save(const char *path, const hp_reps *r, const char *model, const ch
                  const char *options, hp_err *e) {
     char hash[17];
     if (hp_reps_hash(model, data, options, hash, e)) return -1;
+    return hp_reps_save_hashed(path, r, model, data, options, hash, e);
+}
+
+int hp_reps_save_hashed(const char *path, const hp_reps *r, const char *model, const char *data,
+                        const char *options, const char *hash, hp_err *e) {
     const char *meta[] = {"hp_model", model, "hp_data", data, "hp_options", options, "hp_hash", hash,
                           "hp_layout", "heads[layer, head, sample, dim]"};
     hp_st_out t = {.name = "heads", .ndim = 4, .shape = {r->L, r->H, r->N, r->D}, .data = r->h};

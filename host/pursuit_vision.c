@@ -197,14 +197,6 @@ done:
     return rc;
 }
 
-int hp_reps_save_hashed(const char *path, const hp_reps *r, const char *model, const char *data,
-                        const char *options, const char *hash, hp_err *e) {
-    const char *meta[] = {"hp_model", model, "hp_data", data, "hp_options", options, "hp_hash", hash,
-                          "hp_layout", "heads[layer, head, sample, dim]"};
-    hp_st_out t = {.name = "heads", .ndim = 4, .shape = {r->L, r->H, r->N, r->D}, .data = r->h};
-    return hp_safetensors_write(path, &t, 1, meta, 5, e);
-}
-
 hp_llava *hp_vision_open(const char *path, const char *device, int quiet, hp_err *e) {
     hp_backend *be = hp_backend_create(device, e);
     if (!be) return NULL;
