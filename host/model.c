@@ -45,7 +45,7 @@ int hp_tensor_shape(const hp_config *c, hp_role r, int64_t shape[2]) {
     return s->dim[1] ? 2 : 1;
 }
 
-static void **role_slot(hp_model *m, hp_role r, int l) {
+void **hp_model_slot(hp_model *m, hp_role r, int l) {
     hp_layer *ly = m->layers ? &m->layers[l] : NULL;
     switch (r) {
     case HP_T_EMBED: return &m->embed;
@@ -188,7 +188,7 @@ static int load_weights(hp_model *m, hp_err *e) {
                 unpermute_rows(tmp, r == HP_T_WQ ? c->H : c->KV, c->Dh, c->D, e))
                 goto fail;
             void *dst = be->offset(be, m->wblock, off, HP_MEM_WEIGHT);
-            *role_slot(m, r, l) = dst;
+            *hp_model_slot(m, r, l) = dst;
             if (be->upload(be, dst, tmp, n, HP_MEM_WEIGHT, e)) goto fail;
             off += n;
         }

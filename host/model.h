@@ -71,6 +71,8 @@ typedef struct hp_model {
  * tensor is checked against the config first. be == NULL: open and check only (no weights). */
 hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e);
 void hp_model_free(hp_model *m);
+/* The named weight pointer of role r (layer l for per-layer roles). */
+void **hp_model_slot(hp_model *m, hp_role r, int l);
 /* Sets alpha for (layer, head); returns -1 if out of range. */
 int hp_model_edit(hp_model *m, int layer, int head, float alpha, hp_err *e);
 void hp_model_clear_edits(hp_model *m);

@@ -31,25 +31,6 @@ static void fill_uniform(float *dst, size_t n, uint64_t seed, uint64_t first, fl
     }
 }
 
-static void **slot(hp_model *m, hp_role r, int l) {
-    hp_layer *ly = &m->layers[l];
-    switch (r) {
-    case HP_T_EMBED: return &m->embed;
-    case HP_T_FINAL_NORM: return &m->final_norm;
-    case HP_T_LM_HEAD: return &m->lm_head;
-    case HP_T_ATTN_NORM: return &ly->attn_norm;
-    case HP_T_WQ: return &ly->wq;
-    case HP_T_WK: return &ly->wk;
-    case HP_T_WV: return &ly->wv;
-    case HP_T_WO: return &ly->wo;
-    case HP_T_FFN_NORM: return &ly->ffn_norm;
-    case HP_T_W_GATE: return &ly->w_gate;
-    case HP_T_W_UP: return &ly->w_up;
-    case HP_T_W_DOWN: return &ly->w_down;
-    default: return NULL;
-    }
-}
-
 hp_model *hp_model_random(const hp_config *cfg, hp_backend *be, uint64_t seed, hp_err *e) {
     const hp_config *c = cfg;
     if (!be) {
@@ -98,7 +79,7 @@ hp_model *hp_model_random(const hp_config *cfg, hp_backend *be, uint64_t seed, h
         float amp = nd == 2 ? (float)sqrt(3.0 / (double)shape[1]) : 0.05f; /* std 1/sqrt(K) */
         for (int l = 0; l < (hp_tensor_table[r].per_layer ? c->L : 1); l++) {
             void *dst = be->offset(be, m->wblock, off, HP_MEM_WEIGHT);
-            *slot(m, r, l) = dst;
+            *hp_model_slot(m, r, l) = dst;
             for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
                 size_t k = n - i0 < CHUNK ? n - i0 : CHUNK;
                 fill_uniform(buf, k, seed, off + i0, base, amp);

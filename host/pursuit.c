@@ -87,23 +87,14 @@ done:
     return rc;
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 int hp_reps_hash(const char *model, const char *data_path, const char *options, char out[17], hp_err *e) {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = HP_FNV_OFFSET;
     char *data;
     size_t len;
     if (hp_read_file(data_path, &data, &len, e)) return -1;
-    h = fnv1a(h, model, strlen(model) + 1);
-    h = fnv1a(h, data, len);
-    h = fnv1a(h, options, strlen(options) + 1);
+    h = hp_fnv1a(h, model, strlen(model) + 1);
+    h = hp_fnv1a(h, data, len);
+    h = hp_fnv1a(h, options, strlen(options) + 1);
     free(data);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     return 0;

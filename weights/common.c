@@ -89,3 +89,12 @@ uint16_t hp_f32_to_f16(float f) {
     if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) half++;
     return (uint16_t)half;
 }
+
+uint64_t hp_fnv1a(uint64_t h, const void *data, size_t n) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}

@@ -59,6 +59,10 @@ static inline uint16_t hp_f32_to_bf16(float f) { /* round to nearest even */
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
+/* FNV-1a 64-bit hash of n bytes, continuing from h (start with HP_FNV_OFFSET): content keys. */
+#define HP_FNV_OFFSET 1469598103934665603ull
+uint64_t hp_fnv1a(uint64_t h, const void *data, size_t n);
+
 float hp_f16_to_f32(uint16_t h);
 uint16_t hp_f32_to_f16(float f);
 

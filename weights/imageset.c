@@ -344,15 +344,6 @@ done:
 
 /* ------------------------------------------------------------------ Flickr30k captions */
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 int hp_imageset_load_captions(const char *token_file, const char *image_dir, hp_imageset *out, hp_err *e) {
     memset(out, 0, sizeof *out);
     char *text;
@@ -388,7 +379,7 @@ int hp_imageset_load_captions(const char *token_file, const char *image_dir, hp_
             break;
         }
         *hash = 0;
-        uint64_t h = fnv1a(1469598103934665603ull, p, (size_t)(hash - p));
+        uint64_t h = hp_fnv1a(HP_FNV_OFFSET, p, (size_t)(hash - p));
         size_t at = h & (hcap - 1);
         while (slot[at] >= 0 && strcmp(out->name[slot[at]], p)) at = (at + 1) & (hcap - 1);
         int idx = slot[at];
@@ -587,19 +578,19 @@ int hp_imageset_image(const hp_imageset *s, int i, hp_image *out, hp_err *e) {
 }
 
 int hp_imageset_hash(const hp_imageset *s, const char *salt, char out[17], hp_err *e) {
-    uint64_t h = fnv1a(1469598103934665603ull, salt, strlen(salt) + 1);
-    for (int c = 0; c < s->n_classes; c++) h = fnv1a(h, s->classes[c], strlen(s->classes[c]) + 1);
+    uint64_t h = hp_fnv1a(HP_FNV_OFFSET, salt, strlen(salt) + 1);
+    for (int c = 0; c < s->n_classes; c++) h = hp_fnv1a(h, s->classes[c], strlen(s->classes[c]) + 1);
     for (int i = 0; i < s->n; i++) {
-        h = fnv1a(h, s->name[i], strlen(s->name[i]) + 1);
-        h = fnv1a(h, &s->label[i], sizeof(int));
+        h = hp_fnv1a(h, s->name[i], strlen(s->name[i]) + 1);
+        h = hp_fnv1a(h, &s->label[i], sizeof(int));
         if (s->grey) continue;
         char *data;
         size_t len;
         if (hp_read_file(s->file[i], &data, &len, e)) return -1;
-        h = fnv1a(h, data, len);
+        h = hp_fnv1a(h, data, len);
         free(data);
     }
-    if (s->grey) h = fnv1a(h, s->grey, (size_t)s->w * s->h * s->n);
+    if (s->grey) h = hp_fnv1a(h, s->grey, (size_t)s->w * s->h * s->n);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     return 0;
 }
