@@ -8,9 +8,12 @@
 #include <stdlib.h>
 
 static void cpu_destroy(hp_backend *be) { free(be); }
+/* Unbounded, unless HP_CPU_MEM_LIMIT_KB caps it (to exercise the out-of-memory paths that a
+ * GPU's memory limit takes, on any machine). */
 static size_t cpu_free_bytes(hp_backend *be) {
     (void)be;
-    return SIZE_MAX;
+    const char *lim = getenv("HP_CPU_MEM_LIMIT_KB");
+    return lim && *lim ? (size_t)strtoull(lim, NULL, 10) * 1024 : SIZE_MAX;
 }
 static size_t cpu_elem_size(hp_backend *be, hp_mem m) {
     (void)be;

@@ -28,10 +28,30 @@ hp_runtime *hp_runtime_create(hp_model *m, int S, int Tcap, int Tmax, int Bcap, 
     rt->m = m;
     rt->S = S;
     rt->Tcap = Tcap;
-    rt->Tmax = Tmax;
     rt->Bcap = Bcap;
     size_t Q = (size_t)c->H * c->Dh, KVD = (size_t)c->KV * c->Dh;
     e->msg[0] = 0;
+    /* Size the per-token buffers from the backend's free memory: the KV cache is what the
+     * request needs, the chunk of tokens per forward call shrinks to fit (hp_forward splits
+     * longer inputs into chunks), keeping 10 % of free memory in reserve. */
+    size_t act = be->elem_size(be, HP_MEM_ACT), f32 = be->elem_size(be, HP_MEM_F32);
+    size_t kv = 2 * (size_t)c->L * S * Tcap * KVD * act + (Bcap > 0 ? (size_t)Bcap * c->H * c->D * f32 : 0);
+    size_t per_tok = (3 * (size_t)c->D + 2 * Q + 2 * KVD + 2 * (size_t)c->F) * act +
+                     ((size_t)c->D + c->V + 2) * f32 + 4 * sizeof(int32_t);
+    size_t avail = be->free_bytes(be);
+    if (avail != SIZE_MAX) {
+        avail -= avail / 10;
+        if (kv + per_tok > avail) {
+            free(rt);
+            hp_errf(e, "out of memory on %s: the KV cache for %d sequences x %d positions needs %.1f MiB, "
+                       "%.1f MiB are free: use smaller batches (--batch) or shorter prompts",
+                    be->name, S, Tcap, (kv + per_tok) / 1048576.0, avail / 1048576.0);
+            return NULL;
+        }
+        size_t fit = (avail - kv) / per_tok;
+        if ((size_t)Tmax > fit) Tmax = (int)fit;
+    }
+    rt->Tmax = Tmax;
 #define A(ptr, n, mem)                                                                            \
     do {                                                                                          \
         if (!((ptr) = be->alloc(be, (n), (mem), e))) goto fail;                                   \
@@ -262,7 +282,19 @@ int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, c
     int Tmax = total < 256 ? total : 256;
     if (Tmax < B) Tmax = B;
     hp_runtime *rt = hp_runtime_create(m, B, maxlen + max_new, Tmax, 0, e);
-    if (!rt) return -1;
+    if (!rt) {
+        for (int b = 0; b < B; b++) {
+            free(out[b]);
+            out[b] = NULL;
+        }
+        if (B == 1 || !strstr(e->msg, "out of memory")) return -1;
+        /* The KV cache of the whole batch does not fit: generate the halves one after the other. */
+        int h = B / 2;
+        e->msg[0] = 0;
+        if (hp_generate(m, h, ids, len, inj, max_new, no_eos, out, out_n, progress, e)) return -1;
+        return hp_generate(m, B - h, ids + h, len + h, inj ? inj + h : NULL, max_new, no_eos, out + h,
+                           out_n + h, progress, e);
+    }
     HP_NVTX_PUSH("generate");
     int32_t *tid = malloc(sizeof(int32_t) * (size_t)total), *tseq = malloc(sizeof(int32_t) * (size_t)total);
     int32_t *tpos = malloc(sizeof(int32_t) * (size_t)total), *rows = malloc(sizeof(int32_t) * (size_t)B);

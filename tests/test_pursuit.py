@@ -99,6 +99,24 @@ def test_alpha_zero(tmp):
     return f"rel err {err:.2g}"
 
 
+def test_memory_split(tmp):
+    """A KV cache that does not fit splits the batch (same continuations); nothing fitting is a
+    clear error. HP_CPU_MEM_LIMIT_KB plays the part of a GPU's free memory."""
+    args = ["generate", "tests/fixtures/tiny-mistral", "--ids-file",
+            os.path.join("tests", "fixtures", "tiny-mistral", "ref", "prompts.json"), "--max-new", "8",
+            "--no-eos", "--json", "--quiet"]
+    full = run(*args).stdout
+    env = dict(os.environ, HP_CPU_MEM_LIMIT_KB="40")
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env)
+    if p.returncode != 0 or p.stdout != full:
+        raise AssertionError(f"split batch differs or failed: rc {p.returncode} {p.stderr.strip()[-200:]}")
+    env["HP_CPU_MEM_LIMIT_KB"] = "1"
+    p = subprocess.run([BIN, *args], capture_output=True, text=True, env=env)
+    if p.returncode != 1 or "headpursuit: out of memory" not in p.stderr or "free()" in p.stderr:
+        raise AssertionError(f"1 KB of memory did not fail cleanly: rc {p.returncode}, {p.stderr.strip()[-200:]}")
+    return "split batch identical; OOM message: " + p.stderr.strip().splitlines()[-1][:80]
+
+
 def test_pipeline(tmp):
     if not os.path.exists(GGUF):
         raise SkipTest(f"{GGUF} not found (run scripts/fetch_smollm2.sh)")
@@ -153,6 +171,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         check("alpha = 1 is bit-identical", lambda: test_alpha_one(tmp))
         check("alpha = 0 equals zeroed W_O slice", lambda: test_alpha_zero(tmp))
+        check("KV cache too big: batch split, OOM error", lambda: test_memory_split(tmp))
         check("rank -> eval pipeline (SmolLM2)", lambda: test_pipeline(tmp))
     print(f"pursuit: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
     if counts["FAIL"]:
