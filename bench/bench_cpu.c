@@ -4,7 +4,7 @@
  * after a warm-up. Prints a table, the achieved GFLOP/s, and one JSON line starting with
  * {"bench":"cpu" for scripts (bench/run_cpu_bench.sh).
  *
- *   build/bench/bench_cpu [MODEL] [--reps N]    MODEL defaults to the SmolLM2-135M Q4_1 GGUF
+ *   build/cpu/bench/bench_cpu [MODEL] [--reps N]   MODEL defaults to the SmolLM2-135M Q4_1 GGUF
  *
  * FLOP count: 2 x (non-embedding matrix parameters) per token, i.e. the q/k/v/o and gate/up/down
  * products, plus 2·V·D per logit row for the lm_head. Attention's QKᵀ and AV products, norms,

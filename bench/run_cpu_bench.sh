@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # One CPU benchmark run, ours and llama.cpp's, back to back on the same GGUF file and machine
-# state: build/bench/bench_cpu (headpursuit, weights dequantised to fp32, OpenBLAS) then
+# state: bench_cpu (headpursuit, weights dequantised to fp32, OpenBLAS) then
 # llama.cpp's llama-bench (bench/llamacpp_peer.sh, built once and cached under build/peer/).
 # Prints both tables and then a ready-to-paste Markdown table (date, CPU, threads, load average,
 # pp64/pp256/pp512/tg64 tokens/s of each and the ratio); it writes nothing into the repository.
 #
 #   bash bench/run_cpu_bench.sh [MODEL.gguf]     # default models/SmolLM2-135M-Instruct.Q4_1.gguf
+#   BENCH_BIN=PATH  bench_cpu binary (default build/cpu/bench/bench_cpu, else build/cuda/...)
 #   BENCH_REPS=5  bench_cpu repeats;  PEER_REPS=3  llama-bench repeats (-r)
 #   THREADS=N     both tools on N threads (OMP_NUM_THREADS and llama-bench -t); default: what
 #                 OpenMP gives (one per CPU). One thread is the steadier number on a shared
@@ -16,8 +17,15 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 MODEL="${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 [[ -f "$MODEL" ]] || { echo "run_cpu_bench: no model file $MODEL" >&2; exit 1; }
-OURS="build/bench/bench_cpu"
-[[ -x "$OURS" ]] || { echo "run_cpu_bench: $OURS missing: run 'make NO_CUDA=1 bench' first" >&2; exit 1; }
+# The CPU-only build's binary, else the CUDA build's (its CPU backend is the same code).
+OURS="${BENCH_BIN:-}"
+if [[ -z "$OURS" ]]; then
+    for b in build/cpu/bench/bench_cpu build/cuda/bench/bench_cpu; do
+        [[ -x "$b" ]] && { OURS="$b"; break; }
+    done
+fi
+[[ -n "$OURS" && -x "$OURS" ]] || {
+    echo "run_cpu_bench: no bench_cpu binary: run 'make NO_CUDA=1 bench' first (or set BENCH_BIN)" >&2; exit 1; }
 
 # Build (or find) llama-bench before timing anything, so that a build never overlaps a run.
 PEER_BUILD_ONLY=1 bash bench/llamacpp_peer.sh "$MODEL" >/dev/null || {
