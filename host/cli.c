@@ -63,12 +63,8 @@ int hp_prompts_add_csv(hp_prompts *p, const char *csv, hp_err *e) {
 }
 
 int hp_prompts_from_json(hp_prompts *p, const char *path, hp_err *e) {
-    char *text;
-    size_t len;
-    if (hp_read_file(path, &text, &len, e)) return -1;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!root) return hp_errf(e, "%s: not valid JSON", path);
+    cJSON *root = hp_read_json(path, e);
+    if (!root) return -1;
     int rc = 0;
     if (!cJSON_IsArray(root) || cJSON_GetArraySize(root) == 0) {
         rc = hp_errf(e, "%s: expected a non-empty JSON list of token-id lists", path);

@@ -166,12 +166,8 @@ done:
 
 /* ids.json: [1, 2, 3] or [[1, 2, 3]] (one prompt). */
 static int read_ids_json(hp_prompts *p, const char *path, hp_err *e) {
-    char *text;
-    size_t len;
-    if (hp_read_file(path, &text, &len, e)) return -1;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!root) return hp_errf(e, "%s: not valid JSON", path);
+    cJSON *root = hp_read_json(path, e);
+    if (!root) return -1;
     const cJSON *list = root;
     if (cJSON_IsArray(root) && cJSON_GetArraySize(root) == 1 && cJSON_IsArray(root->child))
         list = root->child;

@@ -229,15 +229,8 @@ hp_llava *hp_llava_open(const char *dir, hp_backend *be, int load_vision, hp_err
         hp_errf(e, "%s: out of memory", dir);
         return NULL;
     }
-    char *text;
-    size_t len;
-    if (hp_read_file(path, &text, &len, e)) goto fail;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!root) {
-        hp_errf(e, "%s: not valid JSON", path);
-        goto fail;
-    }
+    cJSON *root = hp_read_json(path, e);
+    if (!root) goto fail;
     int rc = cJSON_GetObjectItemCaseSensitive(root, "text_config")
                  ? hp_llava_vision_config(root, path, &lv->cfg, e)
                  : hp_errf(e, "%s: not a LLaVA-NeXT config (no 'text_config')", path);

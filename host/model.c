@@ -203,12 +203,8 @@ fail:
 
 /* config.json of a decoder, or of LLaVA-NeXT (its text_config; tensors under "language_model."). */
 static int read_dir_config(hp_model *m, const char *path, hp_err *e) {
-    char *text;
-    size_t len;
-    if (hp_read_file(path, &text, &len, e)) return -1;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!root) return hp_errf(e, "%s: not valid JSON", path);
+    cJSON *root = hp_read_json(path, e);
+    if (!root) return -1;
     int rc;
     if (cJSON_GetObjectItemCaseSensitive(root, "text_config")) {
         m->is_llava = 1;

@@ -352,12 +352,8 @@ static int read_order(const cJSON *arr, int L, int H, int (**out)[2], int *n, co
 
 int hp_ranking_load(const char *path, hp_ranking *r, hp_err *e) {
     memset(r, 0, sizeof *r);
-    char *text;
-    size_t len;
-    if (hp_read_file(path, &text, &len, e)) return -1;
-    cJSON *j = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!j) return hp_errf(e, "%s: not valid JSON", path);
+    cJSON *j = hp_read_json(path, e);
+    if (!j) return -1;
     int rc = -1, n2 = 0;
     const cJSON *L = cJSON_GetObjectItemCaseSensitive(j, "layers");
     const cJSON *H = cJSON_GetObjectItemCaseSensitive(j, "heads_per_layer");

@@ -1,6 +1,7 @@
 /* fileio.c: whole-file reads, read-only mappings and atomic writes. */
 #include "fileio.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -157,4 +158,17 @@ int hp_is_dir(const char *path) {
 int hp_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+cJSON *hp_read_json(const char *path, hp_err *e) {
+    char *text;
+    size_t len;
+    if (hp_read_file(path, &text, &len, e)) return NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (!root)
+        hp_errf(e, "%s: byte %zu: not valid JSON", path,
+                end && end >= text && end <= text + len ? (size_t)(end - text) : (size_t)0);
+    free(text);
+    return root;
 }
