@@ -38,12 +38,20 @@ int hp_reps_capture(hp_model *m, const hp_prompts *p, hp_positions pos, int batc
     int maxlen = 0, maxtok = 0;
     for (int b = 0; b < p->B; b++)
         if (p->len[b] > maxlen) maxlen = p->len[b];
-    for (int b0 = 0; b0 < p->B; b0 += batch) {
-        int t = 0;
-        for (int b = b0; b < p->B && b < b0 + batch; b++) t += p->len[b];
-        if (t > maxtok) maxtok = t;
+    hp_runtime *rt = NULL;
+    for (;;) { /* halve the batch until its KV cache fits the backend's memory */
+        maxtok = 0;
+        for (int b0 = 0; b0 < p->B; b0 += batch) {
+            int t = 0;
+            for (int b = b0; b < p->B && b < b0 + batch; b++) t += p->len[b];
+            if (t > maxtok) maxtok = t;
+        }
+        rt = hp_runtime_create(m, batch, maxlen, maxtok < 512 ? maxtok : 512, batch, e);
+        if (rt || batch == 1 || !strstr(e->msg, "out of memory")) break;
+        if (progress) fprintf(stderr, "capture: batch of %d does not fit (%s); trying %d\n", batch, e->msg, batch / 2);
+        batch /= 2;
+        e->msg[0] = 0;
     }
-    hp_runtime *rt = hp_runtime_create(m, batch, maxlen, maxtok < 512 ? maxtok : 512, batch, e);
     int32_t *ids = malloc(sizeof(int32_t) * maxtok), *seq = malloc(sizeof(int32_t) * maxtok);
     int32_t *ps = malloc(sizeof(int32_t) * maxtok);
     float *w = malloc(sizeof(float) * maxtok), *cap = malloc(sizeof(float) * per * batch);

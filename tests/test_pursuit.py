@@ -141,6 +141,20 @@ def test_pipeline(tmp):
     p3 = run(*[a if a != "12" else "10" for a in args])
     assert "reusing head representations" not in p3.stderr, "representations reused although --limit changed"
     assert "hash differs" in p3.stderr, "no reason given for recomputing"
+    # A capture batch whose KV cache does not fit is halved (4 -> 2 here), same representations.
+    small = [a if a != "12" else "4" for a in args] + ["--batch", "4"]
+    small[small.index(reps)] = reps + ".a"
+    run(*small)
+    env = dict(os.environ, HP_CPU_MEM_LIMIT_KB="7000")
+    small[small.index(reps + ".a")] = reps + ".b"
+    p4 = subprocess.run([BIN, *small], capture_output=True, text=True, env=env)
+    assert p4.returncode == 0, p4.stderr[-300:]
+    assert "trying 2" in p4.stderr, "the capture batch was not halved"
+    ra, rb = read_st(reps + ".a"), read_st(reps + ".b")
+    ha = np.frombuffer(ra[0][8 + ra[1]:], dtype="<f4")
+    hb = np.frombuffer(rb[0][8 + rb[1]:], dtype="<f4")
+    err = np.abs(ha - hb).max() / np.abs(ha).max()
+    assert err <= 1e-5, f"halved capture differs: rel err {err:.3g}"
     run(*args)  # back to the 12-sample ranking for eval
     ev = os.path.join(tmp, "eval")
     run("eval", GGUF, "--task", "qa", "--data", os.path.join(qa, "test.jsonl"), "--edit", rk, "--top", "2,4",
