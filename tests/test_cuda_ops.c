@@ -10,6 +10,7 @@
  * (token id, KV slot, capture row) must be reported by sync(). A self-test of the comparator
  * runs first, everywhere. Exit 0 all passed, 1 a failure, 77 "skipped: no CUDA device" (no
  * CUDA in the build, or cudaGetDeviceCount fails or finds none). */
+#include "gpu_test.h"
 #include "backend.h"
 #include "model.h"
 #include "tolerances.h"
@@ -972,24 +973,11 @@ out:
 #endif /* HP_HAVE_CUDA */
 
 int main(void) {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* keep every line if a kernel fault kills the process */
-    const char *s = getenv("HP_SEED");
-    uint64_t seed = s ? strtoull(s, NULL, 0) : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+    uint64_t seed = hp_test_seed();
     rng = seed;
-    printf("seed %llu (HP_SEED=%llu repeats this run)\n", (unsigned long long)seed,
-           (unsigned long long)seed);
     if (!comparator_selftest()) return 1;
-#ifndef HP_HAVE_CUDA
-    printf("skipped: no CUDA device (this build has no CUDA backend)\n");
-    return 77;
-#else
-    int ndev = 0;
-    cudaError_t rc = cudaGetDeviceCount(&ndev);
-    if (rc != cudaSuccess || ndev <= 0) {
-        printf("skipped: no CUDA device (%s)\n",
-               rc != cudaSuccess ? cudaGetErrorString(rc) : "cudaGetDeviceCount found none");
-        return 77;
-    }
+    if (!hp_test_cuda_device()) return 77;
+#ifdef HP_HAVE_CUDA
     hp_err e = {{0}};
     cpu = hp_backend_cpu_create(0, &e);
     if (!cpu) die("cpu backend", &e);

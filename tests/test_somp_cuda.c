@@ -16,6 +16,7 @@
  * fail) runs first, everywhere.
  * Exit 0 all passed, 1 a failure, 77 "skipped: no CUDA device" (no CUDA in the build, or
  * cudaGetDeviceCount fails or finds none). */
+#include "gpu_test.h"
 #include "somp.h"
 
 #include <math.h>
@@ -566,27 +567,11 @@ static void test_bad_inputs(void) {
 #endif /* HP_HAVE_CUDA */
 
 int main(void) {
-    setvbuf(stdout, NULL, _IOLBF, 0); /* keep every line if a kernel fault kills the process */
-    const char *s = getenv("HP_SEED");
-    uint64_t seed = s ? strtoull(s, NULL, 0) : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+    uint64_t seed = hp_test_seed();
     rng = seed;
-    printf("seed %llu (HP_SEED=%llu repeats this run)\n", (unsigned long long)seed,
-           (unsigned long long)seed);
     if (!comparator_selftest()) return 1;
-#ifndef HP_HAVE_CUDA
-    printf("skipped: no CUDA device (this build has no CUDA backend)\n");
-    return 77;
-#else
-    int ndev = 0;
-    cudaError_t rc = cudaGetDeviceCount(&ndev);
-    if (rc != cudaSuccess || ndev <= 0) {
-        printf("skipped: no CUDA device (%s)\n",
-               rc != cudaSuccess ? cudaGetErrorString(rc) : "cudaGetDeviceCount found none");
-        return 77;
-    }
-    struct cudaDeviceProp prop;
-    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
-        printf("device: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+    if (!hp_test_cuda_device()) return 77;
+#ifdef HP_HAVE_CUDA
     test_problems();
     test_device_inputs();
     test_bad_inputs();

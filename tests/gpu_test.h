@@ -1,0 +1,46 @@
+/* gpu_test.h: the start shared by the GPU tests: a printed (repeatable) seed and the device
+ * check that reports "skipped: no CUDA device" (exit 77) where there is none. Any error from
+ * cudaGetDeviceCount counts as no device: without a driver it fails rather than returning 0. */
+#ifndef HP_GPU_TEST_H
+#define HP_GPU_TEST_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef HP_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+
+/* HP_SEED or a fresh seed, printed so that a failing run can be repeated. */
+static inline uint64_t hp_test_seed(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* keep every line if a kernel fault kills the process */
+    const char *s = getenv("HP_SEED");
+    uint64_t seed = s ? strtoull(s, NULL, 0) : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid();
+    printf("seed %llu (HP_SEED=%llu repeats this run)\n", (unsigned long long)seed,
+           (unsigned long long)seed);
+    return seed;
+}
+
+/* 1 when a CUDA device can be used (its name printed); else prints the skip line, returns 0. */
+static inline int hp_test_cuda_device(void) {
+#ifndef HP_HAVE_CUDA
+    printf("skipped: no CUDA device (this build has no CUDA backend)\n");
+    return 0;
+#else
+    int ndev = 0;
+    cudaError_t rc = cudaGetDeviceCount(&ndev);
+    if (rc != cudaSuccess || ndev <= 0) {
+        printf("skipped: no CUDA device (%s)\n",
+               rc != cudaSuccess ? cudaGetErrorString(rc) : "cudaGetDeviceCount found none");
+        return 0;
+    }
+    struct cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess)
+        printf("device: %s (sm_%d%d)\n", prop.name, prop.major, prop.minor);
+    return 1;
+#endif
+}
+
+#endif
