@@ -36,7 +36,7 @@ static void draw(hp_progress *p, int final) {
 
 void hp_progress_update(hp_progress *p, long done) {
     p->done = done;
-    if (!p->enabled) return;
+    if (!p->enabled || done >= p->total) return; /* the final line is hp_progress_end's */
     double now = hp_now();
     if (now - p->last < (p->tty ? 0.2 : 5.0)) return;
     p->last = now;
