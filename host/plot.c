@@ -164,7 +164,9 @@ int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {
     const double W_plot = 520, H_plot = 320;
     const double ml = 78, mt = c->title ? 52 : 24, mb = 62;
     const double legend_w = 56 + 0.55 * 13 * name_chars;
-    const double W = ml + W_plot + 24 + legend_w + 12, H = mt + H_plot + mb;
+    double W = ml + W_plot + 24 + legend_w + 12;
+    const double H = mt + H_plot + mb;
+    if (c->title) W = fmax(W, 0.6 * 17 * text_chars(c->title) + 24);
     const double x0 = ml, x1 = ml + W_plot, y0 = mt, y1 = mt + H_plot;
 
     double xa = c->log2_x ? log2(c->x[0]) : c->x[0];
@@ -176,7 +178,8 @@ int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {
 
     sbuf b = {0};
     svg_open(&b, W, H);
-    if (c->title) text_el(&b, (x0 + x1) / 2, 30, "middle", 17, "font-weight=\"bold\"", c->title);
+    /* Left-aligned at the plot's edge: a centred long title would run off the canvas. */
+    if (c->title) text_el(&b, 12, 30, "start", 17, "font-weight=\"bold\"", c->title);
 
     /* Grid and y ticks. */
     int dec = step_decimals(step);
