@@ -17,6 +17,7 @@
 
 #include <omp.h>
 
+#include "metrics.h"
 #include "cli.h"
 #include "model.h"
 #include "progress.h"
@@ -36,14 +37,11 @@ static uint32_t rng_next(uint64_t *s) {
     return (uint32_t)((z ^ (z >> 31)) >> 32);
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
+/* Median of n samples (numpy's linear percentile, host/metrics.c). */
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    double m = 0;
+    hp_percentile(v, n, 50.0, &m);
+    return m;
 }
 
 static int argmax(const float *x, int n) {

@@ -31,6 +31,7 @@
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
+#include "metrics.h"
 #include "model.h"
 #include "nvtx.h"
 #include "ops_cuda.h"
@@ -71,14 +72,11 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
+/* Median of n samples (numpy's linear percentile, host/metrics.c). */
 static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    double m = 0;
+    hp_percentile(v, n, 50.0, &m);
+    return m;
 }
 
 static uint64_t mix(uint64_t z) {

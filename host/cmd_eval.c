@@ -191,15 +191,10 @@ int cmd_eval(int argc, char **argv) {
     }
     if (hp_eval_mkdir(outdir, &e)) goto done;
     if (hp_qa_load(data, &set, &e) || hp_ranking_load(edit, &rk, &e)) goto done;
-    if (rk.L != m->cfg.L || rk.H != m->cfg.H) {
-        hp_errf(&e, "%s: ranking is for %d x %d heads, the model has %d x %d", edit, rk.L, rk.H, m->cfg.L, m->cfg.H);
-        goto done;
-    }
+    int max_k = 0;
     for (int i = 0; i < nk; i++)
-        if (ks[i] > rk.n) {
-            hp_errf(&e, "--top %d exceeds the %d heads of %s", ks[i], rk.n, edit);
-            goto done;
-        }
+        if (ks[i] > max_k) max_k = ks[i];
+    if (hp_ranking_check(&rk, edit, m->cfg.L, m->cfg.H, max_k, &e)) goto done;
     if (countries) {
         if (hp_wordlist_load(countries, &wl, &e) || hp_qa_mark_kind(&set, &wl) < 0) goto done;
     }

@@ -249,15 +249,10 @@ int cmd_eval_vision(int argc, char **argv) {
     if (hp_eval_mkdir(outdir, &e) || hp_vision_dataset(&vo, &set, &e) || hp_ranking_load(edit, &rk, &e) ||
         !(text = hp_vision_user_text(&vo, &set, &e)))
         goto done;
-    if (rk.L != m->cfg.L || rk.H != m->cfg.H) {
-        hp_errf(&e, "%s: ranking is for %d x %d heads, the model has %d x %d", edit, rk.L, rk.H, m->cfg.L, m->cfg.H);
-        goto done;
-    }
+    int max_k = 0;
     for (int i = 0; i < nk; i++)
-        if (ks[i] > rk.n) {
-            hp_errf(&e, "--top %d exceeds the %d heads of %s", ks[i], rk.n, edit);
-            goto done;
-        }
+        if (ks[i] > max_k) max_k = ks[i];
+    if (hp_ranking_check(&rk, edit, m->cfg.L, m->cfg.H, max_k, &e)) goto done;
     if (!caption) {
         for (int i = 0; i < set.n; i++)
             if (set.label[i] < 0 || set.label[i] >= set.n_classes) {

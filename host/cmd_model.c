@@ -75,8 +75,8 @@ static int apply_edits(const common_opts *o, hp_model *m, hp_err *e) {
         hp_headset hs = {0};
         if (strcmp(o->by, "somp") && strcmp(o->by, "ll")) return hp_errf(e, "--by: expected somp or ll");
         if (hp_ranking_load(o->edit, &rk, e)) return -1;
-        int rc = rk.L != m->cfg.L || rk.H != m->cfg.H
-                     ? hp_errf(e, "%s: ranking is for another model (%d x %d heads)", o->edit, rk.L, rk.H)
+        int rc = hp_ranking_check(&rk, o->edit, m->cfg.L, m->cfg.H, o->top, e)
+                     ? -1
                      : hp_headset_top((const int(*)[2])(strcmp(o->by, "ll") ? rk.somp : rk.ll), rk.n, o->top, &hs, e);
         if (!rc) rc = hp_headset_apply(m, &hs, o->alpha, e);
         if (!rc && !o->quiet) {

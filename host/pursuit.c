@@ -404,6 +404,13 @@ done:
     return rc;
 }
 
+int hp_ranking_check(const hp_ranking *r, const char *path, int L, int H, int max_k, hp_err *e) {
+    if (r->L != L || r->H != H)
+        return hp_errf(e, "%s: ranking is for %d x %d heads, the model has %d x %d", path, r->L, r->H, L, H);
+    if (max_k > r->n) return hp_errf(e, "--top %d exceeds the %d heads of %s", max_k, r->n, path);
+    return 0;
+}
+
 void hp_ranking_free(hp_ranking *r) {
     free(r->somp);
     free(r->ll);

@@ -77,6 +77,8 @@ typedef struct hp_ranking {
 } hp_ranking;
 
 int hp_ranking_load(const char *path, hp_ranking *r, hp_err *e);
+/* Checks that a loaded ranking (from path) fits an L x H model and holds at least max_k heads. */
+int hp_ranking_check(const hp_ranking *r, const char *path, int L, int H, int max_k, hp_err *e);
 void hp_ranking_free(hp_ranking *r);
 
 /* ------------------------------------------------------------------ images (pursuit_vision.c)

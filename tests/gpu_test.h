@@ -1,9 +1,10 @@
-/* gpu_test.h: the start shared by the GPU tests: a printed (repeatable) seed and the device
+/* gpu_test.h: what the GPU tests share: random numbers, a printed (repeatable) seed and the device
  * check that reports "skipped: no CUDA device" (exit 77) where there is none. Any error from
  * cudaGetDeviceCount counts as no device: without a driver it fails rather than returning 0. */
 #ifndef HP_GPU_TEST_H
 #define HP_GPU_TEST_H
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,21 @@
 #ifdef HP_HAVE_CUDA
 #include <cuda_runtime_api.h>
 #endif
+
+/* The tests' random numbers: splitmix64 state seeded from hp_test_seed(). */
+static uint64_t rng;
+
+static inline uint64_t rng_next(void) {
+    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline double rng_uniform(void) { return (rng_next() >> 11) * (1.0 / 9007199254740992.0); }
+static inline float rng_normal(void) { /* Box-Muller */
+    double u = rng_uniform(), v = rng_uniform();
+    return (float)(sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v));
+}
 
 /* HP_SEED or a fresh seed, printed so that a failing run can be repeated. */
 static inline uint64_t hp_test_seed(void) {

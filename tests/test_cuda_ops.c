@@ -32,19 +32,7 @@
 
 /* ---- random inputs ------------------------------------------------------------------------ */
 
-static uint64_t rng;
-
-static uint64_t rng_next(void) { /* splitmix64 */
-    uint64_t z = (rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_uniform(void) { return (rng_next() >> 11) * (1.0 / 9007199254740992.0); }
-static float rng_normal(void) {
-    double u = rng_uniform(), v = rng_uniform();
-    return (float)(sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v));
-}
+/* rng, rng_next, rng_uniform, rng_normal: tests/gpu_test.h */
 
 /* ---- comparison ---------------------------------------------------------------------------- */
 
