@@ -56,6 +56,22 @@ struct hp_backend {
     int (*gather_rows_f32)(hp_backend *be, void *out, const void *x, const void *rows, int n, int D);
     /* y[n, N] = x[n, K] (float32) · W[N, K]^T, output float32 (the lm_head / readout product). */
     int (*matmul_f32)(hp_backend *be, void *y, const void *x, const void *W, int n, int N, int K);
+
+    /* ---- the CLIP vision tower and the LLaVA projector (ops_cpu.h has the semantics) ---- */
+    /* out[t,:] = LayerNorm(x[t,:]) * w + b, biased variance; out may alias x. w, b: WEIGHT. */
+    int (*layernorm)(hp_backend *be, void *out, const void *x, const void *w, const void *b, int T,
+                     int D, float eps);
+    /* In place on n activations: exact (erf) GELU, or quick_gelu x·sigmoid(1.702x) if quick. */
+    int (*gelu)(hp_backend *be, void *x, size_t n, int quick);
+    /* x[t, :] += b[:] over a [T, N] activation; b: WEIGHT [N]. */
+    int (*add_bias)(hp_backend *be, void *x, const void *b, int T, int N);
+    /* Non-causal attention over B sequences of N positions, q, k, v, z [B*N, H*Dh] activations;
+     * -1 when out of memory for the scores (then sync() reports it). */
+    int (*attention_full)(hp_backend *be, void *z, const void *q, const void *k, const void *v,
+                          int B, int N, int H, int Dh);
+    /* The patches of n float32 images [n][C][S][S] (HP_MEM_F32) as rows of the activation
+     * cols [n*(S/p)^2, C*p*p], as hp_cpu_im2col_patches per image. */
+    int (*im2col)(hp_backend *be, void *cols, const void *img, int n, int C, int S, int p);
 };
 
 hp_backend *hp_backend_cpu_create(int threads, hp_err *e);

@@ -121,6 +121,35 @@ static int cpu_gather_rows_f32(hp_backend *be, void *out, const void *x, const v
         memcpy((float *)out + (size_t)i * D, (const float *)x + (size_t)r[i] * D, 4 * (size_t)D);
     return 0;
 }
+static int cpu_layernorm(hp_backend *be, void *out, const void *x, const void *w, const void *b,
+                         int T, int D, float eps) {
+    (void)be;
+    hp_cpu_layernorm(out, x, w, b, T, D, eps);
+    return 0;
+}
+static int cpu_gelu(hp_backend *be, void *x, size_t n, int quick) {
+    (void)be;
+    if (quick) hp_cpu_quick_gelu(x, n);
+    else hp_cpu_gelu(x, n);
+    return 0;
+}
+static int cpu_add_bias(hp_backend *be, void *x, const void *b, int T, int N) {
+    (void)be;
+    hp_cpu_add_bias(x, b, T, N);
+    return 0;
+}
+static int cpu_attention_full(hp_backend *be, void *z, const void *q, const void *k, const void *v,
+                              int B, int N, int H, int Dh) {
+    (void)be;
+    return hp_cpu_attention_full(z, q, k, v, B, N, H, Dh);
+}
+static int cpu_im2col(hp_backend *be, void *cols, const void *img, int n, int C, int S, int p) {
+    (void)be;
+    size_t rows = (size_t)(S / p) * (S / p), K = (size_t)C * p * p, pix = (size_t)C * S * S;
+    for (int i = 0; i < n; i++)
+        hp_cpu_im2col_patches((float *)cols + i * rows * K, (const float *)img + i * pix, C, S, p);
+    return 0;
+}
 
 hp_backend *hp_backend_cpu_create(int threads, hp_err *e) {
     hp_backend *be = calloc(1, sizeof *be);
@@ -155,6 +184,11 @@ hp_backend *hp_backend_cpu_create(int threads, hp_err *e) {
     be->add = cpu_add;
     be->gather_rows_f32 = cpu_gather_rows_f32;
     be->matmul_f32 = cpu_matmul;
+    be->layernorm = cpu_layernorm;
+    be->gelu = cpu_gelu;
+    be->add_bias = cpu_add_bias;
+    be->attention_full = cpu_attention_full;
+    be->im2col = cpu_im2col;
     return be;
 }
 

@@ -29,6 +29,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,71 @@ static int cuda_gather_rows_f32(hp_backend *be, void *out, const void *x, const 
 
 /* ---- lifetime ---------------------------------------------------------------------------- */
 
+/* ---- the vision tower ---------------------------------------------------------------------- */
+
+static int cuda_layernorm(hp_backend *be, void *out, const void *x, const void *w, const void *b,
+                          int T, int D, float eps) {
+    cuda_impl *ci = be->impl;
+    CU(hp_cuda_layernorm(out, x, w, b, T, D, eps, ci->stream));
+    return 0;
+}
+
+static int cuda_gelu(hp_backend *be, void *x, size_t n, int quick) {
+    cuda_impl *ci = be->impl;
+    CU(hp_cuda_gelu(x, n, quick, ci->stream));
+    return 0;
+}
+
+static int cuda_add_bias(hp_backend *be, void *x, const void *b, int T, int N) {
+    cuda_impl *ci = be->impl;
+    CU(hp_cuda_add_bias(x, b, T, N, ci->stream));
+    return 0;
+}
+
+/* Per sequence b, batched over the H heads (head h's columns start at h*Dh, row stride H*Dh):
+ *   S_h = Q_h K_h^T / sqrt(Dh)   fp32 [N, N]: column-major S_h^T = K_h · Q_h^T, one
+ *                                GEMM(OP_T, OP_N, m=N, n=N, k=Dh) per head, bf16 in, fp32 out;
+ *   P_h = softmax rows of S_h     bf16 (vision.cu);
+ *   Z_h = P_h V_h                 column-major Z_h^T = V_h^T · P_h^T: GEMM(OP_N, OP_N, m=Dh,
+ *                                n=N, k=N), bf16 out straight into z's head columns.
+ * Scratch: H·N² floats + H·N² bf16 (32 MiB for CLIP-L's 16 heads × 577²), reused by every b:
+ * the stream orders them. */
+static int cuda_attention_full(hp_backend *be, void *z, const void *q, const void *k, const void *v,
+                               int B, int N, int H, int Dh) {
+    cuda_impl *ci = be->impl;
+    if (B < 0 || N <= 0 || H <= 0 || Dh <= 0)
+        return failf(ci, "cuda: attention_full: bad shape B=%d N=%d H=%d Dh=%d", B, N, H, Dh);
+    if (B == 0) return 0;
+    size_t nn = (size_t)N * N, hnn = (size_t)H * nn, ld = (size_t)H * Dh;
+    size_t s_bytes = (hnn * sizeof(float) + 255) & ~(size_t)255;
+    if (scratch_reserve(ci, s_bytes + hnn * sizeof(hp_bf16))) return -1;
+    float *S = ci->scratch;
+    hp_bf16 *P = (hp_bf16 *)((char *)ci->scratch + s_bytes);
+    const float scale = 1.0f / sqrtf((float)Dh), one = 1.0f, zero = 0.0f;
+    for (int b = 0; b < B; b++) {
+        size_t off = (size_t)b * N * ld;
+        const hp_bf16 *qb = (const hp_bf16 *)q + off, *kb = (const hp_bf16 *)k + off;
+        const hp_bf16 *vb = (const hp_bf16 *)v + off;
+        hp_bf16 *zb = (hp_bf16 *)z + off;
+        CB(cublasGemmStridedBatchedEx(ci->blas, CUBLAS_OP_T, CUBLAS_OP_N, N, N, Dh, &scale, kb,
+                                      CUDA_R_16BF, (int)ld, Dh, qb, CUDA_R_16BF, (int)ld, Dh, &zero,
+                                      S, CUDA_R_32F, N, (long long)nn, H, CUBLAS_COMPUTE_32F,
+                                      CUBLAS_GEMM_DEFAULT));
+        CU(hp_cuda_softmax_rows(P, S, (size_t)H * N, N, ci->stream));
+        CB(cublasGemmStridedBatchedEx(ci->blas, CUBLAS_OP_N, CUBLAS_OP_N, Dh, N, N, &one, vb,
+                                      CUDA_R_16BF, (int)ld, Dh, P, CUDA_R_16BF, N, (long long)nn,
+                                      &zero, zb, CUDA_R_16BF, (int)ld, Dh, H, CUBLAS_COMPUTE_32F,
+                                      CUBLAS_GEMM_DEFAULT));
+    }
+    return 0;
+}
+
+static int cuda_im2col(hp_backend *be, void *cols, const void *img, int n, int C, int S, int p) {
+    cuda_impl *ci = be->impl;
+    CU(hp_cuda_im2col(cols, img, n, C, S, p, ci->stream));
+    return 0;
+}
+
 static void cuda_destroy(hp_backend *be) {
     if (!be) return;
     cuda_impl *ci = be->impl;
@@ -487,6 +553,11 @@ hp_backend *hp_backend_cuda_create(int device, hp_err *e) {
     be->add = cuda_add;
     be->gather_rows_f32 = cuda_gather_rows_f32;
     be->matmul_f32 = cuda_matmul_f32;
+    be->layernorm = cuda_layernorm;
+    be->gelu = cuda_gelu;
+    be->add_bias = cuda_add_bias;
+    be->attention_full = cuda_attention_full;
+    be->im2col = cuda_im2col;
     return be;
 }
 

@@ -21,7 +21,7 @@ enum { L_PIXELS = 1000, L_IMAGE, L_SIZE, L_STAGE, L_OUT, L_DEVICE, L_IDS, L_IDS_
 typedef struct llava_opts {
     const char *pixels, *image, *size, *stage, *out, *device, *ids, *ids_file, *text, *heads;
     float alpha;
-    int quiet;
+    int quiet, device_set;
 } llava_opts;
 
 static const struct option llava_longopts[] = {
@@ -62,7 +62,7 @@ static int parse(int argc, char **argv, llava_opts *o, const char *help) {
         case L_SIZE: o->size = optarg; break;
         case L_STAGE: o->stage = optarg; break;
         case L_OUT: o->out = optarg; break;
-        case L_DEVICE: o->device = optarg; break;
+        case L_DEVICE: o->device = optarg, o->device_set = 1; break;
         case L_IDS: o->ids = optarg; break;
         case L_IDS_FILE: o->ids_file = optarg; break;
         case L_TEXT: o->text = optarg; break;
@@ -115,11 +115,13 @@ int cmd_llava_features(int argc, char **argv) {
     llava_opts o;
     int pr = parse(argc, argv, &o,
                    "usage: headpursuit llava-features MODEL (--image IMG | --pixels P.npy --image-size H,W)\n"
-                   "                      --out F.npy [--stage tower|packed]\n"
-                   "The LLaVA-NeXT vision side on one image (CPU, float32). packed (default): the image\n"
+                   "                      --out F.npy [--stage tower|packed] [--device cpu|cuda|auto]\n"
+                   "The LLaVA-NeXT vision side on one image. packed (default): the image\n"
                    "features that replace the image tokens, [n_image_tokens, D_text] (projector, anyres\n"
                    "unpadding, image_newline). tower: CLIP's selected hidden state before the projector,\n"
-                   "[n_tiles, rows, D_vision]. Only the vision weights are loaded.\n");
+                   "[n_tiles, rows, D_vision]. Only the vision weights are loaded.\n"
+                   "  --device D        where the tower and projector run (default cpu: float32, the\n"
+                   "                    reference; cuda: bf16 kernels; auto: cuda when there is one)\n");
     if (pr < 0) return 0;
     int tower = o.stage && !strcmp(o.stage, "tower");
     if (pr || (o.stage && !tower && strcmp(o.stage, "packed")) || o.ids || o.ids_file || o.text ||
@@ -127,8 +129,13 @@ int cmd_llava_features(int argc, char **argv) {
         return bad_args("llava-features");
     hp_err e = {0};
     double t0 = hp_now();
-    hp_llava *lv = hp_llava_open(argv[optind], NULL, 1, &e);
-    if (!lv) return hp_cli_fail(&e);
+    hp_backend *be = hp_backend_create(o.device_set ? o.device : "cpu", &e);
+    if (!be) return hp_cli_fail(&e);
+    hp_llava *lv = hp_llava_open(argv[optind], NULL, be, &e);
+    if (!lv) {
+        be->destroy(be);
+        return hp_cli_fail(&e);
+    }
     hp_pixels px = {0};
     float *out = NULL;
     int rc = 1, n = 0;
@@ -161,6 +168,7 @@ done:
     free(out);
     hp_pixels_free(&px);
     hp_llava_free(lv);
+    be->destroy(be);
     return rc;
 }
 
@@ -203,8 +211,8 @@ int cmd_llava_logits(int argc, char **argv) {
                    "image's feature count, or already expanded to exactly that many copies (as\n"
                    "transformers' processor writes them); T counts the expanded prompt. ids.json: a\n"
                    "list of ids or a list holding one list.\n"
-                   "  --device D        the language model's backend: auto, cpu or cuda (the vision\n"
-                   "                    tower always runs on the CPU)\n"
+                   "  --device D        the backend of the language model and the vision tower: auto,\n"
+                   "                    cpu or cuda\n"
                    "  --heads L.H,...   edit these heads of the language model by --alpha (default -1)\n");
     if (pr < 0) return 0;
     if (pr || o.stage || !!o.ids + !!o.ids_file + !!o.text != 1) return bad_args("llava-logits");

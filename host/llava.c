@@ -4,10 +4,9 @@
  * packing with unpadding and image_newline (transformers' pack_image_features), and the prompt
  * with its image token expanded into injected feature rows.
  *
- * The vision side runs on the host in float32 through the CPU ops whatever backend holds the
- * language model: it is one forward per image, and its ops (layernorm, bias, gelu, quick_gelu,
- * attention_full, im2col) are the reference a CUDA version would be tested against once they are
- * added to hp_backend; the functions below then only swap hp_cpu_* for be->... calls. */
+ * The vision side runs through hp_backend (lv->vbe): float32 CPU ops, or the CUDA kernels in
+ * bf16 with cuBLAS products. Only the packing (a gather of rows plus image_newline) is on the
+ * host, on the projector's float32 output. */
 #include "llava.h"
 
 #include "fileio.h"
@@ -95,7 +94,7 @@ static int role_layers(const hp_llava_config *c, hp_lv_role r, int loaded) {
     return loaded ? c->feature_hs : c->vis.L;
 }
 
-static float **role_slot(hp_llava *lv, hp_lv_role r, int l) {
+static void **role_slot(hp_llava *lv, hp_lv_role r, int l) {
     hp_clip_layer *y = lv->layers ? &lv->layers[l] : NULL;
     switch (r) {
     case HP_LV_PATCH: return &lv->patch_w;
@@ -180,25 +179,40 @@ static int check_tensors(hp_llava *lv, hp_err *e) {
     return 0;
 }
 
-static int load_weights(hp_llava *lv, hp_err *e) {
-    lv->wblock = malloc(lv->wblock_n * sizeof(float));
-    if (!lv->wblock)
-        return hp_errf(e, "%s: out of memory for the vision weights (%zu floats)", lv->m->path,
-                       lv->wblock_n);
+/* Every needed tensor converted to float32 on the host (one staging buffer of the largest role)
+ * and uploaded into one HP_MEM_WEIGHT block on vbe; image_newline also kept on the host. */
+static int load_weights(hp_llava *lv, hp_backend *vbe, hp_err *e) {
+    size_t most = 0;
+    for (int r = 0; r < HP_LV_COUNT; r++)
+        if (role_needed(&lv->cfg, r) && role_elems(&lv->cfg, r) > most) most = role_elems(&lv->cfg, r);
+    float *stage = malloc(most * sizeof(float));
+    lv->newline_host = malloc((size_t)lv->cfg.Dt * sizeof(float));
+    if (!stage || !lv->newline_host) {
+        free(stage);
+        return hp_errf(e, "%s: out of memory for the vision weights (%zu floats)", lv->m->path, most);
+    }
+    lv->wblock = vbe->alloc(vbe, lv->wblock_n, HP_MEM_WEIGHT, e);
+    if (!lv->wblock) {
+        free(stage);
+        return -1;
+    }
+    lv->vbe = vbe;
     size_t off = 0;
-    for (int r = 0; r < HP_LV_COUNT; r++) {
+    int rc = 0;
+    for (int r = 0; r < HP_LV_COUNT && !rc; r++) {
         if (!role_needed(&lv->cfg, r)) continue;
         size_t n = role_elems(&lv->cfg, r);
-        for (int l = 0; l < role_layers(&lv->cfg, r, 1); l++) {
+        for (int l = 0; l < role_layers(&lv->cfg, r, 1) && !rc; l++) {
             const hp_tensor *t = find_checked(lv, r, l, e);
-            if (!t) return -1;
-            float *dst = lv->wblock + off;
-            if (hp_tensor_to_f32(t, dst, e)) return -1;
+            void *dst = vbe->offset(vbe, lv->wblock, off, HP_MEM_WEIGHT);
+            rc = !t || hp_tensor_to_f32(t, stage, e) || vbe->upload(vbe, dst, stage, n, HP_MEM_WEIGHT, e);
+            if (!rc && r == HP_LV_NEWLINE) memcpy(lv->newline_host, stage, n * sizeof(float));
             *role_slot(lv, r, l) = dst;
             off += n;
         }
     }
-    return 0;
+    free(stage);
+    return rc ? -1 : vbe->sync(vbe, e);
 }
 
 /* The image processor's settings for this model: llava-hf's preprocessor defaults (shortest
@@ -210,10 +224,10 @@ static void fill_proc(hp_llava *lv) {
 }
 
 hp_llava *hp_llava_load(const char *dir, hp_backend *be, hp_err *e) {
-    return hp_llava_open(dir, be, be != NULL, e);
+    return hp_llava_open(dir, be, be, e);
 }
 
-hp_llava *hp_llava_open(const char *dir, hp_backend *be, int load_vision, hp_err *e) {
+hp_llava *hp_llava_open(const char *dir, hp_backend *be, hp_backend *vis_be, hp_err *e) {
     char path[4096];
     if (!hp_is_dir(dir)) {
         hp_errf(e, "%s: not a directory (a LLaVA-NeXT model is a directory with config.json and "
@@ -251,7 +265,7 @@ hp_llava *hp_llava_open(const char *dir, hp_backend *be, int load_vision, hp_err
     }
     fill_proc(lv);
     if (check_tensors(lv, e)) goto fail;
-    if (load_vision && load_weights(lv, e)) goto fail;
+    if (vis_be && load_weights(lv, vis_be, e)) goto fail;
     return lv;
 fail:
     hp_llava_free(lv);
@@ -261,7 +275,8 @@ fail:
 void hp_llava_free(hp_llava *lv) {
     if (!lv) return;
     hp_model_free(lv->m);
-    free(lv->wblock);
+    if (lv->wblock) lv->vbe->free(lv->vbe, lv->wblock);
+    free(lv->newline_host);
     free(lv->layers);
     free(lv);
 }
@@ -371,86 +386,145 @@ static float *falloc(size_t a, size_t b, hp_err *e) {
     return p;
 }
 
-static void activate(hp_act a, float *x, size_t n) {
-    if (a == HP_ACT_GELU) hp_cpu_gelu(x, n);
-    else hp_cpu_quick_gelu(x, n);
+/* An op returned nonzero: the backend's pending error (sync hands it over) or, if it has none
+ * (the CPU ops' out-of-memory), what. */
+static int op_failed(hp_backend *be, hp_err *e, const char *what) {
+    if (be->sync(be, e)) return -1;
+    return hp_errf(e, "%s: %s failed (out of memory?)", be->name, what);
+}
+#define OP(call, what)                                                                            \
+    do {                                                                                          \
+        if ((call) != 0) return op_failed(be, e, what);                                           \
+    } while (0)
+
+/* The backend activations of one tower run over R = n_tiles*N rows. */
+typedef struct vis_bufs {
+    void *x, *xn, *q, *k, *v, *z, *h, *cols, *img, *sel, *ph;
+} vis_bufs;
+
+static void bufs_free(hp_backend *be, vis_bufs *b) {
+    void **p = (void **)b;
+    for (size_t i = 0; i < sizeof *b / sizeof(void *); i++)
+        if (p[i]) be->free(be, p[i]);
+    memset(b, 0, sizeof *b);
 }
 
-/* y[T, N] = x[T, K] · W^T (+ b), the nn.Linear. */
-static void linear(float *y, const float *x, const float *W, const float *b, int T, int N, int K) {
-    hp_cpu_matmul(y, x, W, T, N, K, 0.0f);
-    if (b) hp_cpu_add_bias(y, b, T, N);
+static void *balloc(hp_backend *be, size_t a, size_t b, hp_mem m, hp_err *e) {
+    size_t n;
+    if (!hp_mul_ok(a, b, &n)) {
+        hp_errf(e, "%s: vision buffer of %zu x %zu elements overflows", be->name, a, b);
+        return NULL;
+    }
+    return be->alloc(be, n, m, e);
 }
 
-int hp_llava_tower(const hp_llava *lv, const float *pixels, int n_tiles, float *out, hp_err *e) {
+/* y[T, N] = x[T, K] · W^T (+ b), the nn.Linear, on the backend. */
+static int linear(hp_backend *be, void *y, const void *x, const void *W, const void *b, int T, int N,
+                  int K, hp_err *e) {
+    OP(be->matmul(be, y, x, W, T, N, K), "matmul");
+    if (b) OP(be->add_bias(be, y, b, T, N), "add_bias");
+    return 0;
+}
+
+/* CLIP over the tiles into B->x [n_tiles*N, D] on the backend: hidden_states[feature_hs]. */
+static int tower_run(const hp_llava *lv, const float *pixels, int n_tiles, vis_bufs *B, hp_err *e) {
     const hp_llava_config *c = &lv->cfg;
     const hp_clip_config *v = &c->vis;
-    if (!lv->wblock) return hp_errf(e, "%s: vision weights not loaded", lv->m->path);
+    hp_backend *be = lv->vbe;
+    if (!be || !lv->wblock) return hp_errf(e, "%s: vision weights not loaded", lv->m->path);
     if (n_tiles <= 0) return hp_errf(e, "no image tiles");
-    int D = v->D, N = v->N, R = n_tiles * N, K = v->C * v->p * v->p;
-    float *x = falloc((size_t)R, D, e), *xn = falloc((size_t)R, D, e);
-    float *q = falloc((size_t)R, D, e), *k = falloc((size_t)R, D, e);
-    float *vv = falloc((size_t)R, D, e), *z = falloc((size_t)R, D, e);
-    float *h = falloc((size_t)R, v->F, e), *cols = falloc((size_t)v->P, K, e);
-    int rc = -1;
-    if (!x || !xn || !q || !k || !vv || !z || !h || !cols) goto out;
+    size_t D = (size_t)v->D, N = (size_t)v->N, R = (size_t)n_tiles * N, K = (size_t)v->C * v->p * v->p;
+    size_t pix = (size_t)v->C * v->S * v->S;
+    if (!(B->x = balloc(be, R, D, HP_MEM_ACT, e)) || !(B->xn = balloc(be, R, D, HP_MEM_ACT, e)) ||
+        !(B->q = balloc(be, R, D, HP_MEM_ACT, e)) || !(B->k = balloc(be, R, D, HP_MEM_ACT, e)) ||
+        !(B->v = balloc(be, R, D, HP_MEM_ACT, e)) || !(B->z = balloc(be, R, D, HP_MEM_ACT, e)) ||
+        !(B->h = balloc(be, R, (size_t)v->F, HP_MEM_ACT, e)) ||
+        !(B->cols = balloc(be, (size_t)n_tiles * v->P, K, HP_MEM_ACT, e)) ||
+        !(B->img = balloc(be, (size_t)n_tiles, pix, HP_MEM_F32, e)))
+        return -1;
     /* Embeddings: per tile [CLS, patches] + position embeddings (interpolation is never used:
-     * tiles always have the trained size). */
+     * tiles always have the trained size). The patch rows go straight to rows 1..P of the tile. */
+    if (be->upload(be, B->img, pixels, (size_t)n_tiles * pix, HP_MEM_F32, e)) return -1;
+    OP(be->im2col(be, B->cols, B->img, n_tiles, v->C, v->S, v->p), "im2col");
     for (int b = 0; b < n_tiles; b++) {
-        float *xb = x + (size_t)b * N * D;
-        hp_cpu_im2col_patches(cols, pixels + (size_t)b * v->C * v->S * v->S, v->C, v->S, v->p);
-        hp_cpu_matmul(xb + D, cols, lv->patch_w, v->P, D, K, 0.0f);
-        memcpy(xb, lv->cls, sizeof(float) * D);
-        for (size_t i = 0; i < (size_t)N * D; i++) xb[i] += lv->pos[i];
+        void *xb = be->offset(be, B->x, (size_t)b * N * D, HP_MEM_ACT);
+        const void *cb = be->offset(be, B->cols, (size_t)b * v->P * K, HP_MEM_ACT);
+        OP(be->matmul(be, be->offset(be, xb, D, HP_MEM_ACT), cb, lv->patch_w, v->P, v->D, (int)K),
+           "patch embedding");
+        if (be->copy(be, xb, lv->cls, D, HP_MEM_ACT, e)) return -1;
+        OP(be->add(be, xb, lv->pos, N * D), "position embedding");
     }
-    hp_cpu_layernorm(x, x, lv->pre_ln_w, lv->pre_ln_b, R, D, v->eps);
+    int Ri = (int)R;
+    OP(be->layernorm(be, B->x, B->x, lv->pre_ln_w, lv->pre_ln_b, Ri, v->D, v->eps), "pre_layrnorm");
     /* hidden_states[feature_hs] is the output of layer feature_hs: the layers after it would be
      * computed and thrown away by transformers, so they are not run. */
     for (int l = 0; l < c->feature_hs; l++) {
         const hp_clip_layer *w = &lv->layers[l];
-        hp_cpu_layernorm(xn, x, w->ln1_w, w->ln1_b, R, D, v->eps);
-        linear(q, xn, w->wq, w->bq, R, D, D);
-        linear(k, xn, w->wk, w->bk, R, D, D);
-        linear(vv, xn, w->wv, w->bv, R, D, D);
-        if (hp_cpu_attention_full(z, q, k, vv, n_tiles, N, v->H, v->Dh)) {
-            hp_errf(e, "out of memory (attention scores %d x %d)", N, N);
-            goto out;
+        OP(be->layernorm(be, B->xn, B->x, w->ln1_w, w->ln1_b, Ri, v->D, v->eps), "layernorm");
+        if (linear(be, B->q, B->xn, w->wq, w->bq, Ri, v->D, v->D, e) ||
+            linear(be, B->k, B->xn, w->wk, w->bk, Ri, v->D, v->D, e) ||
+            linear(be, B->v, B->xn, w->wv, w->bv, Ri, v->D, v->D, e))
+            return -1;
+        if (be->attention_full(be, B->z, B->q, B->k, B->v, n_tiles, v->N, v->H, v->Dh)) {
+            if (be->sync(be, e)) return -1;
+            return hp_errf(e, "%s: out of memory (attention scores %d x %d)", be->name, v->N, v->N);
         }
-        hp_cpu_matmul(x, z, w->wo, R, D, D, 1.0f); /* residual: x += z · Wo^T */
-        hp_cpu_add_bias(x, w->bo, R, D);
-        hp_cpu_layernorm(xn, x, w->ln2_w, w->ln2_b, R, D, v->eps);
-        linear(h, xn, w->fc1_w, w->fc1_b, R, v->F, D);
-        activate(v->act, h, (size_t)R * v->F);
-        hp_cpu_matmul(x, h, w->fc2_w, R, D, v->F, 1.0f);
-        hp_cpu_add_bias(x, w->fc2_b, R, D);
+        if (linear(be, B->xn, B->z, w->wo, w->bo, Ri, v->D, v->D, e)) return -1;
+        OP(be->add(be, B->x, B->xn, R * D), "residual add");
+        OP(be->layernorm(be, B->xn, B->x, w->ln2_w, w->ln2_b, Ri, v->D, v->eps), "layernorm");
+        if (linear(be, B->h, B->xn, w->fc1_w, w->fc1_b, Ri, v->F, v->D, e)) return -1;
+        OP(be->gelu(be, B->h, R * v->F, v->act == HP_ACT_QUICK_GELU), "activation");
+        if (linear(be, B->xn, B->h, w->fc2_w, w->fc2_b, Ri, v->D, v->F, e)) return -1;
+        OP(be->add(be, B->x, B->xn, R * D), "residual add");
     }
-    int skip = c->select_full ? 0 : 1; /* "default" drops the CLS row */
+    return 0;
+}
+
+/* The selected rows of each tile of B->x ("default" drops the CLS row) into B->sel
+ * [n_tiles*P_sel, D] on the backend. */
+static int select_rows(const hp_llava *lv, int n_tiles, vis_bufs *B, hp_err *e) {
+    const hp_llava_config *c = &lv->cfg;
+    hp_backend *be = lv->vbe;
+    size_t D = (size_t)c->vis.D, N = (size_t)c->vis.N, P = (size_t)c->P_sel, skip = c->select_full ? 0 : 1;
+    if (!(B->sel = balloc(be, (size_t)n_tiles * P, D, HP_MEM_ACT, e))) return -1;
     for (int b = 0; b < n_tiles; b++)
-        memcpy(out + (size_t)b * c->P_sel * D, x + ((size_t)b * N + skip) * D,
-               sizeof(float) * (size_t)c->P_sel * D);
-    rc = 0;
-out:
-    free(x);
-    free(xn);
-    free(q);
-    free(k);
-    free(vv);
-    free(z);
-    free(h);
-    free(cols);
-    return rc;
+        if (be->copy(be, be->offset(be, B->sel, (size_t)b * P * D, HP_MEM_ACT),
+                     be->offset(be, B->x, ((size_t)b * N + skip) * D, HP_MEM_ACT), P * D, HP_MEM_ACT, e))
+            return -1;
+    return 0;
+}
+
+/* The projector on the backend: in [rows, D] -> out [rows, Dt]; B->ph is its hidden layer. */
+static int project_run(const hp_llava *lv, const void *in, int rows, void *out, vis_bufs *B, hp_err *e) {
+    const hp_llava_config *c = &lv->cfg;
+    hp_backend *be = lv->vbe;
+    if (!(B->ph = balloc(be, (size_t)rows, (size_t)c->Dt, HP_MEM_ACT, e))) return -1;
+    if (linear(be, B->ph, in, lv->proj1_w, lv->proj1_b, rows, c->Dt, c->vis.D, e)) return -1;
+    OP(be->gelu(be, B->ph, (size_t)rows * c->Dt, c->proj_act == HP_ACT_QUICK_GELU), "activation");
+    return linear(be, out, B->ph, lv->proj2_w, lv->proj2_b, rows, c->Dt, c->Dt, e);
+}
+
+int hp_llava_tower(const hp_llava *lv, const float *pixels, int n_tiles, float *out, hp_err *e) {
+    vis_bufs B = {0};
+    const hp_llava_config *c = &lv->cfg;
+    int rc = tower_run(lv, pixels, n_tiles, &B, e) || select_rows(lv, n_tiles, &B, e) ||
+             lv->vbe->download(lv->vbe, out, B.sel, (size_t)n_tiles * c->P_sel * c->vis.D, HP_MEM_ACT, e);
+    if (lv->vbe) bufs_free(lv->vbe, &B);
+    return rc ? -1 : 0;
 }
 
 int hp_llava_project(const hp_llava *lv, const float *in, int rows, float *out, hp_err *e) {
     const hp_llava_config *c = &lv->cfg;
-    if (!lv->wblock) return hp_errf(e, "%s: vision weights not loaded", lv->m->path);
-    float *h = falloc((size_t)rows, c->Dt, e);
-    if (!h) return -1;
-    linear(h, in, lv->proj1_w, lv->proj1_b, rows, c->Dt, c->vis.D);
-    activate(c->proj_act, h, (size_t)rows * c->Dt);
-    linear(out, h, lv->proj2_w, lv->proj2_b, rows, c->Dt, c->Dt);
-    free(h);
-    return 0;
+    hp_backend *be = lv->vbe;
+    if (!be || !lv->wblock) return hp_errf(e, "%s: vision weights not loaded", lv->m->path);
+    vis_bufs B = {0};
+    int rc = !(B.sel = balloc(be, (size_t)rows, (size_t)c->vis.D, HP_MEM_ACT, e)) ||
+             !(B.q = balloc(be, (size_t)rows, (size_t)c->Dt, HP_MEM_ACT, e)) ||
+             be->upload(be, B.sel, in, (size_t)rows * c->vis.D, HP_MEM_ACT, e) ||
+             project_run(lv, B.sel, rows, B.q, &B, e) ||
+             be->download(be, out, B.q, (size_t)rows * c->Dt, HP_MEM_ACT, e);
+    bufs_free(be, &B);
+    return rc ? -1 : 0;
 }
 
 int hp_llava_pack(const hp_llava *lv, const float *proj, int n_tiles, int orig_h, int orig_w,
@@ -476,7 +550,7 @@ int hp_llava_pack(const hp_llava *lv, const float *proj, int n_tiles, int orig_h
             int t = 1 + (Y / side) * gw + X / side, r = (Y % side) * side + X % side;
             memcpy(out + (size_t)o++ * Dt, proj + t * tile + (size_t)r * Dt, sizeof(float) * Dt);
         }
-        memcpy(out + (size_t)o++ * Dt, lv->newline, sizeof(float) * Dt);
+        memcpy(out + (size_t)o++ * Dt, lv->newline_host, sizeof(float) * Dt);
     }
     *n = o;
     return 0;
@@ -497,12 +571,18 @@ int hp_llava_image_features(const hp_llava *lv, const hp_pixels *px, float **fea
         return hp_errf(e, "a %dx%d image has %d tiles (1 + %dx%d grid) but %d were given",
                        px->orig_h, px->orig_w, tiles, gh, gw, px->n_tiles);
     size_t rows = (size_t)tiles * c->P_sel;
-    float *hs = falloc(rows, c->vis.D, e), *proj = falloc(rows, c->Dt, e);
-    float *out = falloc((size_t)total, c->Dt, e);
+    float *proj = falloc(rows, c->Dt, e), *out = falloc((size_t)total, c->Dt, e);
+    vis_bufs B = {0};
     int rc = -1;
-    if (!hs || !proj || !out) goto done;
-    if (hp_llava_tower(lv, px->data, tiles, hs, e)) goto done;
-    if (hp_llava_project(lv, hs, (int)rows, proj, e)) goto done;
+    if (!proj || !out) goto done;
+    /* Tower, row selection and projector stay on the backend; only the projected rows come
+     * back for packing. The attention output B.z is done with: its memory goes to the
+     * projector's output [rows, Dt]. */
+    if (tower_run(lv, px->data, tiles, &B, e) || select_rows(lv, tiles, &B, e)) goto done;
+    lv->vbe->free(lv->vbe, B.z);
+    if (!(B.z = balloc(lv->vbe, rows, (size_t)c->Dt, HP_MEM_ACT, e))) goto done;
+    if (project_run(lv, B.sel, (int)rows, B.z, &B, e)) goto done;
+    if (lv->vbe->download(lv->vbe, proj, B.z, rows * c->Dt, HP_MEM_ACT, e)) goto done;
     if (hp_llava_pack(lv, proj, tiles, px->orig_h, px->orig_w, out, n, e)) goto done;
     if (*n != total) { /* the count the prompt was built with must be the rows produced */
         hp_errf(e, "packed %d image features but the geometry gives %d", *n, total);
@@ -512,7 +592,7 @@ int hp_llava_image_features(const hp_llava *lv, const hp_pixels *px, float **fea
     out = NULL;
     rc = 0;
 done:
-    free(hs);
+    if (lv->vbe) bufs_free(lv->vbe, &B);
     free(proj);
     free(out);
     return rc;

@@ -105,45 +105,50 @@ int hp_llava_tensor_shape(const hp_llava_config *c, hp_lv_role r, int64_t shape[
 
 /* ---- the model ---------------------------------------------------------------------------- */
 
+/* Weights of one CLIP encoder layer: pointers into the vision backend's HP_MEM_WEIGHT block. */
 typedef struct hp_clip_layer {
-    float *ln1_w, *ln1_b;     /* [D] */
-    float *wq, *bq;           /* [D, D], [D] */
-    float *wk, *bk;
-    float *wv, *bv;
-    float *wo, *bo;
-    float *ln2_w, *ln2_b;     /* [D] */
-    float *fc1_w, *fc1_b;     /* [F, D], [F] */
-    float *fc2_w, *fc2_b;     /* [D, F], [D] */
+    void *ln1_w, *ln1_b;     /* [D] */
+    void *wq, *bq;           /* [D, D], [D] */
+    void *wk, *bk;
+    void *wv, *bv;
+    void *wo, *bo;
+    void *ln2_w, *ln2_b;     /* [D] */
+    void *fc1_w, *fc1_b;     /* [F, D], [F] */
+    void *fc2_w, *fc2_b;     /* [D, F], [D] */
 } hp_clip_layer;
 
-/* The vision side runs on the host in float32 with the CPU ops (kernels/ops_cpu.h) whatever the
- * language model's backend: its weights are one malloc'd block with named pointers. */
+/* The vision side runs on its own backend (lv->vbe, usually the language model's): the CPU ops
+ * in float32, or the CUDA kernels in bf16 (kernels/vision.cu, cuBLAS products). Its weights
+ * are one HP_MEM_WEIGHT allocation there with named pointers; image_newline is also kept on
+ * the host in float32 (packing happens on the host). */
 typedef struct hp_llava {
     hp_model *m;              /* the language model (owns the tensor store) */
     hp_llava_config cfg;
     hp_llava_proc_cfg proc;   /* the image processor's settings implied by the config */
-    float *wblock;            /* the one allocation holding every vision/projector weight */
-    size_t wblock_n;          /* its floats */
+    hp_backend *vbe;          /* the vision backend (not owned); NULL: weights not loaded */
+    void *wblock;             /* the one allocation on vbe holding every vision/projector weight */
+    size_t wblock_n;          /* its elements */
     uint64_t n_params;        /* vision + projector + newline parameters in the checkpoint */
     hp_dtype file_dtype;      /* stored dtype of the patch embedding (for info) */
-    float *patch_w;           /* [D, C*p*p] (the conv weight, flattened) */
-    float *cls;               /* [D] */
-    float *pos;               /* [N, D] */
-    float *pre_ln_w, *pre_ln_b; /* [D] */
+    void *patch_w;            /* [D, C*p*p] (the conv weight, flattened) */
+    void *cls;                /* [D] */
+    void *pos;                /* [N, D] */
+    void *pre_ln_w, *pre_ln_b; /* [D] */
     hp_clip_layer *layers;    /* the first feature_hs layers (later ones are never used) */
-    float *proj1_w, *proj1_b; /* [Dt, D], [Dt] (bias NULL without multimodal_projector_bias) */
-    float *proj2_w, *proj2_b; /* [Dt, Dt], [Dt] */
-    float *newline;           /* [Dt] */
+    void *proj1_w, *proj1_b;  /* [Dt, D], [Dt] (bias NULL without multimodal_projector_bias) */
+    void *proj2_w, *proj2_b;  /* [Dt, Dt], [Dt] */
+    void *newline;            /* [Dt] on vbe */
+    float *newline_host;      /* [Dt] float32 on the host */
 } hp_llava;
 
 /* dir: a LlavaNextForConditionalGeneration directory (config.json + safetensors). Loads the
- * language model onto be (hp_model_load) and the vision tower, projector and image_newline to
- * host memory; every tensor's shape is checked against the config first. be == NULL: open and
- * check only (no weights). */
+ * language model onto be (hp_model_load) and the vision tower, projector and image_newline onto
+ * the same backend; every tensor's shape is checked against the config first. be == NULL: open
+ * and check only (no weights). */
 hp_llava *hp_llava_load(const char *dir, hp_backend *be, hp_err *e);
-/* The same with the two halves chosen apart: the language model onto be (NULL: checked only),
- * the vision weights loaded when load_vision (e.g. features without the 7B decoder). */
-hp_llava *hp_llava_open(const char *dir, hp_backend *be, int load_vision, hp_err *e);
+/* The same with the two halves placed apart: the language model onto lm_be (NULL: checked
+ * only), the vision weights onto vis_be (NULL: not loaded), e.g. features without the decoder. */
+hp_llava *hp_llava_open(const char *dir, hp_backend *lm_be, hp_backend *vis_be, hp_err *e);
 /* Frees the vision weights and the language model (not the backend). */
 void hp_llava_free(hp_llava *lv);
 /* Architecture, sizes and the vision tensor table, for the `info` command. */
@@ -159,10 +164,10 @@ void hp_llava_print_info(const hp_llava *lv, FILE *f);
 int hp_llava_geometry(const hp_llava *lv, int orig_h, int orig_w, int *n_tiles, int *gh, int *gw,
                       int *uh, int *uw, hp_err *e);
 
-/* CLIP over n_tiles tiles pixels [n_tiles, C, S, S] (normalised): out [n_tiles, P_sel, D] =
- * hidden_states[feature_hs] without CLS ("default") or with it ("full"). */
+/* CLIP over n_tiles tiles pixels [n_tiles, C, S, S] (normalised, host float32): out (host)
+ * [n_tiles, P_sel, D] = hidden_states[feature_hs] without CLS ("default") or with it ("full"). */
 int hp_llava_tower(const hp_llava *lv, const float *pixels, int n_tiles, float *out, hp_err *e);
-/* The projector: out [rows, Dt] = linear_2(act(linear_1(in [rows, D]))). */
+/* The projector on host float32 rows: out [rows, Dt] = linear_2(act(linear_1(in [rows, D]))). */
 int hp_llava_project(const hp_llava *lv, const float *in, int rows, float *out, hp_err *e);
 /* pack_image_features for one image: proj [n_tiles, P_sel, Dt] -> out [n, Dt]: the base tile's
  * rows, then the grid tiles as one (gh*side) x (gw*side) map, unpadded to the original aspect,

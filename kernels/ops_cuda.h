@@ -94,6 +94,18 @@ cudaError_t hp_cuda_readout_zsum(hp_bf16 *hi, hp_bf16 *lo, float *zsum, const hp
                                  const float *w, const int32_t *seq, int T, int B, int HD,
                                  unsigned *err, cudaStream_t st);
 
+/* vision.cu: the CLIP tower's ops (the semantics of ops_cpu.h's layernorm, gelu/quick_gelu,
+ * add_bias, im2col_patches), and the row softmax of attention_full: p[r, :] = softmax(s[r, :])
+ * over rows of N fp32 scores, written as bf16 (the P·V GEMM operand). im2col: n_img float32
+ * images [C][S][S] to bf16 rows [n_img·(S/p)², C·p·p]. */
+cudaError_t hp_cuda_layernorm(hp_bf16 *out, const hp_bf16 *x, const hp_bf16 *w, const hp_bf16 *b,
+                              int T, int D, float eps, cudaStream_t st);
+cudaError_t hp_cuda_gelu(hp_bf16 *x, size_t n, int quick, cudaStream_t st);
+cudaError_t hp_cuda_add_bias(hp_bf16 *x, const hp_bf16 *b, int T, int N, cudaStream_t st);
+cudaError_t hp_cuda_softmax_rows(hp_bf16 *p, const float *s, size_t rows, int N, cudaStream_t st);
+cudaError_t hp_cuda_im2col(hp_bf16 *cols, const float *img, int n_img, int C, int S, int p,
+                           cudaStream_t st);
+
 /* backend_cuda.c: controls of the CUDA backend that only tests and bench/ use. */
 struct hp_backend;
 /* Forces an attention variant on a CUDA backend (default HP_ATTN_AUTO); -1 if be is not one. */
