@@ -179,9 +179,35 @@ static int check_tensors(hp_llava *lv, hp_err *e) {
     return 0;
 }
 
+static uint64_t mix64(uint64_t z) { /* splitmix64 finaliser */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Random values for role r (hp_llava_random): matrices uniform with standard deviation
+ * 1/sqrt(fan-in) (activations keep unit scale), LayerNorm weights 1 ± 0.05, biases, CLS,
+ * positions and image_newline ± 0.02·sqrt(3). Element i is a hash of (seed, role, layer, i). */
+static void fill_random(const hp_llava_config *c, hp_lv_role r, int l, uint64_t seed, float *dst, size_t n) {
+    int64_t shape[4];
+    int nd = hp_llava_tensor_shape(c, r, shape);
+    size_t fan_in = 1;
+    for (int i = 1; i < nd; i++) fan_in *= (size_t)shape[i];
+    int is_ln = r == HP_LV_PRE_LN_W || r == HP_LV_LN1_W || r == HP_LV_LN2_W;
+    float base = is_ln ? 1.0f : 0.0f;
+    float amp = is_ln ? 0.05f : nd >= 2 && r != HP_LV_POS ? (float)sqrt(3.0 / (double)fan_in) : 0.0346f;
+    uint64_t s = mix64(seed ^ ((uint64_t)r << 40) ^ ((uint64_t)l << 20) ^ 0x11a7a11a7ull);
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        uint64_t z = mix64(s + i * 0x9e3779b97f4a7c15ull);
+        dst[i] = base + amp * (float)((double)(z >> 40) * (1.0 / 8388608.0) - 1.0);
+    }
+}
+
 /* Every needed tensor converted to float32 on the host (one staging buffer of the largest role)
- * and uploaded into one HP_MEM_WEIGHT block on vbe; image_newline also kept on the host. */
-static int load_weights(hp_llava *lv, hp_backend *vbe, hp_err *e) {
+ * and uploaded into one HP_MEM_WEIGHT block on vbe; image_newline also kept on the host. With
+ * random set, values from fill_random(seed) instead of the checkpoint. */
+static int load_weights(hp_llava *lv, hp_backend *vbe, int random, uint64_t seed, hp_err *e) {
     size_t most = 0;
     for (int r = 0; r < HP_LV_COUNT; r++)
         if (role_needed(&lv->cfg, r) && role_elems(&lv->cfg, r) > most) most = role_elems(&lv->cfg, r);
@@ -203,9 +229,14 @@ static int load_weights(hp_llava *lv, hp_backend *vbe, hp_err *e) {
         if (!role_needed(&lv->cfg, r)) continue;
         size_t n = role_elems(&lv->cfg, r);
         for (int l = 0; l < role_layers(&lv->cfg, r, 1) && !rc; l++) {
-            const hp_tensor *t = find_checked(lv, r, l, e);
             void *dst = vbe->offset(vbe, lv->wblock, off, HP_MEM_WEIGHT);
-            rc = !t || hp_tensor_to_f32(t, stage, e) || vbe->upload(vbe, dst, stage, n, HP_MEM_WEIGHT, e);
+            if (random) {
+                fill_random(&lv->cfg, r, l, seed, stage, n);
+            } else {
+                const hp_tensor *t = find_checked(lv, r, l, e);
+                rc = !t || hp_tensor_to_f32(t, stage, e);
+            }
+            rc = rc || vbe->upload(vbe, dst, stage, n, HP_MEM_WEIGHT, e);
             if (!rc && r == HP_LV_NEWLINE) memcpy(lv->newline_host, stage, n * sizeof(float));
             *role_slot(lv, r, l) = dst;
             off += n;
@@ -265,7 +296,7 @@ hp_llava *hp_llava_open(const char *dir, hp_backend *be, hp_backend *vis_be, hp_
     }
     fill_proc(lv);
     if (check_tensors(lv, e)) goto fail;
-    if (vis_be && load_weights(lv, vis_be, e)) goto fail;
+    if (vis_be && load_weights(lv, vis_be, 0, 0, e)) goto fail;
     return lv;
 fail:
     hp_llava_free(lv);
@@ -279,6 +310,50 @@ void hp_llava_free(hp_llava *lv) {
     free(lv->newline_host);
     free(lv->layers);
     free(lv);
+}
+
+hp_llava *hp_llava_random(const hp_llava_config *vc, const hp_config *text, hp_backend *be,
+                          uint64_t seed, hp_err *e) {
+    const hp_clip_config *v = &vc->vis;
+    if (!be) {
+        hp_errf(e, "random LLaVA: no backend");
+        return NULL;
+    }
+    if (v->D <= 0 || v->H <= 0 || v->D % v->H || v->Dh != v->D / v->H || v->F <= 0 || v->C <= 0 ||
+        v->p <= 0 || v->S < v->p || v->P != (v->S / v->p) * (v->S / v->p) || v->N != v->P + 1 ||
+        vc->feature_hs < 0 || vc->feature_hs > v->L || vc->n_pinpoints < 1 || vc->select_full) {
+        hp_errf(e, "random LLaVA: invalid vision config (D=%d H=%d Dh=%d S=%d p=%d P=%d N=%d, feature "
+                   "layer %d of %d, %d pinpoints)", v->D, v->H, v->Dh, v->S, v->p, v->P, v->N,
+                vc->feature_hs, v->L, vc->n_pinpoints);
+        return NULL;
+    }
+    hp_llava *lv = calloc(1, sizeof *lv);
+    if (!lv) {
+        hp_errf(e, "random LLaVA: out of memory");
+        return NULL;
+    }
+    lv->cfg = *vc;
+    lv->m = hp_model_random(text, be, seed, e);
+    if (!lv->m) goto fail;
+    lv->cfg.Dt = lv->m->cfg.D;
+    lv->cfg.P_sel = v->P;
+    lv->layers = calloc((size_t)v->L, sizeof *lv->layers);
+    if (!lv->layers) {
+        hp_errf(e, "random LLaVA: out of memory");
+        goto fail;
+    }
+    fill_proc(lv);
+    lv->file_dtype = HP_F32;
+    for (int r = 0; r < HP_LV_COUNT; r++) {
+        if (!role_needed(&lv->cfg, r)) continue;
+        lv->n_params += (uint64_t)role_elems(&lv->cfg, r) * role_layers(&lv->cfg, r, 0);
+        lv->wblock_n += role_elems(&lv->cfg, r) * role_layers(&lv->cfg, r, 1);
+    }
+    if (load_weights(lv, be, 1, seed, e)) goto fail;
+    return lv;
+fail:
+    hp_llava_free(lv);
+    return NULL;
 }
 
 static const char *act_name(hp_act a) { return a == HP_ACT_GELU ? "gelu" : "quick_gelu"; }

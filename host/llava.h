@@ -149,6 +149,12 @@ hp_llava *hp_llava_load(const char *dir, hp_backend *be, hp_err *e);
 /* The same with the two halves placed apart: the language model onto lm_be (NULL: checked
  * only), the vision weights onto vis_be (NULL: not loaded), e.g. features without the decoder. */
 hp_llava *hp_llava_open(const char *dir, hp_backend *lm_be, hp_backend *vis_be, hp_err *e);
+/* A LLaVA-NeXT with random weights from configs alone (benchmarks, GPU tests): the decoder from
+ * hp_model_random(text) and the vision tower, projector and newline from a hash of seed (see
+ * llava.c's fill_random), all on be. vc: a vision config as hp_llava_vision_config gives it
+ * ("default" feature selection); Dt and P_sel are filled in here. No tokenizer. */
+hp_llava *hp_llava_random(const hp_llava_config *vc, const hp_config *text, hp_backend *be,
+                          uint64_t seed, hp_err *e);
 /* Frees the vision weights and the language model (not the backend). */
 void hp_llava_free(hp_llava *lv);
 /* Architecture, sizes and the vision tensor table, for the `info` command. */
