@@ -7,11 +7,16 @@
  * NaN before each op and followed by guard elements that must come back unchanged, so an
  * unwritten element or a write past the end fails. Comparison by ‖out − ref‖/‖ref‖ and the
  * max error with its index; NaN never passes; tolerances in tests/tolerances.h. Bad indices
- * (token id, KV slot, capture row) must be reported by sync(). A self-test of the comparator
- * runs first, everywhere. Exit 0 all passed, 1 a failure, 77 "skipped: no CUDA device" (no
- * CUDA in the build, or cudaGetDeviceCount fails or finds none). */
+ * (token id, KV slot, capture row) must be reported by sync(). Then LLaVA-NeXT: the vision
+ * tower's ops, the tiny-llava fixture end to end and CLIP-L/336 at its real shape.
+ *
+ * Everywhere, before any GPU check: a self-test of the comparator, and the LLaVA end-to-end
+ * checks against a CPU backend that emulates the CUDA backend's bf16 roundings (the basis of
+ * the end-to-end tolerances). Exit 0 all passed, 1 a failure, 77 "skipped: no CUDA device" (no
+ * CUDA in the build, or cudaGetDeviceCount fails or finds none) once the CPU checks passed. */
 #include "gpu_test.h"
 #include "backend.h"
+#include "llava.h"
 #include "model.h"
 #include "tolerances.h"
 
@@ -89,12 +94,10 @@ static int comparator_selftest(void) {
     return ok;
 }
 
-#ifdef HP_HAVE_CUDA
-
 static int n_checks, n_fail;
 
-static int rng_int(int lo, int hi) { return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1)); }
-static float bf16r(float x) { return hp_bf16_to_f32(hp_f32_to_bf16(x)); }
+static inline int rng_int(int lo, int hi) { return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1)); }
+static inline float bf16r(float x) { return hp_bf16_to_f32(hp_f32_to_bf16(x)); }
 
 static void *xmalloc(size_t bytes) {
     void *p = malloc(bytes ? bytes : 1);
@@ -106,7 +109,7 @@ static void *xmalloc(size_t bytes) {
 }
 
 /* n normal numbers times scale, plus offset, rounded to bf16. */
-static float *rand_bf16(size_t n, float scale, float offset) {
+static inline float *rand_bf16(size_t n, float scale, float offset) {
     float *x = xmalloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) x[i] = bf16r(offset + scale * rng_normal());
     return x;
@@ -140,16 +143,274 @@ static void expect(int cond, const char *fmt, ...) {
     printf("\n");
 }
 
-static hp_backend *cpu, *cu;
-
-/* Guard elements after every CUDA output: a bf16-exact value no op produces by accident. */
-#define GUARD 16
-#define GUARD_VAL 0x1.8p-100f
+static hp_backend *cpu;
 
 static void die(const char *what, const hp_err *e) {
     printf("FAIL %s: %s\n", what, e->msg);
     exit(1);
 }
+
+/* ---- the CUDA backend's bf16 roundings, emulated on the CPU ------------------------------- */
+
+/* emu: the CPU backend with every WEIGHT / ACT value rounded to bf16 where the CUDA backend
+ * stores one (uploads, and each op's output), float32 arithmetic in between. Run on a whole
+ * model it predicts how far the CUDA backend may lie from the float32 reference, which is what
+ * the end-to-end vision tolerances (tests/tolerances.h) are set from; it needs no GPU, so the
+ * prediction is re-checked on every machine. Not emulated: the bf16 softmax weights inside
+ * attention products and GEMM summation order (both far below the storage roundings). */
+static hp_backend *emu;
+
+static void round_bf16(void *p, size_t n) {
+    float *x = p;
+    for (size_t i = 0; i < n; i++) x[i] = bf16r(x[i]);
+}
+static int emu_upload(hp_backend *be, void *dst, const void *src, size_t n, hp_mem m, hp_err *e) {
+    (void)be;
+    int rc = cpu->upload(cpu, dst, src, n, m, e);
+    if (!rc && (m == HP_MEM_WEIGHT || m == HP_MEM_ACT)) round_bf16(dst, n);
+    return rc;
+}
+static int emu_matmul(hp_backend *be, void *y, const void *x, const void *W, int T, int N, int K) {
+    (void)be;
+    int rc = cpu->matmul(cpu, y, x, W, T, N, K);
+    round_bf16(y, (size_t)T * N);
+    return rc;
+}
+static int emu_rmsnorm(hp_backend *be, void *out, const void *x, const void *w, int T, int D, float eps) {
+    (void)be;
+    int rc = cpu->rmsnorm(cpu, out, x, w, T, D, eps);
+    round_bf16(out, (size_t)T * D);
+    return rc;
+}
+static int emu_rope(hp_backend *be, void *x, const void *pos, int T, int nh, int Dh, float theta) {
+    (void)be;
+    int rc = cpu->rope(cpu, x, pos, T, nh, Dh, theta);
+    round_bf16(x, (size_t)T * nh * Dh);
+    return rc;
+}
+static int emu_attention(hp_backend *be, void *z, const void *q, const void *kc, const void *vc,
+                         const void *seq, const void *pos, int T, int H, int KV, int Dh, int Tcap,
+                         int window) {
+    (void)be;
+    int rc = cpu->attention(cpu, z, q, kc, vc, seq, pos, T, H, KV, Dh, Tcap, window);
+    round_bf16(z, (size_t)T * H * Dh);
+    return rc;
+}
+static int emu_head_scale(hp_backend *be, void *z, const void *alpha, int T, int H, int Dh) {
+    (void)be;
+    int rc = cpu->head_scale(cpu, z, alpha, T, H, Dh);
+    round_bf16(z, (size_t)T * H * Dh);
+    return rc;
+}
+static int emu_swiglu(hp_backend *be, void *out, const void *gate, const void *up, size_t n) {
+    (void)be;
+    int rc = cpu->swiglu(cpu, out, gate, up, n);
+    round_bf16(out, n);
+    return rc;
+}
+static int emu_add(hp_backend *be, void *x, const void *y, size_t n) {
+    (void)be;
+    int rc = cpu->add(cpu, x, y, n);
+    round_bf16(x, n);
+    return rc;
+}
+static int emu_layernorm(hp_backend *be, void *out, const void *x, const void *w, const void *b,
+                         int T, int D, float eps) {
+    (void)be;
+    int rc = cpu->layernorm(cpu, out, x, w, b, T, D, eps);
+    round_bf16(out, (size_t)T * D);
+    return rc;
+}
+static int emu_gelu(hp_backend *be, void *x, size_t n, int quick) {
+    (void)be;
+    int rc = cpu->gelu(cpu, x, n, quick);
+    round_bf16(x, n);
+    return rc;
+}
+static int emu_add_bias(hp_backend *be, void *x, const void *b, int T, int N) {
+    (void)be;
+    int rc = cpu->add_bias(cpu, x, b, T, N);
+    round_bf16(x, (size_t)T * N);
+    return rc;
+}
+static int emu_attention_full(hp_backend *be, void *z, const void *q, const void *k, const void *v,
+                              int B, int N, int H, int Dh) {
+    (void)be;
+    int rc = cpu->attention_full(cpu, z, q, k, v, B, N, H, Dh);
+    round_bf16(z, (size_t)B * N * H * Dh);
+    return rc;
+}
+static int emu_im2col(hp_backend *be, void *cols, const void *img, int n, int C, int S, int p) {
+    (void)be;
+    int rc = cpu->im2col(cpu, cols, img, n, C, S, p);
+    round_bf16(cols, (size_t)n * (S / p) * (S / p) * C * p * p);
+    return rc;
+}
+
+static hp_backend *emu_create(void) {
+    hp_backend *b = xmalloc(sizeof *b);
+    *b = *cpu; /* memory, copies and the exact ops (embed, kv_store, gathers, f32 products) */
+    b->name = "cpu-bf16";
+    snprintf(b->desc, sizeof b->desc, "cpu with the CUDA backend's bf16 roundings emulated");
+    b->upload = emu_upload;
+    b->matmul = emu_matmul;
+    b->rmsnorm = emu_rmsnorm;
+    b->rope = emu_rope;
+    b->attention = emu_attention;
+    b->head_scale = emu_head_scale;
+    b->swiglu = emu_swiglu;
+    b->add = emu_add;
+    b->layernorm = emu_layernorm;
+    b->gelu = emu_gelu;
+    b->add_bias = emu_add_bias;
+    b->attention_full = emu_attention_full;
+    b->im2col = emu_im2col;
+    return b;
+}
+
+/* ---- LLaVA-NeXT end to end: another backend against the float32 CPU ----------------------- */
+
+static const char *fixture_root(void) {
+    const char *r = getenv("HP_SOURCE_DIR");
+    return r ? r : ".";
+}
+
+/* One image of the tiny-llava fixture through the llava-v1.6 prompt: the packed image features
+ * and the logits of every position. */
+static int llava_image_run(hp_llava *lv, const char *png, float **feats, int *nf, float **logits,
+                           int *T, hp_err *e) {
+    hp_image im;
+    hp_pixels px = {0};
+    hp_inject inj = {0};
+    int32_t *ids = NULL, *seq = NULL, *pos = NULL;
+    hp_runtime *rt = NULL;
+    int rc = -1;
+    *feats = *logits = NULL;
+    if (hp_image_load(png, &im, e)) return -1;
+    int prc = hp_llava_preprocess(&im, &lv->proc, &px, e);
+    hp_image_free(&im);
+    if (prc || hp_llava_prompt(lv, "What is in the picture?", &px, &ids, T, &inj, e)) goto out;
+    int V = lv->m->cfg.V;
+    rt = hp_runtime_create(lv->m, 1, *T, *T, 0, e);
+    seq = calloc((size_t)*T, sizeof *seq);
+    pos = xmalloc(sizeof *pos * (size_t)*T);
+    *logits = xmalloc(sizeof(float) * (size_t)*T * V);
+    if (!rt || !seq) goto out;
+    for (int t = 0; t < *T; t++) pos[t] = t;
+    hp_fwd f = {.T = *T, .ids = ids, .seq = seq, .pos = pos, .n_inject = inj.n, .inject_rows = inj.pos,
+                .inject = inj.emb, .n_logits = *T, .logit_rows = pos, .logits_out = *logits};
+    if (hp_forward(rt, &f, e)) goto out;
+    *nf = inj.n;
+    *feats = xmalloc(sizeof(float) * (size_t)inj.n * lv->cfg.Dt);
+    memcpy(*feats, inj.emb, sizeof(float) * (size_t)inj.n * lv->cfg.Dt);
+    rc = 0;
+out:
+    if (rc) {
+        free(*logits);
+        *logits = NULL;
+    }
+    hp_llava_inject_free(&inj);
+    hp_pixels_free(&px);
+    hp_runtime_free(rt);
+    free(ids);
+    free(seq);
+    free(pos);
+    return rc;
+}
+
+/* The tiny-llava fixture (CLIP 3 layers, Mistral 2 layers) on be against the CPU, per image:
+ * image-token count equal, features and logits within the tolerances. */
+static void llava_fixture_vs_cpu(hp_backend *be, double f_rel, double f_max, double l_rel, double l_max) {
+    static const char *const images[] = {"square", "wide", "tall", "small"};
+    char dir[512], png[700], name[256];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/tiny-llava", fixture_root());
+    hp_err e = {{0}};
+    hp_llava *lc = hp_llava_load(dir, cpu, &e), *lb = lc ? hp_llava_load(dir, be, &e) : NULL;
+    if (!lc || !lb) {
+        expect(0, "tiny-llava loads on cpu and %s (%s)", be->name, e.msg);
+        hp_llava_free(lc);
+        return;
+    }
+    for (size_t i = 0; i < sizeof images / sizeof *images; i++) {
+        snprintf(png, sizeof png, "%s/ref/%s.png", dir, images[i]);
+        float *fc, *fb, *gc, *gb;
+        int nc = 0, nb = 0, Tc = 0, Tb = 0;
+        int rc = llava_image_run(lc, png, &fc, &nc, &gc, &Tc, &e);
+        int rb = rc ? -1 : llava_image_run(lb, png, &fb, &nb, &gb, &Tb, &e);
+        expect(!rc && !rb && nc == nb && Tc == Tb, "tiny-llava %s on cpu and %s: %d / %d image tokens (%s)",
+               images[i], be->name, nc, nb, rc || rb ? e.msg : "ok");
+        if (!rc && !rb && nc == nb && Tc == Tb) {
+            snprintf(name, sizeof name, "tiny-llava %s %s features [%d x %d]", images[i], be->name, nc,
+                     lc->cfg.Dt);
+            check(name, fb, fc, (size_t)nc * lc->cfg.Dt, f_rel, f_max);
+            snprintf(name, sizeof name, "tiny-llava %s %s logits [%d x %d]", images[i], be->name, Tc,
+                     lc->m->cfg.V);
+            check(name, gb, gc, (size_t)Tc * lc->m->cfg.V, l_rel, l_max);
+        }
+        if (!rc) free(fc), free(gc);
+        if (!rc && !rb) free(fb), free(gb);
+    }
+    hp_llava_free(lc);
+    hp_llava_free(lb);
+}
+
+/* CLIP ViT-L/14-336 as llava-v1.6 uses it (23 of 24 layers, random weights, a tiny decoder
+ * beside it) over n_tiles random tiles on be against the CPU: hidden_states[-2]. */
+static void clip_l_vs_cpu(hp_backend *be, int n_tiles, uint64_t seed, double tol_rel, double tol_max) {
+    hp_err e = {{0}};
+    cJSON *root = cJSON_Parse("{\"text_config\": {}}");
+    hp_llava_config vc;
+    if (!root || hp_llava_vision_config(root, "CLIP-L/336 defaults", &vc, &e)) die("CLIP-L config", &e);
+    cJSON_Delete(root);
+    hp_config tc;
+    memset(&tc, 0, sizeof tc);
+    tc.arch = HP_ARCH_MISTRAL;
+    snprintf(tc.arch_name, sizeof tc.arch_name, "MistralForCausalLM");
+    tc.D = 64, tc.L = 1, tc.H = 4, tc.KV = 2, tc.Dh = 16, tc.F = 128, tc.V = 300;
+    tc.max_pos = 4096, tc.rope_theta = 1e4f, tc.rms_eps = 1e-5f, tc.bos_id = 1, tc.eos_id = 2;
+    hp_llava *lc = hp_llava_random(&vc, &tc, cpu, seed, &e);
+    hp_llava *lb = lc ? hp_llava_random(&vc, &tc, be, seed, &e) : NULL;
+    if (!lc || !lb) {
+        expect(0, "random CLIP-L on cpu and %s (%s)", be->name, e.msg);
+        hp_llava_free(lc);
+        return;
+    }
+    const hp_clip_config *v = &vc.vis;
+    size_t npix = (size_t)n_tiles * v->C * v->S * v->S, nout = (size_t)n_tiles * lc->cfg.P_sel * v->D;
+    float *px = xmalloc(sizeof(float) * npix), *oc = xmalloc(sizeof(float) * nout);
+    float *ob = xmalloc(sizeof(float) * nout);
+    for (size_t i = 0; i < npix; i++) px[i] = rng_normal();
+    int rc = hp_llava_tower(lc, px, n_tiles, oc, &e);
+    int rb = rc ? -1 : hp_llava_tower(lb, px, n_tiles, ob, &e);
+    char name[200];
+    snprintf(name, sizeof name, "CLIP-L/336 %s %d tiles, %d layers: hidden state [%d x %d x %d]",
+             be->name, n_tiles, vc.feature_hs, n_tiles, lc->cfg.P_sel, v->D);
+    if (rc || rb)
+        expect(0, "%s runs (%s)", name, e.msg);
+    else
+        check(name, ob, oc, nout, tol_rel, tol_max);
+    free(px);
+    free(oc);
+    free(ob);
+    hp_llava_free(lc);
+    hp_llava_free(lb);
+}
+
+/* What the emulated roundings do to whole LLaVA runs: must stay within the tolerances the CUDA
+ * backend is held to (else those tolerances cannot be met even by a perfect kernel). */
+static void emulation_checks(uint64_t seed) {
+    llava_fixture_vs_cpu(emu, TOL_VISION_E2E_REL, TOL_VISION_E2E_MAX, TOL_LLAVA_LOGITS_REL,
+                         TOL_LLAVA_LOGITS_MAX);
+    clip_l_vs_cpu(emu, 1, seed, TOL_VISION_E2E_REL, TOL_VISION_E2E_MAX);
+}
+
+#ifdef HP_HAVE_CUDA
+
+static hp_backend *cu;
+
+/* Guard elements after every CUDA output: a bf16-exact value no op produces by accident. */
+#define GUARD 16
+#define GUARD_VAL 0x1.8p-100f
 
 /* A device buffer of n elements of class m: a copy of host, or NaN if host is NULL, followed
  * (float classes) by GUARD guard elements. */
@@ -632,6 +893,133 @@ static void test_attention(const attn_case *c) {
     free(out);
 }
 
+/* ---- the vision tower's ops ---------------------------------------------------------------- */
+
+/* Rows with a mean far from zero (offset 4, std 3): the case a one-pass variance gets wrong. */
+static void test_layernorm(int T, int D, int inplace) {
+    char name[128];
+    snprintf(name, sizeof name, "layernorm T=%d D=%d%s", T, D, inplace ? " in place" : "");
+    size_t n = (size_t)T * D;
+    float *x = rand_bf16(n, 3, 4), *w = rand_bf16(D, 0.1f, 1), *b = rand_bf16(D, 0.5f, 0);
+    float *ref = xmalloc(sizeof(float) * n), *out = xmalloc(sizeof(float) * n);
+    cpu->layernorm(cpu, ref, x, w, b, T, D, 1e-5f);
+    void *dx = dev(x, n, HP_MEM_ACT), *dw = dev(w, D, HP_MEM_WEIGHT), *db = dev(b, D, HP_MEM_WEIGHT);
+    void *dy = inplace ? dx : dev(NULL, n, HP_MEM_ACT);
+    if (ran(cu->layernorm(cu, dy, dx, dw, db, T, D, 1e-5f), name)) {
+        fetch(dy, out, n, HP_MEM_ACT, name);
+        check(name, out, ref, n, TOL_BF16_OUT_REL, TOL_BF16_OUT_MAX);
+    }
+    if (!inplace) cu->free(cu, dx);
+    cu->free(cu, dw);
+    cu->free(cu, db);
+    free(x);
+    free(w);
+    free(b);
+    free(ref);
+    free(out);
+}
+
+static void test_gelu(size_t n, int quick) {
+    char name[128];
+    snprintf(name, sizeof name, "%s n=%zu", quick ? "quick_gelu" : "gelu", n);
+    float *x = rand_bf16(n, 3, 0), *ref = xmalloc(sizeof(float) * n), *out = xmalloc(sizeof(float) * n);
+    memcpy(ref, x, sizeof(float) * n);
+    cpu->gelu(cpu, ref, n, quick);
+    void *dx = dev(x, n, HP_MEM_ACT);
+    if (ran(cu->gelu(cu, dx, n, quick), name)) {
+        fetch(dx, out, n, HP_MEM_ACT, name);
+        check(name, out, ref, n, TOL_BF16_OUT_REL, TOL_BF16_OUT_MAX);
+    }
+    free(x);
+    free(ref);
+    free(out);
+}
+
+static void test_add_bias(int T, int N) {
+    char name[128];
+    snprintf(name, sizeof name, "add_bias T=%d N=%d", T, N);
+    size_t n = (size_t)T * N;
+    float *x = rand_bf16(n, 1, 0), *b = rand_bf16(N, 1, 0);
+    float *ref = xmalloc(sizeof(float) * n), *out = xmalloc(sizeof(float) * n);
+    memcpy(ref, x, sizeof(float) * n);
+    cpu->add_bias(cpu, ref, b, T, N);
+    void *dx = dev(x, n, HP_MEM_ACT), *db = dev(b, N, HP_MEM_WEIGHT);
+    if (ran(cu->add_bias(cu, dx, db, T, N), name)) {
+        fetch(dx, out, n, HP_MEM_ACT, name);
+        check(name, out, ref, n, TOL_BF16_OUT_REL, TOL_BF16_OUT_MAX);
+    }
+    cu->free(cu, db);
+    free(x);
+    free(b);
+    free(ref);
+    free(out);
+}
+
+/* q scaled so that some rows are peaked (scores up to ~±20) and others flat. */
+static void test_attention_full(int B, int N, int H, int Dh) {
+    char name[128];
+    snprintf(name, sizeof name, "attention_full B=%d N=%d H=%d Dh=%d", B, N, H, Dh);
+    size_t n = (size_t)B * N * H * Dh;
+    float *q = rand_bf16(n, 2, 0), *k = rand_bf16(n, 1, 0), *v = rand_bf16(n, 1, 0.3f);
+    float *ref = xmalloc(sizeof(float) * n), *out = xmalloc(sizeof(float) * n);
+    expect(cpu->attention_full(cpu, ref, q, k, v, B, N, H, Dh) == 0, "cpu attention_full %s", name);
+    void *dq = dev(q, n, HP_MEM_ACT), *dk = dev(k, n, HP_MEM_ACT), *dv = dev(v, n, HP_MEM_ACT);
+    void *dz = dev(NULL, n, HP_MEM_ACT);
+    if (ran(cu->attention_full(cu, dz, dq, dk, dv, B, N, H, Dh), name)) {
+        fetch(dz, out, n, HP_MEM_ACT, name);
+        check(name, out, ref, n, TOL_ATTN_REL, TOL_ATTN_MAX);
+    } else {
+        cu->free(cu, dz);
+    }
+    cu->free(cu, dq);
+    cu->free(cu, dk);
+    cu->free(cu, dv);
+    free(q);
+    free(k);
+    free(v);
+    free(ref);
+    free(out);
+}
+
+/* Pixels already bf16-exact: the rearrangement must then be exact. S % p != 0 drops the
+ * remainder as the strided convolution does. */
+static void test_im2col(int n, int C, int S, int p) {
+    char name[128];
+    snprintf(name, sizeof name, "im2col n=%d C=%d S=%d p=%d", n, C, S, p);
+    size_t npix = (size_t)n * C * S * S, nout = (size_t)n * (S / p) * (S / p) * C * p * p;
+    float *img = rand_bf16(npix, 1, 0), *ref = xmalloc(sizeof(float) * nout);
+    float *out = xmalloc(sizeof(float) * nout);
+    cpu->im2col(cpu, ref, img, n, C, S, p);
+    void *di = dev(img, npix, HP_MEM_F32), *dc = dev(NULL, nout, HP_MEM_ACT);
+    if (ran(cu->im2col(cu, dc, di, n, C, S, p), name)) {
+        fetch(dc, out, nout, HP_MEM_ACT, name);
+        check(name, out, ref, nout, TOL_COPY_REL, TOL_COPY_MAX);
+    } else {
+        cu->free(cu, dc);
+    }
+    cu->free(cu, di);
+    free(img);
+    free(ref);
+    free(out);
+}
+
+static void vision_op_tests(void) {
+    test_layernorm(5, 1024, 0);
+    test_layernorm(577, 1024, 1);
+    test_layernorm(3, 33, 0);
+    test_gelu(1000003, 0);
+    test_gelu(4096 * 7, 1);
+    test_gelu(5, 1);
+    test_add_bias(577, 1024);
+    test_add_bias(9, 13);
+    test_attention_full(2, 577, 16, 64); /* CLIP-L/336, two tiles */
+    test_attention_full(3, 17, 4, 8);    /* the tiny fixture's shape */
+    test_attention_full(1, 50, 3, 80);
+    test_im2col(2, 3, 336, 14);
+    test_im2col(3, 3, 32, 8);
+    test_im2col(1, 2, 30, 7);
+}
+
 static void op_tests(void) {
     test_embed(33, 4096, 1000);
     test_embed(7, 6, 300);
@@ -683,11 +1071,6 @@ static void op_tests(void) {
 }
 
 /* ---- whole decoder ------------------------------------------------------------------------ */
-
-static const char *fixture_root(void) {
-    const char *r = getenv("HP_SOURCE_DIR");
-    return r ? r : ".";
-}
 
 /* prompts.json: a list of lists of token ids. */
 static int load_prompts(const char *path, int32_t ***ids, int **len) {
@@ -964,15 +1347,27 @@ int main(void) {
     uint64_t seed = hp_test_seed();
     rng = seed;
     if (!comparator_selftest()) return 1;
-    if (!hp_test_cuda_device()) return 77;
-#ifdef HP_HAVE_CUDA
     hp_err e = {{0}};
     cpu = hp_backend_cpu_create(0, &e);
     if (!cpu) die("cpu backend", &e);
+    emu = emu_create();
+    emulation_checks(seed);
+    if (n_fail) {
+        printf("%d checks, %d failed (seed %llu): the bf16 emulation already misses the tolerances\n",
+               n_checks, n_fail, (unsigned long long)seed);
+        return 1;
+    }
+    if (!hp_test_cuda_device()) { /* the emulation checks passed; the CUDA ones cannot run */
+        free(emu);
+        cpu->destroy(cpu);
+        return 77;
+    }
+#ifdef HP_HAVE_CUDA
     cu = hp_backend_cuda_create(0, &e);
     if (!cu) die("cuda backend", &e);
     printf("%s\n%s\n", cpu->desc, cu->desc);
     op_tests();
+    vision_op_tests();
     /* tiny-mistral: sliding window 5 shorter than most prompts (decode steps beyond it);
      * tiny-llama: GQA 6/2, tied embeddings; tiny-llama-bf16: weights exact in bf16, so only
      * activation rounding differs. Greedy identity is not robust on the tiny models (top-2
@@ -982,9 +1377,15 @@ int main(void) {
     test_decoder("tiny-llama", 1);
     test_decoder("tiny-llama-bf16", 0);
     test_smollm2();
+    /* LLaVA-NeXT: the fixture end to end (vision tower, projector, packing, injected decoder)
+     * and CLIP-L/336 at its real shape over two tiles. */
+    llava_fixture_vs_cpu(cu, TOL_VISION_E2E_REL, TOL_VISION_E2E_MAX, TOL_LLAVA_LOGITS_REL,
+                         TOL_LLAVA_LOGITS_MAX);
+    clip_l_vs_cpu(cu, 2, seed, TOL_VISION_E2E_REL, TOL_VISION_E2E_MAX);
     cu->destroy(cu);
+#endif
+    free(emu);
     cpu->destroy(cpu);
     printf("%d checks, %d failed (seed %llu)\n", n_checks, n_fail, (unsigned long long)seed);
     return n_fail ? 1 : 0;
-#endif
 }
