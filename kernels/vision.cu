@@ -1,11 +1,8 @@
 /* vision.cu: the CLIP vision tower's own ops on bf16 activations (fp32 math, one bf16 rounding
- * per output), the GPU twins of layernorm.c, gelu.c, bias.c, im2col.c and the softmax inside
- * attention_full.c. The attention's two products (Q·K^T and P·V) are cuBLAS strided-batched
+ * per output), the GPU twins of gelu.c, bias.c, im2col.c and the softmax inside
+ * attention_full.c (LayerNorm is in norm.cu). The attention's two products (Q·K^T and P·V) are cuBLAS strided-batched
  * GEMMs issued by the backend (host/backend_cuda.c); the row softmax between them is here.
  *
- *   layernorm   one block per row; mean, then the variance around it (two passes over the row,
- *               as the CPU: E[x²]−E[x]² cancels when |mean| >> std, which happens in CLIP's
- *               residual stream), fp32 sums, IEEE sqrt and division; out may alias x.
  *   gelu        exact erf form (erff) / quick_gelu x / (1 + e^(−1.702x)), in place, grid-stride.
  *   add_bias    x[t, n] += b[n], grid-stride over the [T, N] activation.
  *   softmax     one warp per row of fp32 scores (already scaled by 1/sqrt(Dh) in the GEMM):
@@ -23,38 +20,6 @@
 static unsigned grid_for(size_t n) {
     size_t b = (n + VIS_THREADS - 1) / VIS_THREADS;
     return (unsigned)(b < VIS_MAX_BLOCKS ? (b ? b : 1) : VIS_MAX_BLOCKS);
-}
-
-static __device__ float block_sum(float v, float *red) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = blockDim.x >> 5;
-    __syncthreads(); /* red may still be read by a previous call's last step */
-    if (lane == 0) red[warp] = v;
-    __syncthreads();
-    v = lane < nw ? red[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-/* out may alias x: each element is read and written by the same thread, and every read of the
- * row happens before the last barrier in the second block_sum. */
-static __global__ void __launch_bounds__(VIS_THREADS)
-layernorm_kernel(__nv_bfloat16 *out, const __nv_bfloat16 *x, const __nv_bfloat16 *__restrict__ w,
-                 const __nv_bfloat16 *__restrict__ b, int D, float eps) {
-    __shared__ float red[32];
-    const __nv_bfloat16 *xr = x + (size_t)blockIdx.x * D;
-    __nv_bfloat16 *o = out + (size_t)blockIdx.x * D;
-    float s = 0.0f;
-    for (int i = threadIdx.x; i < D; i += blockDim.x) s += __bfloat162float(xr[i]);
-    float mean = block_sum(s, red) / (float)D, ss = 0.0f;
-    for (int i = threadIdx.x; i < D; i += blockDim.x) {
-        float d = __bfloat162float(xr[i]) - mean;
-        ss += d * d;
-    }
-    float r = 1.0f / sqrtf(block_sum(ss, red) / (float)D + eps);
-    for (int i = threadIdx.x; i < D; i += blockDim.x)
-        o[i] = __float2bfloat16_rn((__bfloat162float(xr[i]) - mean) * r * __bfloat162float(w[i]) +
-                                   __bfloat162float(b[i]));
 }
 
 static __global__ void gelu_kernel(__nv_bfloat16 *x, size_t n, int quick) {
@@ -101,17 +66,6 @@ static __global__ void im2col_kernel(__nv_bfloat16 *cols, const float *__restric
         size_t src = ((img_i * C + c) * S + (size_t)gy * p + ky) * S + (size_t)gx * p + kx;
         cols[i] = __float2bfloat16_rn(img[src]);
     }
-}
-
-extern "C" cudaError_t hp_cuda_layernorm(hp_bf16 *out, const hp_bf16 *x, const hp_bf16 *w,
-                                         const hp_bf16 *b, int T, int D, float eps,
-                                         cudaStream_t st) {
-    if (T < 0 || D <= 0) return cudaErrorInvalidValue;
-    if (T == 0) return cudaSuccess;
-    layernorm_kernel<<<T, VIS_THREADS, 0, st>>>((__nv_bfloat16 *)out, (const __nv_bfloat16 *)x,
-                                                (const __nv_bfloat16 *)w, (const __nv_bfloat16 *)b,
-                                                D, eps);
-    return cudaGetLastError();
 }
 
 extern "C" cudaError_t hp_cuda_gelu(hp_bf16 *x, size_t n, int quick, cudaStream_t st) {
