@@ -1,7 +1,8 @@
 /* norm.cu: RMSNorm (the decoder) and LayerNorm with bias (CLIP: the mean, then the variance
  * around it, two passes as the CPU, since E[x²]−E[x]² cancels when |mean| >> std) over rows of
  * bf16 activations with bf16 weights, fp32 accumulation. One block per row: rows are 10^2..10^4
- * wide and T ranges from 1 (decode) to thousands, so a row per block gives enough blocks in prefill and keeps the reduction in one block in decode.
+ * wide and T ranges from 1 (decode) to thousands, so a row per block gives enough blocks in
+ * prefill and keeps the reduction in one block in decode.
  * The scale is formed with IEEE sqrt and division (not rsqrtf) so that it matches the CPU
  * reference to an ulp; the output is rounded to bf16 once, from (x·r)·w in fp32 as the CPU
  * computes it. */
