@@ -10,52 +10,53 @@
  *   prefill   end to end, Mistral-7B-Instruct-v0.2 shape, random bf16 weights
  *             (hp_model_random), tokens/s over a batch × prompt grid; model FLOPs utilisation
  *   decode    batch-1 greedy steps: tokens/s against the floor (weight + KV bytes / copy GB/s)
+ *   llava     LLaVA-NeXT at the llava-v1.6-mistral-7b shape, random weights (hp_llava_random):
+ *             the CLIP ViT-L/14-336 tower alone over 1, 5, 10 tiles (tiles/s, MFU), then one
+ *             672x672 anyres image end to end: image features (tower over 5 tiles, projector,
+ *             packing) and the decoder prefill over the prompt with the image rows injected,
+ *             logits of the last token; vision and decoder times reported apart
  *   somp      hp_somp_cuda_batch on N = 2048 samples × nheads heads, k = 50, D = 4096, with
  *             256-atom and 32000-atom dictionaries, against its memory-traffic floor
  * Prints a table per section and one JSON line per measurement ({"bench":"cuda",...}). Without
  * a CUDA device (or CUDA in the build) it prints "skipped: no CUDA device" and exits 0.
+ * `--device cpu` runs the llava section alone on the CPU backend (no ceilings, so no MFU), and
+ * `--tiny` shrinks it to a few-layer CLIP and decoder: the same code path in seconds, for CI
+ * (tests/test_bench_llava_smoke.sh) and for machines without a GPU; those lines say "bench":"cpu".
  *
- *   build/bench/bench_cuda [--only ceil,ops,prefill,decode,somp] [--batches 1,8,64]
+ *   build/bench/bench_cuda [--only ceil,ops,prefill,decode,llava,somp] [--batches 1,8,64]
  *                          [--prompts 64,512,2048] [--somp-heads 1024] [--somp-vocab 256,32000]
- *                          [--decode-prompt 512] [--decode-steps 64] [--seed S] */
+ *                          [--decode-prompt 512] [--decode-steps 64] [--llava-tiles 1,5,10]
+ *                          [--device cuda|cpu] [--tiny] [--seed S] */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef HP_HAVE_CUDA
-
-#include <math.h>
 #include <time.h>
 
-#include <cublas_v2.h>
-#include <cuda_runtime_api.h>
+#include <cJSON.h>
 
+#include "llava.h"
 #include "metrics.h"
 #include "model.h"
 #include "nvtx.h"
+
+#ifdef HP_HAVE_CUDA
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
 #include "ops_cuda.h"
 #include "somp_cuda.h"
+#endif
 
 #define MAXLIST 16
-#define GIB (1024.0 * 1024.0 * 1024.0)
 
-/* ---- checks: every CUDA / cuBLAS call records statement, file and line, then exits --------- */
+/* ---- checks: every CUDA / cuBLAS / backend call records statement, file and line, then exits - */
 
 static void die(const char *what, const char *file, int line, const char *msg) {
     fprintf(stderr, "bench_cuda: %s:%d: %s: %s\n", file, line, what, msg);
     exit(1);
 }
-#define CK(call)                                                                                  \
-    do {                                                                                          \
-        cudaError_t rc_ = (call);                                                                 \
-        if (rc_ != cudaSuccess) die(#call, __FILE__, __LINE__, cudaGetErrorString(rc_));          \
-    } while (0)
-#define CB(call)                                                                                  \
-    do {                                                                                          \
-        cublasStatus_t rc_ = (call);                                                              \
-        if (rc_ != CUBLAS_STATUS_SUCCESS) die(#call, __FILE__, __LINE__, cublasGetStatusString(rc_)); \
-    } while (0)
 /* A backend call (0 on success) whose error message is in e. */
 #define HP(call)                                                                                  \
     do {                                                                                          \
@@ -117,7 +118,7 @@ static int parse_list(const char *s, int *out) {
     return n;
 }
 
-/* ---- measured ceilings ----------------------------------------------------------------------- */
+/* ---- measured ceilings (set by the CUDA section) -------------------------------------------- */
 
 typedef struct ceilings {
     double copy_gbs;   /* device-to-device, bytes read + written */
@@ -126,9 +127,66 @@ typedef struct ceilings {
     double f32_tflops; /* SGEMM without TF32 (the SOMP correlations) */
 } ceilings;
 
-static ceilings ceil_;
+static ceilings ceil_; /* all 0 on the CPU backend: no ratios there */
+
+/* ---- Mistral-7B-Instruct-v0.2: the shape of the ops, prefill, decode and llava sections ------- */
+
+enum { MD = 4096, MH = 32, MKV = 8, MDH = 128, MF = 14336, MV = 32000, ML = 32 };
+
+static hp_config mistral_config(void) {
+    hp_config c;
+    memset(&c, 0, sizeof c);
+    c.arch = HP_ARCH_MISTRAL;
+    snprintf(c.arch_name, sizeof c.arch_name, "MistralForCausalLM");
+    c.D = MD;
+    c.L = ML;
+    c.H = MH;
+    c.KV = MKV;
+    c.Dh = MDH;
+    c.F = MF;
+    c.V = MV;
+    c.max_pos = 32768;
+    c.rope_theta = 1e6f; /* v0.2: rope_theta 1e6, no sliding window */
+    c.rms_eps = 1e-5f;
+    c.bos_id = 1;
+    c.eos_id = 2;
+    c.n_eos = 1;
+    c.eos_ids[0] = 2;
+    return c;
+}
+
+/* FLOPs of a prefill of B prompts of P tokens: 2 per weight per token (embedding lookup
+ * excluded), causal attention 2·Dh·H·L·B·P(P+1), and the lm_head for the B last rows. */
+static double prefill_flops(const hp_config *c, int B, int P) {
+    double Q = (double)c->H * c->Dh, KVD = (double)c->KV * c->Dh;
+    double per_tok = 2.0 * c->L * (2.0 * c->D * Q + 2.0 * c->D * KVD + 3.0 * c->D * c->F);
+    return per_tok * B * (double)P + 2.0 * c->Dh * c->H * c->L * B * (double)P * (P + 1) +
+           2.0 * c->V * c->D * B * 2 /* hi + lo products */;
+}
+
+typedef struct e2e_opts {
+    int nb, np, batches[MAXLIST], prompts[MAXLIST];
+    int decode_prompt, decode_steps;
+    int do_prefill, do_decode;
+} e2e_opts;
+
+/* ================================ the CUDA sections ============================================ */
+#ifdef HP_HAVE_CUDA
+
+#define CK(call)                                                                                  \
+    do {                                                                                          \
+        cudaError_t rc_ = (call);                                                                 \
+        if (rc_ != cudaSuccess) die(#call, __FILE__, __LINE__, cudaGetErrorString(rc_));          \
+    } while (0)
+#define CB(call)                                                                                  \
+    do {                                                                                          \
+        cublasStatus_t rc_ = (call);                                                              \
+        if (rc_ != CUBLAS_STATUS_SUCCESS) die(#call, __FILE__, __LINE__, cublasGetStatusString(rc_)); \
+    } while (0)
 static int l2_bytes, sm_count;
 static char dev_name[256];
+
+/* ---- measured ceilings ----------------------------------------------------------------------- */
 
 /* Median milliseconds of `reps` timed calls of fn(i) on stream st, after `warm` untimed ones. */
 typedef void (*timed_fn)(void *ctx, int i);
@@ -270,9 +328,6 @@ static void measure_ceilings(void) {
 }
 
 /* ---- forward kernels through hp_backend ------------------------------------------------------ */
-
-/* Mistral-7B shapes. */
-enum { MD = 4096, MH = 32, MKV = 8, MDH = 128, MF = 14336, MV = 32000, ML = 32 };
 
 enum { OP_EMBED, OP_RMSNORM, OP_MATMUL, OP_ROPE, OP_KV_STORE, OP_ATTN, OP_SWIGLU, OP_ADD,
        OP_HEAD_SCALE, OP_READOUT, OP_MATMUL_F32 };
@@ -612,45 +667,6 @@ static void bench_ops(hp_backend *be, uint64_t seed) {
     HP_NVTX_POP();
 }
 
-/* ---- end to end: random Mistral-7B ----------------------------------------------------------- */
-
-static hp_config mistral_config(void) {
-    hp_config c;
-    memset(&c, 0, sizeof c);
-    c.arch = HP_ARCH_MISTRAL;
-    snprintf(c.arch_name, sizeof c.arch_name, "MistralForCausalLM");
-    c.D = MD;
-    c.L = ML;
-    c.H = MH;
-    c.KV = MKV;
-    c.Dh = MDH;
-    c.F = MF;
-    c.V = MV;
-    c.max_pos = 32768;
-    c.rope_theta = 1e6f; /* v0.2: rope_theta 1e6, no sliding window */
-    c.rms_eps = 1e-5f;
-    c.bos_id = 1;
-    c.eos_id = 2;
-    c.n_eos = 1;
-    c.eos_ids[0] = 2;
-    return c;
-}
-
-/* FLOPs of a prefill of B prompts of P tokens: 2 per weight per token (embedding lookup
- * excluded), causal attention 2·Dh·H·L·B·P(P+1), and the lm_head for the B last rows. */
-static double prefill_flops(const hp_config *c, int B, int P) {
-    double Q = (double)c->H * c->Dh, KVD = (double)c->KV * c->Dh;
-    double per_tok = 2.0 * c->L * (2.0 * c->D * Q + 2.0 * c->D * KVD + 3.0 * c->D * c->F);
-    return per_tok * B * (double)P + 2.0 * c->Dh * c->H * c->L * B * (double)P * (P + 1) +
-           2.0 * c->V * c->D * B * 2 /* hi + lo products */;
-}
-
-typedef struct e2e_opts {
-    int nb, np, batches[MAXLIST], prompts[MAXLIST];
-    int decode_prompt, decode_steps;
-    int do_prefill, do_decode;
-} e2e_opts;
-
 static void bench_model(hp_backend *be, const e2e_opts *eo, uint64_t seed) {
     hp_config cfg = mistral_config();
     HP_NVTX_PUSH("load");
@@ -811,14 +827,275 @@ static void bench_somp(int nheads, const int *vocab, int nv, uint64_t seed) {
     HP_NVTX_POP();
 }
 
+#endif /* HP_HAVE_CUDA */
+
+/* ---- LLaVA-NeXT: the CLIP tower and one anyres image prefill ------------------------------- */
+
+/* llava-v1.6-mistral-7b-hf: no vision_config means transformers' CLIP ViT-L/14-336 (24 layers,
+ * D 1024, F 4096, 16 heads, quick_gelu); features from hidden_states[-2] without CLS, so 23
+ * layers run; the v1.6 pinpoints spelled out (they are also the default). */
+static const char *llava_json =
+    "{\"text_config\":{},\"vision_feature_layer\":-2,\"vision_feature_select_strategy\":\"default\","
+    "\"image_token_index\":32000,"
+    "\"image_grid_pinpoints\":[[336,672],[672,336],[672,672],[1008,336],[336,1008]]}";
+/* --tiny: the same structure at a few-layer scale (bench/hf_llava.py --tiny builds the same). */
+static const char *llava_tiny_json =
+    "{\"text_config\":{},\"vision_config\":{\"hidden_size\":32,\"intermediate_size\":64,"
+    "\"num_hidden_layers\":3,\"num_attention_heads\":4,\"image_size\":56,\"patch_size\":14,"
+    "\"hidden_act\":\"quick_gelu\",\"layer_norm_eps\":1e-5},\"vision_feature_layer\":-2,"
+    "\"vision_feature_select_strategy\":\"default\",\"image_token_index\":32000,"
+    "\"image_grid_pinpoints\":[[56,112],[112,56],[112,112],[168,56],[56,168]]}";
+
+/* A stand-in for the tokenized "[INST] <image>\nWhat is shown in this image? [/INST]" with BOS:
+ * the ids around the one image token (the values do not change the work; hf_llava.py uses the
+ * same). hp_llava_expand replaces the image token by one per image feature. */
+static const int32_t llava_pre[] = {1, 733, 16289, 28793, 28705};
+static const int32_t llava_post[] = {28705, 13, 3195, 349, 4894, 297, 456, 3469, 28804, 733, 28748, 16289, 28793};
+#define NPRE ((int)(sizeof llava_pre / sizeof *llava_pre))
+#define NPOST ((int)(sizeof llava_post / sizeof *llava_post))
+
+typedef struct llava_opts {
+    int ntiles, tiles[MAXLIST];
+    int tiny;
+} llava_opts;
+
+/* llava-v1.6-mistral-7b-hf's text_config: Mistral-7B-Instruct-v0.2 with 64 added tokens
+ * (<image> = 32000), so V = 32064. */
+static hp_config llava_text_config(int tiny) {
+    hp_config c = mistral_config();
+    c.V = 32064;
+    if (tiny) {
+        c.D = 64;
+        c.L = 2;
+        c.H = 4;
+        c.KV = 2;
+        c.Dh = 16;
+        c.F = 128;
+    }
+    return c;
+}
+
+/* FLOPs of the tower over `tiles` tiles as it runs: the patch embedding (2·P·D·C·p² per tile),
+ * then feature_hs encoder layers (the later ones are not run), each 2 per weight per row
+ * (q, k, v, o: 4·D², fc1, fc2: 2·D·F) plus attention 4·N²·D per tile (QKᵀ and PV). */
+static double tower_flops(const hp_llava_config *c, int tiles) {
+    const hp_clip_config *v = &c->vis;
+    double N = v->N, D = v->D, F = v->F, K = (double)v->C * v->p * v->p;
+    double layer = 2.0 * N * (4.0 * D * D + 2.0 * D * F) + 4.0 * N * N * D;
+    return tiles * (2.0 * v->P * D * K + c->feature_hs * layer);
+}
+
+/* The projector over `rows` selected rows: linear_1 [Dt, D] and linear_2 [Dt, Dt]. */
+static double projector_flops(const hp_llava_config *c, double rows) {
+    return 2.0 * rows * ((double)c->vis.D * c->Dt + (double)c->Dt * c->Dt);
+}
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+/* "%.4f" of a ratio to the bf16 GEMM ceiling, or null without one (the CPU backend). */
+static const char *mfu_json(char *buf, size_t cap, double tflops) {
+    if (ceil_.bf16_tflops > 0)
+        snprintf(buf, cap, "%.4f", tflops / ceil_.bf16_tflops);
+    else
+        snprintf(buf, cap, "null");
+    return buf;
+}
+
+static const char *mfu_text(char *buf, size_t cap, double tflops) {
+    if (ceil_.bf16_tflops > 0)
+        snprintf(buf, cap, "%5.1f%%", 100 * tflops / ceil_.bf16_tflops);
+    else
+        snprintf(buf, cap, "%6s", "-");
+    return buf;
+}
+
+/* Timed repeats after one warm-up: at least 3, at most `most`, stopping once `budget` seconds
+ * are spent. */
+static int more_reps(int reps, int most, double spent, double budget) {
+    return reps < most && (reps < 3 || spent < budget);
+}
+
+/* One image end to end: features (timed into *tv), then hp_forward with them injected at the
+ * image tokens (*td); *finite cleared on a NaN or inf in the features or the logits. */
+static void llava_prefill_once(const hp_llava *lv, hp_runtime *rt, const hp_pixels *px,
+                               const hp_fwd *f0, const int32_t *ipos, int nfeat, double *tv,
+                               double *td, int *finite) {
+    float *feats = NULL;
+    int nf = 0;
+    double a = now_s();
+    HP(hp_llava_image_features(lv, px, &feats, &nf, &e));
+    double b = now_s();
+    if (nf != nfeat) die("hp_llava_image_features", __FILE__, __LINE__, "feature count != geometry");
+    hp_fwd f = *f0;
+    f.n_inject = nf;
+    f.inject_rows = ipos;
+    f.inject = feats;
+    HP(hp_forward(rt, &f, &e));
+    *td = now_s() - b;
+    *tv = b - a;
+    *finite = *finite && all_finite(feats, (size_t)nf * lv->cfg.Dt) &&
+              all_finite(f0->logits_out, (size_t)lv->m->cfg.V);
+    free(feats);
+}
+
+static void bench_llava(hp_backend *be, const llava_opts *lo, uint64_t seed) {
+    const char *bench = be->name; /* "cuda" or "cpu" */
+    char mb[32];
+    HP_NVTX_PUSH("llava");
+    cJSON *root = cJSON_Parse(lo->tiny ? llava_tiny_json : llava_json);
+    if (!root) die("cJSON_Parse", __FILE__, __LINE__, "bad built-in LLaVA config");
+    hp_llava_config vc;
+    HP(hp_llava_vision_config(root, "llava-v1.6-mistral-7b (built in)", &vc, &e));
+    cJSON_Delete(root);
+    hp_config tc = llava_text_config(lo->tiny);
+    HP_NVTX_PUSH("load");
+    double t0 = now_s();
+    hp_llava *lv = hp_llava_random(&vc, &tc, be, seed, &e);
+    if (!lv) die("hp_llava_random", __FILE__, __LINE__, e.msg);
+    double t_load = now_s() - t0;
+    HP_NVTX_POP();
+    const hp_llava_config *c = &lv->cfg;
+    const hp_clip_config *v = &c->vis;
+    printf("\n== LLaVA-NeXT, llava-v1.6-mistral-7b shape%s, random weights on %s: CLIP %d of %d layers "
+           "run (D %d, F %d, %d heads, %dx%d tiles of %d patches), projector %d -> %d, decoder %.4gM "
+           "parameters; %.4gM in all, made and uploaded in %.1f s\n",
+           lo->tiny ? " (--tiny)" : "", be->desc, c->feature_hs, v->L, v->D, v->F, v->H, v->S, v->S,
+           v->P, v->D, c->Dt, lv->m->n_params / 1e6, (lv->m->n_params + lv->n_params) / 1e6, t_load);
+
+    /* one 2S x 2S image: the 2x2-grid pinpoint (672x672 at S = 336), 1 + 4 tiles */
+    int img = 2 * v->S, nt, gh, gw, uh, uw;
+    int nfeat = hp_llava_geometry(lv, img, img, &nt, &gh, &gw, &uh, &uw, &e);
+    if (nfeat < 0) die("hp_llava_geometry", __FILE__, __LINE__, e.msg);
+    int maxt = nt;
+    for (int i = 0; i < lo->ntiles; i++) maxt = lo->tiles[i] > maxt ? lo->tiles[i] : maxt;
+    size_t pix = (size_t)v->C * v->S * v->S;
+    float *pixels = xmalloc(sizeof(float) * maxt * pix);
+    fill_random(pixels, (size_t)maxt * pix, seed + 31, 1.8f); /* normalised pixels span ~[-1.8, 2.1] */
+    float *tout = xmalloc(sizeof(float) * (size_t)maxt * c->P_sel * v->D);
+
+    /* The tower alone: pixels up (host float32), hidden_states[feature_hs] without CLS back down,
+     * each call allocating and freeing its activations (hp_llava_tower as the commands use it). */
+    HP_NVTX_PUSH("llava:tower");
+    printf("\n== CLIP tower (hp_llava_tower: pixels from host, %d layers, features to host; MFU vs the "
+           "bf16 GEMM ceiling)\n", c->feature_hs);
+    printf("  %5s %10s %10s %9s %6s %9s\n", "tiles", "ms", "tiles/s", "TFLOP/s", "MFU", "GFLOP");
+    for (int i = 0; i < lo->ntiles; i++) {
+        int n = lo->tiles[i];
+        HP(hp_llava_tower(lv, pixels, n, tout, &e)); /* warm-up */
+        int finite = all_finite(tout, (size_t)n * c->P_sel * v->D);
+        double ts[15], spent = 0;
+        int reps = 0;
+        while (more_reps(reps, 15, spent, 2.0)) {
+            t0 = now_s();
+            HP(hp_llava_tower(lv, pixels, n, tout, &e));
+            ts[reps] = now_s() - t0;
+            spent += ts[reps++];
+        }
+        double t = median(ts, reps), fl = tower_flops(c, n), tf = fl / t / 1e12;
+        char mt[16];
+        printf("  %5d %10.2f %10.1f %9.2f %6s %9.4g%s\n", n, t * 1e3, n / t, tf,
+               mfu_text(mt, sizeof mt, tf), fl / 1e9, finite ? "" : "  NON-FINITE OUTPUT");
+        printf("{\"bench\":\"%s\",\"kind\":\"llava_tower\",\"tiles\":%d,\"layers\":%d,\"tiny\":%s,"
+               "\"ms\":%.3f,\"tiles_per_s\":%.2f,\"gflop\":%.6g,\"tflops\":%.4g,\"mfu\":%s,\"reps\":%d,"
+               "\"finite\":%s}\n",
+               bench, n, c->feature_hs, lo->tiny ? "true" : "false", t * 1e3, n / t, fl / 1e9, tf,
+               mfu_json(mb, sizeof mb, tf), reps, finite ? "true" : "false");
+    }
+    HP_NVTX_POP();
+
+    /* One image end to end. The packed features come to the host (packing is host code) and
+     * hp_forward uploads them again row by row: that round trip is inside both times below,
+     * and decoder_noinject_ms (the same ids, embeddings looked up) shows the decoder without it. */
+    HP_NVTX_PUSH("llava:prefill");
+    hp_pixels px = {.n_tiles = nt, .size = v->S, .data = pixels, .orig_h = img, .orig_w = img,
+                    .best_h = img, .best_w = img};
+    int32_t raw[NPRE + 1 + NPOST];
+    memcpy(raw, llava_pre, sizeof llava_pre);
+    raw[NPRE] = c->image_token;
+    memcpy(raw + NPRE + 1, llava_post, sizeof llava_post);
+    int32_t *ids = NULL, *ipos = NULL;
+    int T = 0;
+    HP(hp_llava_expand(lv, raw, NPRE + 1 + NPOST, nfeat, &ids, &T, &ipos, &e));
+    hp_runtime *rt = hp_runtime_create(lv->m, 1, T, T, 0, &e);
+    if (!rt) die("hp_runtime_create", __FILE__, __LINE__, e.msg);
+    int32_t *seq = xmalloc(sizeof(int32_t) * T), *pos = xmalloc(sizeof(int32_t) * T), last = T - 1;
+    for (int t = 0; t < T; t++) {
+        seq[t] = 0;
+        pos[t] = t;
+    }
+    float *logits = xmalloc(sizeof(float) * (size_t)lv->m->cfg.V);
+    hp_fwd f0 = {.T = T, .ids = ids, .seq = seq, .pos = pos, .n_logits = 1, .logit_rows = &last,
+                 .logits_out = logits};
+    double tv[7], td[7], tt[7], t0d[7], spent = 0;
+    int reps = 0, finite = 1;
+    llava_prefill_once(lv, rt, &px, &f0, ipos, nfeat, &tv[0], &td[0], &finite); /* warm-up */
+    while (more_reps(reps, 7, spent, 4.0)) {
+        llava_prefill_once(lv, rt, &px, &f0, ipos, nfeat, &tv[reps], &td[reps], &finite);
+        tt[reps] = tv[reps] + td[reps];
+        spent += tt[reps++];
+    }
+    /* the decoder alone over the same T positions, no injected rows */
+    HP(hp_forward(rt, &f0, &e));
+    for (int r = 0; r < reps; r++) {
+        double a = now_s();
+        HP(hp_forward(rt, &f0, &e));
+        t0d[r] = now_s() - a;
+    }
+    HP_NVTX_POP();
+    double mv = median(tv, reps), md = median(td, reps), mt = median(tt, reps), md0 = median(t0d, reps);
+    double rows = (double)nt * c->P_sel;
+    double fl_v = tower_flops(c, nt) + projector_flops(c, rows);
+    double fl_d = prefill_flops(&lv->m->cfg, 1, T), tf = (fl_v + fl_d) / mt / 1e12;
+    double trip = 2.0 * nfeat * c->Dt * sizeof(float); /* host float32, down then up */
+    char m1[16], m2[16], m3[16];
+    printf("\n== LLaVA-NeXT anyres prefill: one %dx%d image (%d tiles: base + %dx%d grid), %d image "
+           "tokens + %d text = %d positions, logits of the last (MFU vs the bf16 GEMM ceiling)\n",
+           img, img, nt, gh, gw, nfeat, NPRE + NPOST, T);
+    char lab[96];
+    printf("  %-58s %9.2f ms %8.2f TFLOP/s %s\n", "vision: hp_llava_image_features (tower, projector, packing)",
+           mv * 1e3, fl_v / mv / 1e12, mfu_text(m1, sizeof m1, fl_v / mv / 1e12));
+    snprintf(lab, sizeof lab, "decoder: hp_forward, %d rows injected from the host", nfeat);
+    printf("  %-58s %9.2f ms %8.2f TFLOP/s %s\n", lab, md * 1e3, fl_d / md / 1e12,
+           mfu_text(m2, sizeof m2, fl_d / md / 1e12));
+    printf("  %-58s %9.2f ms (injected %+.2f ms; features cross as %.2f MB of float32 down, then "
+           "up row by row)\n", "decoder without injection (same ids, embeddings looked up)",
+           md0 * 1e3, (md - md0) * 1e3, trip / 1e6);
+    printf("  %-58s %9.2f ms %8.2f TFLOP/s %s = %.0f positions/s, median of %d%s\n", "total", mt * 1e3,
+           tf, mfu_text(m3, sizeof m3, tf), T / mt, reps, finite ? "" : "  NON-FINITE OUTPUT");
+    printf("{\"bench\":\"%s\",\"kind\":\"llava_prefill\",\"tiny\":%s,\"image\":[%d,%d],\"tiles\":%d,"
+           "\"image_tokens\":%d,\"tokens\":%d,\"ms\":%.3f,\"vision_ms\":%.3f,\"decoder_ms\":%.3f,"
+           "\"decoder_noinject_ms\":%.3f,\"roundtrip_mb\":%.2f,\"tokens_per_s\":%.1f,\"gflop\":%.6g,"
+           "\"vision_gflop\":%.6g,\"tflops\":%.4g,\"mfu\":%s,\"reps\":%d,\"finite\":%s}\n",
+           bench, lo->tiny ? "true" : "false", img, img, nt, nfeat, T, mt * 1e3, mv * 1e3, md * 1e3,
+           md0 * 1e3, trip / 1e6, T / mt, (fl_v + fl_d) / 1e9, fl_v / 1e9, tf,
+           mfu_json(mb, sizeof mb, tf), reps, finite ? "true" : "false");
+    free(logits);
+    free(seq);
+    free(pos);
+    free(ids);
+    free(ipos);
+    hp_runtime_free(rt);
+    free(tout);
+    free(pixels);
+    hp_llava_free(lv);
+    HP_NVTX_POP();
+}
+
 /* ---- main ------------------------------------------------------------------------------------ */
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: bench_cuda [--only ceil,ops,prefill,decode,somp] [--batches 1,8,64] "
+            "usage: bench_cuda [--only ceil,ops,prefill,decode,llava,somp] [--batches 1,8,64] "
             "[--prompts 64,512,2048]\n"
             "                  [--somp-heads 1024] [--somp-vocab 256,32000] [--decode-prompt 512] "
-            "[--decode-steps 64] [--seed S]\n");
+            "[--decode-steps 64]\n"
+            "                  [--llava-tiles 1,5,10] [--device cuda|cpu] [--tiny] [--seed S]\n"
+            "  --device cpu  the llava section alone on the CPU backend (no ceilings, no MFU)\n"
+            "  --tiny        the llava section at a few-layer shape (a quick check of its code path)\n");
     return 2;
 }
 
@@ -826,8 +1103,9 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     e2e_opts eo = {.nb = 3, .np = 3, .batches = {1, 8, 64}, .prompts = {64, 512, 2048},
                    .decode_prompt = 512, .decode_steps = 64, .do_prefill = 1, .do_decode = 1};
+    llava_opts lo = {.ntiles = 3, .tiles = {1, 5, 10}};
     int somp_heads = 1024, vocab[MAXLIST] = {256, 32000}, nvocab = 2;
-    int do_ops = 1, do_somp = 1;
+    int do_ops = 1, do_somp = 1, do_llava = 1, cpu = 0;
     uint64_t seed = 1234;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -835,6 +1113,7 @@ int main(int argc, char **argv) {
             do_ops = strstr(v, "ops") != NULL;
             eo.do_prefill = strstr(v, "prefill") != NULL;
             eo.do_decode = strstr(v, "decode") != NULL;
+            do_llava = strstr(v, "llava") != NULL;
             do_somp = strstr(v, "somp") != NULL;
             i++;
         } else if (!strcmp(a, "--batches") && v) {
@@ -849,12 +1128,36 @@ int main(int argc, char **argv) {
             if ((eo.decode_prompt = atoi(argv[++i])) <= 0) return usage();
         } else if (!strcmp(a, "--decode-steps") && v) {
             if ((eo.decode_steps = atoi(argv[++i])) <= 0) return usage();
+        } else if (!strcmp(a, "--llava-tiles") && v) {
+            if ((lo.ntiles = parse_list(argv[++i], lo.tiles)) <= 0) return usage();
+        } else if (!strcmp(a, "--device") && v) {
+            if (!strcmp(v, "cpu"))
+                cpu = 1;
+            else if (strcmp(v, "cuda"))
+                return usage();
+            i++;
+        } else if (!strcmp(a, "--tiny")) {
+            lo.tiny = 1;
         } else if (!strcmp(a, "--seed") && v) {
             seed = strtoull(argv[++i], NULL, 0);
         } else {
             return usage();
         }
     }
+    if (cpu) {
+        /* Only the llava section has a CPU form: the others measure CUDA kernels and ceilings. */
+        if (!do_llava) {
+            fprintf(stderr, "bench_cuda: --device cpu runs only the llava section\n");
+            return 2;
+        }
+        hp_backend *be = hp_backend_cpu_create(0, &e);
+        if (!be) die("hp_backend_cpu_create", __FILE__, __LINE__, e.msg);
+        printf("backend: %s (llava section only)\n", be->desc);
+        bench_llava(be, &lo, seed);
+        be->destroy(be);
+        return 0;
+    }
+#ifdef HP_HAVE_CUDA
     int ndev = 0;
     cudaError_t rc = cudaGetDeviceCount(&ndev);
     if (rc != cudaSuccess || ndev <= 0) {
@@ -873,16 +1176,17 @@ int main(int argc, char **argv) {
     printf("backend: %s\n", be->desc);
     if (do_ops) bench_ops(be, seed);
     if (eo.do_prefill || eo.do_decode) bench_model(be, &eo, seed);
+    if (do_llava) bench_llava(be, &lo, seed);
     be->destroy(be);
     if (do_somp) bench_somp(somp_heads, vocab, nvocab, seed);
     return 0;
-}
-
-#else /* no CUDA in this build */
-
-int main(void) {
-    printf("skipped: no CUDA device (this build has no CUDA backend)\n");
+#else
+    (void)somp_heads;
+    (void)nvocab;
+    (void)do_ops;
+    (void)do_somp;
+    printf("skipped: no CUDA device (this build has no CUDA backend; --device cpu runs the llava "
+           "section)\n");
     return 0;
-}
-
 #endif
+}
