@@ -1,9 +1,11 @@
 /* cmd_eval_vision.c: `eval --task classify|caption` on a LLaVA-NeXT model (PAPER.md §6): greedy
  * answers to the paper's classification prompt (accuracy: the answer is the image's class name)
- * or captioning prompt (how many concept keywords the captions hold), normalised to the unedited
- * model, with the top-k SOMP heads, the top-k Logit-Lens heads and random controls edited by each
- * alpha. Every image is prepared once (image processor + vision tower) and then answered under
- * every edit, so that the vision side runs once per image. JSON + CSV + SVGs as `eval --task qa`. */
+ * or captioning prompt (how many concept keywords the captions hold and, given Flickr30k reference
+ * captions, their CIDEr-D: host/cider.h), normalised to the unedited model, with the top-k SOMP
+ * heads, the top-k Logit-Lens heads and random controls edited by each alpha. Every image is
+ * prepared once (image processor + vision tower) and then answered under every edit, so that the
+ * vision side runs once per image. JSON + CSV + SVGs as `eval --task qa`. */
+#include "cider.h"
 #include "eval_report.h"
 #include "experiment.h"
 #include "fileio.h"
@@ -35,16 +37,21 @@ typedef struct vconf {
 typedef struct vscore {
     double hit, valid; /* classify: answer = the class / = some class name */
     double kw, with_kw; /* caption: keyword occurrences / captions with at least one */
+    double cider;       /* caption with reference captions: sum of the images' CIDEr-D */
     int n;
 } vscore;
 
-/* The two reported metrics of a task, per image. */
+/* The reported metrics of a task, per image: two, and CIDEr-D third for captions with references. */
+#define MAX_METRIC 3
 static double metric(const vscore *s, int caption, int which) {
     if (s->n == 0) return 0.0;
+    if (which == 2) return s->cider / s->n;
     return (caption ? (which ? s->with_kw : s->kw) : (which ? s->valid : s->hit)) / s->n;
 }
-static const char *const metric_key[2][2] = {{"accuracy", "valid_answers"}, {"keywords_per_caption", "captions_with_keyword"}};
-static const char *const metric_label[2][2] = {{"accuracy", "valid answers"}, {"keyword count", "captions with a keyword"}};
+static const char *const metric_key[2][MAX_METRIC] = {{"accuracy", "valid_answers", NULL},
+                                                      {"keywords_per_caption", "captions_with_keyword", "cider"}};
+static const char *const metric_label[2][MAX_METRIC] = {{"accuracy", "valid answers", NULL},
+                                                        {"keyword count", "captions with a keyword", "CIDEr-D"}};
 
 /* Lower-case ASCII, anything but letters, digits and bytes >= 0x80 as one space, trimmed: the
  * form answers, class names and keywords are compared in. words: every byte other than those
@@ -145,15 +152,19 @@ static void print_help(void) {
            "final punctuation ignored); valid answers = it equals some class name. caption: \"Provide a\n"
            "one-sentence caption for the provided image.\"; keyword count = occurrences of the word\n"
            "list's words (whole words, case-insensitive) per caption; captions with a keyword = their\n"
-           "share. Scores are normalised to the unedited model, for the top-k SOMP heads, the top-k\n"
-           "Logit-Lens heads and --random random controls (same per-layer counts as the SOMP heads,\n"
-           "disjoint from them, median and IQR), for each alpha. Writes DIR/eval.json, DIR/eval.csv,\n"
-           "DIR/answers.csv (every answer under every edit), DIR/<metric>_vs_k_alpha<A>.svg and\n"
-           "DIR/heads_heatmap.svg.\n"
+           "share; with --captions also CIDEr-D. Scores are normalised to the unedited model, for\n"
+           "the top-k SOMP heads, the top-k Logit-Lens heads and --random random controls (same\n"
+           "per-layer counts as the SOMP heads, disjoint from them, median and IQR), for each alpha.\n"
+           "Writes DIR/eval.json, DIR/eval.csv, DIR/answers.csv (every answer under every edit),\n"
+           "DIR/<metric>_vs_k_alpha<A>.svg and DIR/heads_heatmap.svg.\n"
            "  --images DIR|IDX   image folder (DIR/<class>/...), flat folder (caption) or IDX images\n"
            "  --labels IDX       IDX labels (default: beside the images file)\n"
-           "  --captions FILE    Flickr30k results_20130124.token (--images: its image folder); the\n"
-           "                     reference captions' keyword count is reported beside\n"
+           "  --captions FILE    Flickr30k results_20130124.token (--images: its image folder): the\n"
+           "                     reference captions' keyword count is reported beside, and the CIDEr-D\n"
+           "                     of the captions against them (pycocoevalcap's Cider: document\n"
+           "                     frequencies over the references of the evaluated images, PTB-like\n"
+           "                     tokenisation; host/cider.h) is a third metric, normalised the same\n"
+           "                     way, with DIR/cider_vs_k_alpha<A>.svg and a cider column in answers.csv\n"
            "  --classes FILE     class names in class order (e.g. wordlists/fashion_mnist.txt)\n"
            "  --object WORD      classify: the task object (default \"object\")\n"
            "  --prompt TEXT      user text instead of the task's prompt\n"
@@ -237,7 +248,8 @@ int cmd_eval_vision(int argc, char **argv) {
     vscore *score = NULL, ref = {0};
     int32_t **ids = NULL, **outs = NULL;
     int *len = NULL, *outn = NULL, nconf = 0, rc = 1, per_k = 2 + n_random, ci;
-    double *draws = NULL;
+    double *draws = NULL, *cider_img = NULL; /* [nconf][set.n] per-image CIDEr-D */
+    hp_cider *corpus = NULL;
     hp_inject *inj = NULL;
     cJSON *j = NULL;
     char *json_path = hp_eval_path(outdir, "eval.json"), *csv_path = hp_eval_path(outdir, "eval.csv");
@@ -366,6 +378,25 @@ int cmd_eval_vision(int argc, char **argv) {
     }
     hp_progress_end(&pb);
     hp_model_clear_edits(m);
+    /* CIDEr-D of every configuration's captions against one corpus: the references of the
+     * evaluated images, which alone give the document frequencies (the paper's Flickr30k setup). */
+    int n_metric = caption && set.captions ? 3 : 2;
+    if (n_metric == 3) {
+        if (!(corpus = hp_cider_new(1)) || !(cider_img = malloc(sizeof(double) * (size_t)nconf * (size_t)set.n)))
+            goto oom;
+        for (int i = 0; i < set.n; i++) {
+            hp_err sub = {0};
+            if (hp_cider_add_image(corpus, (const char *const *)set.captions[i], set.n_captions[i], &sub) < 0) {
+                hp_errf(&e, "%s: image %s: %s", set.source, set.name[i], sub.msg);
+                goto done;
+            }
+        }
+        for (ci = 0; ci < nconf; ci++) {
+            double *per = cider_img + (size_t)ci * (size_t)set.n, mean;
+            if (hp_cider_score(corpus, (const char *const *)answers[ci], per, &mean, &e)) goto done;
+            for (int i = 0; i < set.n; i++) score[ci].cider += per[i];
+        }
+    }
 
     /* ---- report ---- */
     j = cJSON_CreateObject();
@@ -385,8 +416,13 @@ int cmd_eval_vision(int argc, char **argv) {
         cJSON *cj = cJSON_AddArrayToObject(j, "classes");
         for (int i = 0; i < set.n_classes; i++) cJSON_AddItemToArray(cj, cJSON_CreateString(set.classes[i]));
     }
+    if (n_metric == 3)
+        cJSON_AddStringToObject(j, "cider_metric",
+                                "CIDEr-D as pycocoevalcap's Cider (1..4-grams, sigma 6, x10), document frequencies "
+                                "over the reference captions of these images, PTB-like tokenisation (host/cider.h)");
     cJSON *uj = cJSON_AddObjectToObject(j, "unedited");
-    for (int w = 0; w < 2; w++) cJSON_AddNumberToObject(uj, metric_key[caption][w], metric(&score[0], caption, w));
+    for (int w = 0; w < n_metric; w++)
+        cJSON_AddNumberToObject(uj, metric_key[caption][w], metric(&score[0], caption, w));
     if (ref.n) {
         cJSON *rj = cJSON_AddObjectToObject(j, "reference_captions");
         cJSON_AddNumberToObject(rj, "captions", ref.n);
@@ -406,7 +442,7 @@ int cmd_eval_vision(int argc, char **argv) {
         char *hstr = hp_headset_str(cf->hs);
         cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
         free(hstr);
-        for (int w = 0; w < 2; w++) {
+        for (int w = 0; w < n_metric; w++) {
             char key[64];
             double v = metric(&score[ci], caption, w);
             snprintf(key, sizeof key, "norm_%s", metric_key[caption][w]);
@@ -420,13 +456,13 @@ int cmd_eval_vision(int argc, char **argv) {
     if (hp_atomic_open(&af, csv_path, &e)) goto done;
     fprintf(af.f, "metric,alpha,k,somp,logit_lens,random_median,random_q25,random_q75\n");
     cJSON *sum = cJSON_AddArrayToObject(j, "summary");
-    hp_eval_curve cv[MAX_ALPHA][2];
+    hp_eval_curve cv[MAX_ALPHA][MAX_METRIC];
     if (!(draws = malloc(sizeof(double) * (size_t)(n_random ? n_random : 1)))) {
         hp_atomic_abort(&af);
         goto oom;
     }
     for (int ai = 0; ai < na; ai++)
-        for (int w = 0; w < 2; w++)
+        for (int w = 0; w < n_metric; w++)
             for (int ki = 0; ki < nk; ki++) {
                 const vscore *blk = &score[1 + (ai * nk + ki) * per_k];
                 for (int d = 0; d < n_random; d++) draws[d] = metric(&blk[2 + d], caption, w);
@@ -462,7 +498,7 @@ int cmd_eval_vision(int argc, char **argv) {
         hp_atomic_abort(&af);
         goto done;
     }
-    fprintf(an.f, "alpha,k,method,draw,image,class,answer\n");
+    fprintf(an.f, "alpha,k,method,draw,image,class,answer%s\n", n_metric == 3 ? ",cider" : "");
     for (ci = 0; ci < nconf; ci++)
         for (int i = 0; i < set.n; i++) {
             const vconf *cf = &conf[ci];
@@ -473,6 +509,7 @@ int cmd_eval_vision(int argc, char **argv) {
             csv_quoted(an.f, caption || set.label[i] < 0 ? "" : set.classes[set.label[i]]);
             fputc(',', an.f);
             csv_quoted(an.f, answers[ci][i]);
+            if (n_metric == 3) fprintf(an.f, ",%.17g", cider_img[(size_t)ci * (size_t)set.n + (size_t)i]);
             fputc('\n', an.f);
         }
     char *js = cJSON_Print(j);
@@ -498,11 +535,21 @@ int cmd_eval_vision(int argc, char **argv) {
         if (!prc && !quiet) fprintf(stderr, "wrote %s\n", svg);
         free(svg);
         if (prc) goto done;
+        if (n_metric < 3) continue;
+        static const char *const cider_name[] = {"CIDEr-D"};
+        snprintf(name, sizeof name, "cider_vs_k_alpha%g.svg", alpha[ai]);
+        snprintf(title, sizeof title, "Caption CIDEr-D with k heads scaled by %g (normalised to the unedited model)",
+                 alpha[ai]);
+        if (!(svg = hp_eval_path(outdir, name))) goto oom;
+        prc = hp_eval_plot(svg, title, "normalised CIDEr-D", ks, nk, &cv[ai][2], cider_name, NULL, 1, n_random > 0, &e);
+        if (!prc && !quiet) fprintf(stderr, "wrote %s\n", svg);
+        free(svg);
+        if (prc) goto done;
     }
     if (hp_eval_heatmap(heat_path, &rk, ks[nk - 1], &e)) goto done;
     if (!quiet) fprintf(stderr, "wrote %s, %s, %s, %s\n", json_path, csv_path, ans_path, heat_path);
     for (int ai = 0; ai < na; ai++)
-        for (int w = 0; w < 2; w++) {
+        for (int w = 0; w < n_metric; w++) {
             printf("alpha %g: normalised %s (unedited %.3f; %d images)\n", alpha[ai], metric_label[caption][w],
                    metric(&score[0], caption, w), set.n);
             printf("%4s %8s %8s %18s\n", "k", "SOMP", "LL", "random med [IQR]");
@@ -519,6 +566,8 @@ done:
     hp_model_clear_edits(m);
     cJSON_Delete(j);
     free(draws);
+    free(cider_img);
+    hp_cider_free(corpus);
     for (int b = 0; ids && outs && inj && b < batch; b++) {
         free(ids[b]);
         free(outs[b]);

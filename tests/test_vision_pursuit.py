@@ -17,7 +17,11 @@
                    disjoint from the SOMP heads with the same per-layer counts, and alpha = 1 gives
                    the unedited answers under every edit
   captions         a Flickr30k-format caption file: images in file order, the reference captions'
-                   keyword count, a missing image and a malformed line named
+                   keyword count, a missing image and a malformed line named; CIDEr-D in eval.json,
+                   eval.csv, answers.csv and cider_vs_k_alpha<A>.svg, consistent between them and
+                   normalised to the unedited run; with the unedited answers as references (plus a
+                   third image of other words) every unedited caption scores what CIDEr-D gives a
+                   candidate equal to its only reference: 10 * min(words, 4) / 4
   Fashion-MNIST    (when Debian's dataset-fashion-mnist is installed) the first 20 test images read
                    through the gzip IDX reader equal the same pixels given as PNG files
 
@@ -339,7 +343,9 @@ def test_pipeline(tmp, folder):
     evc = os.path.join(tmp, "ev_cap")
     run("eval", MODEL, "--task", "caption", "--images", flat, "--keywords", colors, "--max-new", 6,
         "--out-dir", evc, *common(rkc))
-    check_eval(evc, rkc, "caption", [-1, 5])
+    ec = check_eval(evc, rkc, "caption", [-1, 5])
+    if "cider" in ec["unedited"] or any(n.startswith("cider") for n in os.listdir(evc)):
+        raise AssertionError("CIDEr-D reported without reference captions")
     # alpha = 1 on every head set: every answer is the unedited one
     ev1 = os.path.join(tmp, "ev_one")
     run("eval", MODEL, "--task", "classify", "--images", folder, "--max-new", 4, "--alpha", 1, "--out-dir", ev1,
@@ -380,6 +386,7 @@ def test_captions(tmp, folder):
     if names != ["101.jpg.png", "100.jpg.png"] or ref["captions"] != 3 or ref["keywords_per_caption"] != 4 / 3 \
             or ref["captions_with_keyword"] != 2 / 3:
         raise AssertionError(f"images {names}, reference captions {ref}")
+    cider_msg = check_cider(ev, e, d, tok, colors, rk, folder)
     with open(tok, "a") as f:
         f.write("missing.jpg#0\tA cat .\n")
     must_fail(["missing.jpg", "line 4", "results_20130124.token"], "heads", MODEL, "--images", d, "--captions", tok,
@@ -388,7 +395,64 @@ def test_captions(tmp, folder):
         f.write("101.jpg.png#0\tfine\n101.jpg.png no tab here\n")
     must_fail(["results_20130124.token:2", "IMAGE#N"], "heads", MODEL, "--images", d, "--captions", tok,
               "--prompt-kind", "caption", "--quiet")
-    return "2 images in file order, 3 reference captions: 4 colour words; missing image / bad line named"
+    return "2 images in file order, 3 reference captions: 4 colour words; missing image / bad line named; " + cider_msg
+
+
+def cider_outputs(ev):
+    """eval.json, and per configuration (alpha, k, method, draw) the per-image CIDEr-D of answers.csv."""
+    e = json.load(open(os.path.join(ev, "eval.json")))
+    per = {}
+    for x in csv.DictReader(open(os.path.join(ev, "answers.csv"), encoding="utf-8")):
+        key = ("", "0", "unedited", "-1") if x["method"] == "unedited" else (x["alpha"], x["k"], x["method"], x["draw"])
+        per.setdefault(key, []).append(float(x["cider"]))
+    n_conf = 1 + len(e["alphas"]) * 1 * (2 + e["random_draws"])
+    if len(per) != n_conf or len(e["results"]) != n_conf - 1:
+        raise AssertionError(f"{len(per)} configurations in answers.csv, {len(e['results'])} result rows")
+    base = e["unedited"]["cider"]
+    if abs(np.mean(per[("", "0", "unedited", "-1")]) - base) > 1e-12:
+        raise AssertionError(f"unedited CIDEr-D {base} is not the mean of answers.csv's")
+    for r in e["results"]:
+        key = (f"{r['alpha']:g}", str(r["k"]), r["method"], str(r.get("draw", -2 if r["method"] == "somp" else -1)))
+        if abs(np.mean(per[key]) - r["cider"]) > 1e-12:
+            raise AssertionError(f"{key}: CIDEr-D {r['cider']} is not the mean of answers.csv's {per[key]}")
+        want = r["cider"] / base if base > 0 else None
+        if (want is None) != (r["norm_cider"] is None) or (want is not None and abs(r["norm_cider"] - want) > 1e-12):
+            raise AssertionError(f"{key}: norm_cider {r['norm_cider']}, expected {want}")
+    rows = [x for x in csv.DictReader(open(os.path.join(ev, "eval.csv"))) if x["metric"] == "cider"]
+    if len(rows) != len(e["alphas"]) or len([x for x in e["summary"] if x["metric"] == "cider"]) != len(rows):
+        raise AssertionError(f"{len(rows)} CIDEr-D rows in eval.csv for {len(e['alphas'])} alphas")
+    for a in e["alphas"]:
+        if not os.path.getsize(os.path.join(ev, f"cider_vs_k_alpha{a:g}.svg")):
+            raise AssertionError(f"cider_vs_k_alpha{a:g}.svg missing")
+    return e, per[("", "0", "unedited", "-1")]
+
+
+def check_cider(ev, e, d, tok, colors, rk, folder):
+    cider_outputs(ev)
+    # References = the unedited answers (whitespace folded) and a third image of words no tiny-model
+    # answer holds: every n-gram of an answer then has df <= 2 < 3 images, so a caption equal to
+    # its only reference has a clipped cosine of 1 at each n it has n-grams for, no length penalty.
+    ans = [" ".join(a["answer"].split()) for a in e["unedited_answers"]]
+    shutil.copy(os.path.join(folder, "apple", sorted(os.listdir(os.path.join(folder, "apple")))[0]),
+                os.path.join(d, "102.jpg.png"))
+    tok2 = os.path.join(d, "answers.token")
+    with open(tok2, "w") as f:
+        for name, a in zip(("101.jpg.png", "100.jpg.png"), ans):
+            f.write(f"{name}#0\t{a or 'qqqq'}\n")
+        f.write("102.jpg.png#0\tqqqq zzzz .\n")
+    ev2 = os.path.join(os.path.dirname(ev), "flickr_eval_cider")
+    run("eval", MODEL, "--task", "caption", "--images", d, "--captions", tok2, "--keywords", colors, "--edit", rk,
+        "--top", 1, "--random", 1, "--max-new", 3, "--out-dir", ev2, "--device", "cpu", "--quiet")
+    e2, unedited = cider_outputs(ev2)
+    if [" ".join(a["answer"].split()) for a in e2["unedited_answers"][:2]] != ans:
+        raise AssertionError("the unedited answers changed with the caption file")
+    for a, v in zip(ans, unedited[:2]):
+        words = any(ch.isalnum() or ord(ch) > 127 for ch in a)
+        if not (any(abs(v - 2.5 * m) < 1e-9 for m in (1, 2, 3, 4)) or (v == 0 and not words)):
+            raise AssertionError(f"answer {a!r} as its own reference: CIDEr-D {v}, expected 2.5, 5, 7.5 or 10")
+    if unedited[2] != 0 or not e2["unedited"]["cider"] > 0:
+        raise AssertionError(f"per-image CIDEr-D {unedited}: the third image must score 0, the mean > 0")
+    return f"CIDEr-D of the answers against themselves {[round(v, 3) for v in unedited]}"
 
 
 def test_fashion(tmp):
