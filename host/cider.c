@@ -133,7 +133,8 @@ static void flush(tokbuf *t) {
 
 /* A word whose final '.' PTB keeps: single letters joined by dots (u.s, a.m, e.g) or a title. */
 static int abbrev(const char *w, size_t n) {
-    static const char *const titles[] = {"mr", "mrs", "ms", "dr", "st", "jr", "sr", "vs", "etc", "mt", "ave", "co", "inc"};
+    static const char *const titles[] = {"mr", "mrs", "ms", "dr", "st", "jr", "sr",
+                                         "vs", "etc", "mt", "ave", "co", "inc"};
     int dotted = n >= 3 && n % 2 == 1;
     for (size_t i = 0; dotted && i < n; i++) dotted = i % 2 ? w[i] == '.' : is_alpha((unsigned char)w[i]);
     if (dotted) return 1;
@@ -427,7 +428,9 @@ out:
     return rc;
 }
 
-static int cmp_gram(const void *a, const void *b) { return memcmp(&((const cooked *)a)->g, &((const cooked *)b)->g, sizeof(gram)); }
+static int cmp_gram(const void *a, const void *b) {
+    return memcmp(&((const cooked *)a)->g, &((const cooked *)b)->g, sizeof(gram));
+}
 static int cmp_id(const void *a, const void *b) {
     int32_t x = ((const cooked *)a)->id, y = ((const cooked *)b)->id;
     return (x > y) - (x < y);

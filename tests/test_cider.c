@@ -118,7 +118,8 @@ static void test_fixture_scores(void **state) {
             double wmean = cJSON_GetObjectItem(set, "score")->valuedouble;
             printf("%-13s %-12s %2d images: mean %.9f (pycocoevalcap %.9f), max rel err %.1e at image %d\n", name,
                    cJSON_GetStringValue(cJSON_GetObjectItem(set, "name")), n, mean, wmean, worst, worst_at);
-            if (bad || !close_to(mean, wmean)) fail_msg("%s: %d image scores differ; mean %.17g vs %.17g", name, bad, mean, wmean);
+            if (bad || !close_to(mean, wmean))
+                fail_msg("%s: %d image scores differ; mean %.17g vs %.17g", name, bad, mean, wmean);
             free(per);
             free(cand);
             n_sets++;
