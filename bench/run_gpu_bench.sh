@@ -7,8 +7,8 @@
 #   bash bench/run_gpu_bench.sh fetch-debs     # HERE (needs the Debian mirror): build deps as .debs
 #   bash bench/run_gpu_bench.sh build test     # on the GPU machine, carry [".hpdeps"]
 #   bash bench/run_gpu_bench.sh sanitize
-#   bash bench/run_gpu_bench.sh bench          # bench_cuda (all sections)
-#   bash bench/run_gpu_bench.sh peers          # hf_prefill.py + torch_somp.py
+#   bash bench/run_gpu_bench.sh bench          # bench_cuda (all sections, llava included)
+#   bash bench/run_gpu_bench.sh peers          # hf_prefill.py + torch_somp.py + hf_llava.py
 # Phases run in the order given; `all` = build test sanitize bench peers (longer than one call).
 # build/test are for the GPU machine's copy of the tree: like `make`, they relink ./headpursuit.
 #
@@ -23,7 +23,10 @@
 #   nsys profile -t cuda,nvtx,cublas --cuda-memory-usage=true -o "$OUT/prefill" \
 #       build/gpu/bench/bench_cuda --only prefill --batches 8 --prompts 512
 #   then: nsys stats --report nvtx_sum,cuda_gpu_kern_sum "$OUT/prefill.nsys-rep"
-# The NVTX ranges (ceilings, ops, load, forward, generate, somp, somp:group) name the phases.
+# The NVTX ranges (ceilings, ops, load, forward, generate, llava, llava:tower, llava:prefill,
+# somp, somp:group) name the phases.
+# A shorter call: HP_BENCH_ARGS="--only llava" (bench_cuda), HP_PEERS="hf_llava" (peers: any of
+# hf_prefill torch_somp hf_llava, in that order).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/hp-gpu-out}
@@ -131,14 +134,25 @@ phase_bench() {
     return "$rc"
 }
 
+# Each peer tees its own log; their JSON lines are gathered into peers.jsonl.
 phase_peers() {
     say "peers (python3: $(command -v python3))"
     python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
-    PYTHONUNBUFFERED=1 python3 bench/hf_prefill.py ${HP_HF_ARGS:-} 2>&1 | tee "$OUT/hf_prefill.log" | grep -v '^{'
-    local rc=${PIPESTATUS[0]}
-    PYTHONUNBUFFERED=1 python3 bench/torch_somp.py ${HP_TORCH_SOMP_ARGS:-} 2>&1 | tee "$OUT/torch_somp.log" | grep -v '^{'
-    rc=$((rc | PIPESTATUS[0]))
-    grep -h '^{' "$OUT/hf_prefill.log" "$OUT/torch_somp.log" >"$OUT/peers.jsonl"
+    local rc=0 logs=() p args
+    for p in ${HP_PEERS:-hf_prefill torch_somp hf_llava}; do
+        case $p in
+        hf_prefill) args=${HP_HF_ARGS:-} ;;
+        torch_somp) args=${HP_TORCH_SOMP_ARGS:-} ;;
+        hf_llava) args=${HP_HF_LLAVA_ARGS:-} ;;
+        *) echo "unknown peer $p (hf_prefill, torch_somp, hf_llava)" >&2; rc=1; continue ;;
+        esac
+        echo "-- bench/$p.py $args"
+        # shellcheck disable=SC2086
+        PYTHONUNBUFFERED=1 python3 "bench/$p.py" $args 2>&1 | tee "$OUT/$p.log" | grep -v '^{'
+        rc=$((rc | PIPESTATUS[0]))
+        logs+=("$OUT/$p.log")
+    done
+    [ ${#logs[@]} -gt 0 ] && grep -h '^{' "${logs[@]}" >"$OUT/peers.jsonl"
     return "$rc"
 }
 
