@@ -298,7 +298,7 @@ void hp_cider_free(hp_cider *c) {
 
 int hp_cider_n_images(const hp_cider *c) { return c->n_img; }
 
-/* Rebuilds a slot table of 2 * need slots (power of two) from the keys' hashes. */
+/* Rebuilds a slot table (a power of two, >= 4 slots per key: rebuilt again at half full). */
 static int rehash(int32_t **slot, size_t *n_slot, int n_keys, uint64_t (*hash)(const hp_cider *, int),
                   const hp_cider *c) {
     size_t ns = 64;
