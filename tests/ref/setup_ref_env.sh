@@ -26,8 +26,12 @@ fi
     gguf==0.10.0 \
     accelerate==1.1.1 \
     jinja2==3.1.4
+# CIDEr-D reference (tests/ref/make_cider_fixtures.py): the scorer is pure Python (numpy); its
+# pycocotools dependency is not needed, hence --no-deps. The PTB tokeniser it wraps needs java.
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps pycocoevalcap==1.2
 "$VENV/bin/python" - <<'PY'
 import numpy, torch, transformers, safetensors, tokenizers, gguf, accelerate, jinja2, PIL
+import pycocoevalcap.cider.cider_scorer
 assert PIL.__version__ == "9.4.0", "tests/fixtures/images were made with PIL 9.4.0, found " + PIL.__version__
 print("ref env ok: torch", torch.__version__, "transformers", transformers.__version__,
       "numpy", numpy.__version__, "safetensors", safetensors.__version__,
