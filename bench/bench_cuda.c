@@ -1007,9 +1007,10 @@ static void bench_llava(hp_backend *be, const llava_opts *lo, uint64_t seed) {
     }
     HP_NVTX_POP();
 
-    /* One image end to end. The packed features come to the host (packing is host code) and
-     * hp_forward uploads them again row by row: that round trip is inside both times below,
-     * and decoder_noinject_ms (the same ids, embeddings looked up) shows the decoder without it. */
+    /* One image end to end. The projected rows come down to the host (packing is host code:
+     * inside vision_ms) and hp_forward uploads the packed rows again one at a time (inside
+     * decoder_ms); decoder_noinject_ms (the same ids, embeddings looked up) is the decoder
+     * without that upload. */
     HP_NVTX_PUSH("llava:prefill");
     hp_pixels px = {.n_tiles = nt, .size = v->S, .data = pixels, .orig_h = img, .orig_w = img,
                     .best_h = img, .best_w = img};
@@ -1050,7 +1051,7 @@ static void bench_llava(hp_backend *be, const llava_opts *lo, uint64_t seed) {
     double rows = (double)nt * c->P_sel;
     double fl_v = tower_flops(c, nt) + projector_flops(c, rows);
     double fl_d = prefill_flops(&lv->m->cfg, 1, T), tf = (fl_v + fl_d) / mt / 1e12;
-    double trip = 2.0 * nfeat * c->Dt * sizeof(float); /* host float32, down then up */
+    double trip = (rows + nfeat) * c->Dt * sizeof(float); /* host float32: projected rows down, packed rows up */
     char m1[16], m2[16], m3[16];
     printf("\n== LLaVA-NeXT anyres prefill: one %dx%d image (%d tiles: base + %dx%d grid), %d image "
            "tokens + %d text = %d positions, logits of the last (MFU vs the bf16 GEMM ceiling)\n",
@@ -1061,9 +1062,9 @@ static void bench_llava(hp_backend *be, const llava_opts *lo, uint64_t seed) {
     snprintf(lab, sizeof lab, "decoder: hp_forward, %d rows injected from the host", nfeat);
     printf("  %-58s %9.2f ms %8.2f TFLOP/s %s\n", lab, md * 1e3, fl_d / md / 1e12,
            mfu_text(m2, sizeof m2, fl_d / md / 1e12));
-    printf("  %-58s %9.2f ms (injected %+.2f ms; features cross as %.2f MB of float32 down, then "
-           "up row by row)\n", "decoder without injection (same ids, embeddings looked up)",
-           md0 * 1e3, (md - md0) * 1e3, trip / 1e6);
+    printf("  %-58s %9.2f ms (injection %+.2f ms: %.2f MB of float32 rows up one by one; %.2f MB "
+           "came down in vision)\n", "decoder without injection (same ids, embeddings looked up)",
+           md0 * 1e3, (md - md0) * 1e3, nfeat * c->Dt * 4.0 / 1e6, rows * c->Dt * 4.0 / 1e6);
     printf("  %-58s %9.2f ms %8.2f TFLOP/s %s = %.0f positions/s, median of %d%s\n", "total", mt * 1e3,
            tf, mfu_text(m3, sizeof m3, tf), T / mt, reps, finite ? "" : "  NON-FINITE OUTPUT");
     printf("{\"bench\":\"%s\",\"kind\":\"llava_prefill\",\"tiny\":%s,\"image\":[%d,%d],\"tiles\":%d,"
