@@ -136,11 +136,15 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
     if (f->cap_w) CHECK(be->upload(be, rt->capw, f->cap_w + s0, n, HP_MEM_F32, e));
     if (m->n_edited) CHECK(be->upload(be, rt->alpha, m->alpha, (size_t)c->L * c->H, HP_MEM_F32, e));
     CHECK(be->embed(be, rt->x, m->embed, rt->ids, n, c->D, c->V));
-    for (int i = 0; i < f->n_inject; i++) {
+    /* Injected rows, one upload per run of consecutive rows (an image's tokens are one run:
+     * thousands of rows in one copy instead of one each). */
+    for (int i = 0, k; i < f->n_inject; i += k) {
         int r = f->inject_rows[i];
+        k = 1;
         if (r < s0 || r >= s0 + n) continue;
+        while (i + k < f->n_inject && f->inject_rows[i + k] == r + k && r + k < s0 + n) k++;
         CHECK(be->upload(be, be->offset(be, rt->x, (size_t)(r - s0) * c->D, HP_MEM_ACT),
-                         f->inject + (size_t)i * c->D, c->D, HP_MEM_ACT, e));
+                         f->inject + (size_t)i * c->D, (size_t)k * c->D, HP_MEM_ACT, e));
     }
     float *cap_host = NULL;
     size_t cap_n = f->cap_w ? (size_t)f->cap_B * c->H * c->D : 0;

@@ -337,6 +337,11 @@ hp_llava *hp_llava_random(const hp_llava_config *vc, const hp_config *text, hp_b
     if (!lv->m) goto fail;
     lv->cfg.Dt = lv->m->cfg.D;
     lv->cfg.P_sel = v->P;
+    if (lv->cfg.image_token < 0 || lv->cfg.image_token >= lv->m->cfg.V) {
+        hp_errf(e, "random LLaVA: image_token_index %d is outside the text vocabulary (%d)",
+                lv->cfg.image_token, lv->m->cfg.V);
+        goto fail;
+    }
     lv->layers = calloc((size_t)v->L, sizeof *lv->layers);
     if (!lv->layers) {
         hp_errf(e, "random LLaVA: out of memory");

@@ -368,6 +368,7 @@ static void clip_l_vs_cpu(hp_backend *be, int n_tiles, uint64_t seed, double tol
     snprintf(tc.arch_name, sizeof tc.arch_name, "MistralForCausalLM");
     tc.D = 64, tc.L = 1, tc.H = 4, tc.KV = 2, tc.Dh = 16, tc.F = 128, tc.V = 300;
     tc.max_pos = 4096, tc.rope_theta = 1e4f, tc.rms_eps = 1e-5f, tc.bos_id = 1, tc.eos_id = 2;
+    vc.image_token = tc.V - 1; /* the tiny decoder's vocabulary has no id 32000 */
     hp_llava *lc = hp_llava_random(&vc, &tc, cpu, seed, &e);
     hp_llava *lb = lc ? hp_llava_random(&vc, &tc, be, seed, &e) : NULL;
     if (!lc || !lb) {
