@@ -179,6 +179,23 @@ static int check_tensors(hp_llava *lv, hp_err *e) {
     return 0;
 }
 
+/* The vision side's activations on vbe, one buffer per role, grown on demand and kept for the
+ * next image (a capture or an eval runs thousands of images: no allocation per image). cudaFree
+ * synchronises the device, so a buffer is never freed under queued work that reads it. */
+enum { WS_X, WS_XN, WS_Q, WS_K, WS_V, WS_Z, WS_H, WS_COLS, WS_IMG, WS_SEL, WS_PH, WS_OUT, WS_COUNT };
+struct hp_llava_ws {
+    void *p[WS_COUNT];
+    size_t cap[WS_COUNT];
+};
+
+static void ws_free(hp_llava *lv) {
+    if (!lv->ws) return;
+    for (int i = 0; i < WS_COUNT; i++)
+        if (lv->ws->p[i]) lv->vbe->free(lv->vbe, lv->ws->p[i]);
+    free(lv->ws);
+    lv->ws = NULL;
+}
+
 static uint64_t mix64(uint64_t z) { /* splitmix64 finaliser */
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
@@ -223,6 +240,10 @@ static int load_weights(hp_llava *lv, hp_backend *vbe, int random, uint64_t seed
         return -1;
     }
     lv->vbe = vbe;
+    if (!(lv->ws = calloc(1, sizeof *lv->ws))) {
+        free(stage);
+        return hp_errf(e, "%s: out of memory", lv->m->path);
+    }
     size_t off = 0;
     int rc = 0;
     for (int r = 0; r < HP_LV_COUNT && !rc; r++) {
@@ -305,6 +326,7 @@ fail:
 
 void hp_llava_free(hp_llava *lv) {
     if (!lv) return;
+    ws_free(lv);
     hp_model_free(lv->m);
     if (lv->wblock) lv->vbe->free(lv->vbe, lv->wblock);
     free(lv->newline_host);
@@ -477,26 +499,25 @@ static int op_failed(hp_backend *be, hp_err *e, const char *what) {
         if ((call) != 0) return op_failed(be, e, what);                                           \
     } while (0)
 
-/* The backend activations of one tower run over R = n_tiles*N rows. */
-typedef struct vis_bufs {
-    void *x, *xn, *q, *k, *v, *z, *h, *cols, *img, *sel, *ph;
-} vis_bufs;
-
-static void bufs_free(hp_backend *be, vis_bufs *b) {
-    void **p = (void **)b;
-    for (size_t i = 0; i < sizeof *b / sizeof(void *); i++)
-        if (p[i]) be->free(be, p[i]);
-    memset(b, 0, sizeof *b);
-}
-
-static void *balloc(hp_backend *be, size_t a, size_t b, hp_mem m, hp_err *e) {
+/* Buffer `slot` with room for a x b elements (HP_MEM_F32 for the pixels, else activations). */
+static void *ws_get(const hp_llava *lv, int slot, size_t a, size_t b, hp_err *e) {
+    hp_backend *be = lv->vbe;
+    struct hp_llava_ws *w = lv->ws;
     size_t n;
     if (!hp_mul_ok(a, b, &n)) {
         hp_errf(e, "%s: vision buffer of %zu x %zu elements overflows", be->name, a, b);
         return NULL;
     }
-    return be->alloc(be, n, m, e);
+    if (w->p[slot] && w->cap[slot] >= n) return w->p[slot];
+    if (w->p[slot]) be->free(be, w->p[slot]);
+    w->p[slot] = be->alloc(be, n, slot == WS_IMG ? HP_MEM_F32 : HP_MEM_ACT, e);
+    w->cap[slot] = w->p[slot] ? n : 0;
+    return w->p[slot];
 }
+
+typedef struct vis_bufs {
+    void *x, *xn, *q, *k, *v, *z, *h, *cols, *img, *sel, *ph;
+} vis_bufs;
 
 /* y[T, N] = x[T, K] · W^T (+ b), the nn.Linear, on the backend. */
 static int linear(hp_backend *be, void *y, const void *x, const void *W, const void *b, int T, int N,
@@ -515,12 +536,12 @@ static int tower_run(const hp_llava *lv, const float *pixels, int n_tiles, vis_b
     if (n_tiles <= 0) return hp_errf(e, "no image tiles");
     size_t D = (size_t)v->D, N = (size_t)v->N, R = (size_t)n_tiles * N, K = (size_t)v->C * v->p * v->p;
     size_t pix = (size_t)v->C * v->S * v->S;
-    if (!(B->x = balloc(be, R, D, HP_MEM_ACT, e)) || !(B->xn = balloc(be, R, D, HP_MEM_ACT, e)) ||
-        !(B->q = balloc(be, R, D, HP_MEM_ACT, e)) || !(B->k = balloc(be, R, D, HP_MEM_ACT, e)) ||
-        !(B->v = balloc(be, R, D, HP_MEM_ACT, e)) || !(B->z = balloc(be, R, D, HP_MEM_ACT, e)) ||
-        !(B->h = balloc(be, R, (size_t)v->F, HP_MEM_ACT, e)) ||
-        !(B->cols = balloc(be, (size_t)n_tiles * v->P, K, HP_MEM_ACT, e)) ||
-        !(B->img = balloc(be, (size_t)n_tiles, pix, HP_MEM_F32, e)))
+    if (!(B->x = ws_get(lv, WS_X, R, D, e)) || !(B->xn = ws_get(lv, WS_XN, R, D, e)) ||
+        !(B->q = ws_get(lv, WS_Q, R, D, e)) || !(B->k = ws_get(lv, WS_K, R, D, e)) ||
+        !(B->v = ws_get(lv, WS_V, R, D, e)) || !(B->z = ws_get(lv, WS_Z, R, D, e)) ||
+        !(B->h = ws_get(lv, WS_H, R, (size_t)v->F, e)) ||
+        !(B->cols = ws_get(lv, WS_COLS, (size_t)n_tiles * v->P, K, e)) ||
+        !(B->img = ws_get(lv, WS_IMG, (size_t)n_tiles, pix, e)))
         return -1;
     /* Embeddings: per tile [CLS, patches] + position embeddings (interpolation is never used:
      * tiles always have the trained size). The patch rows go straight to rows 1..P of the tile. */
@@ -566,7 +587,7 @@ static int select_rows(const hp_llava *lv, int n_tiles, vis_bufs *B, hp_err *e) 
     const hp_llava_config *c = &lv->cfg;
     hp_backend *be = lv->vbe;
     size_t D = (size_t)c->vis.D, N = (size_t)c->vis.N, P = (size_t)c->P_sel, skip = c->select_full ? 0 : 1;
-    if (!(B->sel = balloc(be, (size_t)n_tiles * P, D, HP_MEM_ACT, e))) return -1;
+    if (!(B->sel = ws_get(lv, WS_SEL, (size_t)n_tiles * P, D, e))) return -1;
     for (int b = 0; b < n_tiles; b++)
         if (be->copy(be, be->offset(be, B->sel, (size_t)b * P * D, HP_MEM_ACT),
                      be->offset(be, B->x, ((size_t)b * N + skip) * D, HP_MEM_ACT), P * D, HP_MEM_ACT, e))
@@ -578,7 +599,7 @@ static int select_rows(const hp_llava *lv, int n_tiles, vis_bufs *B, hp_err *e) 
 static int project_run(const hp_llava *lv, const void *in, int rows, void *out, vis_bufs *B, hp_err *e) {
     const hp_llava_config *c = &lv->cfg;
     hp_backend *be = lv->vbe;
-    if (!(B->ph = balloc(be, (size_t)rows, (size_t)c->Dt, HP_MEM_ACT, e))) return -1;
+    if (!(B->ph = ws_get(lv, WS_PH, (size_t)rows, (size_t)c->Dt, e))) return -1;
     if (linear(be, B->ph, in, lv->proj1_w, lv->proj1_b, rows, c->Dt, c->vis.D, e)) return -1;
     OP(be->gelu(be, B->ph, (size_t)rows * c->Dt, c->proj_act == HP_ACT_QUICK_GELU), "activation");
     return linear(be, out, B->ph, lv->proj2_w, lv->proj2_b, rows, c->Dt, c->Dt, e);
@@ -587,10 +608,8 @@ static int project_run(const hp_llava *lv, const void *in, int rows, void *out, 
 int hp_llava_tower(const hp_llava *lv, const float *pixels, int n_tiles, float *out, hp_err *e) {
     vis_bufs B = {0};
     const hp_llava_config *c = &lv->cfg;
-    int rc = tower_run(lv, pixels, n_tiles, &B, e) || select_rows(lv, n_tiles, &B, e) ||
-             lv->vbe->download(lv->vbe, out, B.sel, (size_t)n_tiles * c->P_sel * c->vis.D, HP_MEM_ACT, e);
-    if (lv->vbe) bufs_free(lv->vbe, &B);
-    return rc ? -1 : 0;
+    if (tower_run(lv, pixels, n_tiles, &B, e) || select_rows(lv, n_tiles, &B, e)) return -1;
+    return lv->vbe->download(lv->vbe, out, B.sel, (size_t)n_tiles * c->P_sel * c->vis.D, HP_MEM_ACT, e);
 }
 
 int hp_llava_project(const hp_llava *lv, const float *in, int rows, float *out, hp_err *e) {
@@ -598,13 +617,13 @@ int hp_llava_project(const hp_llava *lv, const float *in, int rows, float *out, 
     hp_backend *be = lv->vbe;
     if (!be || !lv->wblock) return hp_errf(e, "%s: vision weights not loaded", lv->m->path);
     vis_bufs B = {0};
-    int rc = !(B.sel = balloc(be, (size_t)rows, (size_t)c->vis.D, HP_MEM_ACT, e)) ||
-             !(B.q = balloc(be, (size_t)rows, (size_t)c->Dt, HP_MEM_ACT, e)) ||
-             be->upload(be, B.sel, in, (size_t)rows * c->vis.D, HP_MEM_ACT, e) ||
-             project_run(lv, B.sel, rows, B.q, &B, e) ||
-             be->download(be, out, B.q, (size_t)rows * c->Dt, HP_MEM_ACT, e);
-    bufs_free(be, &B);
-    return rc ? -1 : 0;
+    void *pout;
+    if (!(B.sel = ws_get(lv, WS_SEL, (size_t)rows, (size_t)c->vis.D, e)) ||
+        !(pout = ws_get(lv, WS_OUT, (size_t)rows, (size_t)c->Dt, e)) ||
+        be->upload(be, B.sel, in, (size_t)rows * c->vis.D, HP_MEM_ACT, e) ||
+        project_run(lv, B.sel, rows, pout, &B, e))
+        return -1;
+    return be->download(be, out, pout, (size_t)rows * c->Dt, HP_MEM_ACT, e);
 }
 
 int hp_llava_pack(const hp_llava *lv, const float *proj, int n_tiles, int orig_h, int orig_w,
@@ -656,13 +675,12 @@ int hp_llava_image_features(const hp_llava *lv, const hp_pixels *px, float **fea
     int rc = -1;
     if (!proj || !out) goto done;
     /* Tower, row selection and projector stay on the backend; only the projected rows come
-     * back for packing. The attention output B.z is done with: its memory goes to the
-     * projector's output [rows, Dt]. */
+     * back for packing. */
+    void *pout;
     if (tower_run(lv, px->data, tiles, &B, e) || select_rows(lv, tiles, &B, e)) goto done;
-    lv->vbe->free(lv->vbe, B.z);
-    if (!(B.z = balloc(lv->vbe, rows, (size_t)c->Dt, HP_MEM_ACT, e))) goto done;
-    if (project_run(lv, B.sel, (int)rows, B.z, &B, e)) goto done;
-    if (lv->vbe->download(lv->vbe, proj, B.z, rows * c->Dt, HP_MEM_ACT, e)) goto done;
+    if (!(pout = ws_get(lv, WS_OUT, rows, (size_t)c->Dt, e))) goto done;
+    if (project_run(lv, B.sel, (int)rows, pout, &B, e)) goto done;
+    if (lv->vbe->download(lv->vbe, proj, pout, rows * c->Dt, HP_MEM_ACT, e)) goto done;
     if (hp_llava_pack(lv, proj, tiles, px->orig_h, px->orig_w, out, n, e)) goto done;
     if (*n != total) { /* the count the prompt was built with must be the rows produced */
         hp_errf(e, "packed %d image features but the geometry gives %d", *n, total);
@@ -672,7 +690,6 @@ int hp_llava_image_features(const hp_llava *lv, const hp_pixels *px, float **fea
     out = NULL;
     rc = 0;
 done:
-    if (lv->vbe) bufs_free(lv->vbe, &B);
     free(proj);
     free(out);
     return rc;

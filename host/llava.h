@@ -139,6 +139,7 @@ typedef struct hp_llava {
     void *proj2_w, *proj2_b;  /* [Dt, Dt], [Dt] */
     void *newline;            /* [Dt] on vbe */
     float *newline_host;      /* [Dt] float32 on the host */
+    struct hp_llava_ws *ws;   /* activation buffers on vbe, grown on demand, reused per image */
 } hp_llava;
 
 /* dir: a LlavaNextForConditionalGeneration directory (config.json + safetensors). Loads the
