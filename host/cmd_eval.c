@@ -324,18 +324,13 @@ int cmd_eval(int argc, char **argv) {
                     hp_atomic_abort(&af);
                     goto done;
                 }
-                fprintf(af.f, "%s,%d,%s,%.4f,%.4f,%.4f,%.4f,%.4f\n", metric_name[mt], ks[ki],
-                        q ? "other" : "country", cq->somp[ki], cq->ll[ki], cq->rnd_median[ki], cq->rnd_q25[ki],
-                        cq->rnd_q75[ki]);
+                fprintf(af.f, "%s,%d,%s", metric_name[mt], ks[ki], q ? "other" : "country");
+                hp_eval_curve_csv(af.f, cq, ki);
                 cJSON *r = cJSON_CreateObject();
                 cJSON_AddStringToObject(r, "metric", metric_name[mt]);
                 cJSON_AddNumberToObject(r, "k", ks[ki]);
                 cJSON_AddStringToObject(r, "questions", q ? "other" : "country");
-                cJSON_AddNumberToObject(r, "somp", cq->somp[ki]);
-                cJSON_AddNumberToObject(r, "logit_lens", cq->ll[ki]);
-                cJSON_AddNumberToObject(r, "random_median", cq->rnd_median[ki]);
-                cJSON_AddNumberToObject(r, "random_q25", cq->rnd_q25[ki]);
-                cJSON_AddNumberToObject(r, "random_q75", cq->rnd_q75[ki]);
+                hp_eval_curve_json(r, cq, ki);
                 cJSON_AddItemToArray(sum, r);
             }
     free(draws);

@@ -472,17 +472,13 @@ int cmd_eval_vision(int argc, char **argv) {
                     hp_atomic_abort(&af);
                     goto done;
                 }
-                fprintf(af.f, "%s,%g,%d,%.4f,%.4f,%.4f,%.4f,%.4f\n", metric_key[caption][w], alpha[ai], ks[ki],
-                        cw->somp[ki], cw->ll[ki], cw->rnd_median[ki], cw->rnd_q25[ki], cw->rnd_q75[ki]);
+                fprintf(af.f, "%s,%g,%d", metric_key[caption][w], alpha[ai], ks[ki]);
+                hp_eval_curve_csv(af.f, cw, ki);
                 cJSON *r = cJSON_CreateObject();
                 cJSON_AddStringToObject(r, "metric", metric_key[caption][w]);
                 cJSON_AddNumberToObject(r, "alpha", alpha[ai]);
                 cJSON_AddNumberToObject(r, "k", ks[ki]);
-                cJSON_AddNumberToObject(r, "somp", cw->somp[ki]);
-                cJSON_AddNumberToObject(r, "logit_lens", cw->ll[ki]);
-                cJSON_AddNumberToObject(r, "random_median", cw->rnd_median[ki]);
-                cJSON_AddNumberToObject(r, "random_q25", cw->rnd_q25[ki]);
-                cJSON_AddNumberToObject(r, "random_q75", cw->rnd_q75[ki]);
+                hp_eval_curve_json(r, cw, ki);
                 cJSON_AddItemToArray(sum, r);
             }
     cJSON *ua = cJSON_AddArrayToObject(j, "unedited_answers");

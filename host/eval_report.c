@@ -5,6 +5,7 @@
 #include "metrics.h"
 #include "plot.h"
 
+#include <cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -128,4 +129,17 @@ int hp_eval_heatmap(const char *path, const hp_ranking *rk, int k_max, hp_err *e
     free(vals);
     free(hlt);
     return rc;
+}
+
+void hp_eval_curve_json(cJSON *r, const hp_eval_curve *c, int ki) {
+    cJSON_AddNumberToObject(r, "somp", c->somp[ki]);
+    cJSON_AddNumberToObject(r, "logit_lens", c->ll[ki]);
+    cJSON_AddNumberToObject(r, "random_median", c->rnd_median[ki]);
+    cJSON_AddNumberToObject(r, "random_q25", c->rnd_q25[ki]);
+    cJSON_AddNumberToObject(r, "random_q75", c->rnd_q75[ki]);
+}
+
+void hp_eval_curve_csv(FILE *f, const hp_eval_curve *c, int ki) {
+    fprintf(f, ",%.4f,%.4f,%.4f,%.4f,%.4f\n", c->somp[ki], c->ll[ki], c->rnd_median[ki],
+            c->rnd_q25[ki], c->rnd_q75[ki]);
 }

@@ -7,6 +7,10 @@
 
 #include "pursuit.h"
 
+#include <stdio.h>
+
+struct cJSON;
+
 #define HP_EVAL_MAX_K 16
 
 /* The value of --task (or --task=) in a command line, "qa" when absent. */
@@ -33,6 +37,11 @@ typedef struct hp_eval_curve {
  * (n_draws 0: the random entries are NaN). Returns -1 when out of memory. */
 int hp_eval_curve_set(hp_eval_curve *c, int ki, double base, double somp, double ll,
                       const double *draws, int n_draws, hp_err *e);
+
+/* Entry ki of c as report fields: somp, logit_lens, random_median, random_q25, random_q75 added
+ * to the JSON object r, and the same five values as ",%.4f" CSV cells ending the line on f. */
+void hp_eval_curve_json(struct cJSON *r, const hp_eval_curve *c, int ki);
+void hp_eval_curve_csv(FILE *f, const hp_eval_curve *c, int ki);
 
 /* A line chart of n_groups curves (at most 2: the first drawn solid, the second dashed) against
  * k: SOMP red, Logit Lens blue, random grey with its IQR band (when with_random). The legend

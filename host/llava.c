@@ -196,15 +196,9 @@ static void ws_free(hp_llava *lv) {
     lv->ws = NULL;
 }
 
-static uint64_t mix64(uint64_t z) { /* splitmix64 finaliser */
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 /* Random values for role r (hp_llava_random): matrices uniform with standard deviation
  * 1/sqrt(fan-in) (activations keep unit scale), LayerNorm weights 1 ± 0.05, biases, CLS,
- * positions and image_newline ± 0.02·sqrt(3). Element i is a hash of (seed, role, layer, i). */
+ * positions and image_newline ± 0.02·sqrt(3). Element i is a hash of (seed, role, layer, i): hp_fill_uniform. */
 static void fill_random(const hp_llava_config *c, hp_lv_role r, int l, uint64_t seed, float *dst, size_t n) {
     int64_t shape[4];
     int nd = hp_llava_tensor_shape(c, r, shape);
@@ -213,12 +207,8 @@ static void fill_random(const hp_llava_config *c, hp_lv_role r, int l, uint64_t 
     int is_ln = r == HP_LV_PRE_LN_W || r == HP_LV_LN1_W || r == HP_LV_LN2_W;
     float base = is_ln ? 1.0f : 0.0f;
     float amp = is_ln ? 0.05f : nd >= 2 && r != HP_LV_POS ? (float)sqrt(3.0 / (double)fan_in) : 0.0346f;
-    uint64_t s = mix64(seed ^ ((uint64_t)r << 40) ^ ((uint64_t)l << 20) ^ 0x11a7a11a7ull);
-#pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        uint64_t z = mix64(s + i * 0x9e3779b97f4a7c15ull);
-        dst[i] = base + amp * (float)((double)(z >> 40) * (1.0 / 8388608.0) - 1.0);
-    }
+    hp_fill_uniform(dst, n, seed ^ (0x11a7a11a7ull + ((uint64_t)r << 40) + ((uint64_t)l << 20)), 0,
+                    base, amp);
 }
 
 /* Every needed tensor converted to float32 on the host (one staging buffer of the largest role)
@@ -515,8 +505,9 @@ static void *ws_get(const hp_llava *lv, int slot, size_t a, size_t b, hp_err *e)
     return w->p[slot];
 }
 
+/* One tower run's activations (workspace slots WS_X .. WS_IMG). */
 typedef struct vis_bufs {
-    void *x, *xn, *q, *k, *v, *z, *h, *cols, *img, *sel, *ph;
+    void *x, *xn, *q, *k, *v, *z, *h, *cols, *img;
 } vis_bufs;
 
 /* y[T, N] = x[T, K] · W^T (+ b), the nn.Linear, on the backend. */
@@ -527,8 +518,9 @@ static int linear(hp_backend *be, void *y, const void *x, const void *W, const v
     return 0;
 }
 
-/* CLIP over the tiles into B->x [n_tiles*N, D] on the backend: hidden_states[feature_hs]. */
-static int tower_run(const hp_llava *lv, const float *pixels, int n_tiles, vis_bufs *B, hp_err *e) {
+/* CLIP over the tiles into *x_out [n_tiles*N, D] on the backend (a workspace buffer):
+ * hidden_states[feature_hs]. */
+static int tower_run(const hp_llava *lv, const float *pixels, int n_tiles, void **x_out, hp_err *e) {
     const hp_llava_config *c = &lv->cfg;
     const hp_clip_config *v = &c->vis;
     hp_backend *be = lv->vbe;
@@ -536,92 +528,96 @@ static int tower_run(const hp_llava *lv, const float *pixels, int n_tiles, vis_b
     if (n_tiles <= 0) return hp_errf(e, "no image tiles");
     size_t D = (size_t)v->D, N = (size_t)v->N, R = (size_t)n_tiles * N, K = (size_t)v->C * v->p * v->p;
     size_t pix = (size_t)v->C * v->S * v->S;
-    if (!(B->x = ws_get(lv, WS_X, R, D, e)) || !(B->xn = ws_get(lv, WS_XN, R, D, e)) ||
-        !(B->q = ws_get(lv, WS_Q, R, D, e)) || !(B->k = ws_get(lv, WS_K, R, D, e)) ||
-        !(B->v = ws_get(lv, WS_V, R, D, e)) || !(B->z = ws_get(lv, WS_Z, R, D, e)) ||
-        !(B->h = ws_get(lv, WS_H, R, (size_t)v->F, e)) ||
-        !(B->cols = ws_get(lv, WS_COLS, (size_t)n_tiles * v->P, K, e)) ||
-        !(B->img = ws_get(lv, WS_IMG, (size_t)n_tiles, pix, e)))
+    vis_bufs B;
+    if (!(B.x = ws_get(lv, WS_X, R, D, e)) || !(B.xn = ws_get(lv, WS_XN, R, D, e)) ||
+        !(B.q = ws_get(lv, WS_Q, R, D, e)) || !(B.k = ws_get(lv, WS_K, R, D, e)) ||
+        !(B.v = ws_get(lv, WS_V, R, D, e)) || !(B.z = ws_get(lv, WS_Z, R, D, e)) ||
+        !(B.h = ws_get(lv, WS_H, R, (size_t)v->F, e)) ||
+        !(B.cols = ws_get(lv, WS_COLS, (size_t)n_tiles * v->P, K, e)) ||
+        !(B.img = ws_get(lv, WS_IMG, (size_t)n_tiles, pix, e)))
         return -1;
     /* Embeddings: per tile [CLS, patches] + position embeddings (interpolation is never used:
      * tiles always have the trained size). The patch rows go straight to rows 1..P of the tile. */
-    if (be->upload(be, B->img, pixels, (size_t)n_tiles * pix, HP_MEM_F32, e)) return -1;
-    OP(be->im2col(be, B->cols, B->img, n_tiles, v->C, v->S, v->p), "im2col");
+    if (be->upload(be, B.img, pixels, (size_t)n_tiles * pix, HP_MEM_F32, e)) return -1;
+    OP(be->im2col(be, B.cols, B.img, n_tiles, v->C, v->S, v->p), "im2col");
     for (int b = 0; b < n_tiles; b++) {
-        void *xb = be->offset(be, B->x, (size_t)b * N * D, HP_MEM_ACT);
-        const void *cb = be->offset(be, B->cols, (size_t)b * v->P * K, HP_MEM_ACT);
+        void *xb = be->offset(be, B.x, (size_t)b * N * D, HP_MEM_ACT);
+        const void *cb = be->offset(be, B.cols, (size_t)b * v->P * K, HP_MEM_ACT);
         OP(be->matmul(be, be->offset(be, xb, D, HP_MEM_ACT), cb, lv->patch_w, v->P, v->D, (int)K),
            "patch embedding");
         if (be->copy(be, xb, lv->cls, D, HP_MEM_ACT, e)) return -1;
         OP(be->add(be, xb, lv->pos, N * D), "position embedding");
     }
     int Ri = (int)R;
-    OP(be->layernorm(be, B->x, B->x, lv->pre_ln_w, lv->pre_ln_b, Ri, v->D, v->eps), "pre_layrnorm");
+    OP(be->layernorm(be, B.x, B.x, lv->pre_ln_w, lv->pre_ln_b, Ri, v->D, v->eps), "pre_layrnorm");
     /* hidden_states[feature_hs] is the output of layer feature_hs: the layers after it would be
      * computed and thrown away by transformers, so they are not run. */
     for (int l = 0; l < c->feature_hs; l++) {
         const hp_clip_layer *w = &lv->layers[l];
-        OP(be->layernorm(be, B->xn, B->x, w->ln1_w, w->ln1_b, Ri, v->D, v->eps), "layernorm");
-        if (linear(be, B->q, B->xn, w->wq, w->bq, Ri, v->D, v->D, e) ||
-            linear(be, B->k, B->xn, w->wk, w->bk, Ri, v->D, v->D, e) ||
-            linear(be, B->v, B->xn, w->wv, w->bv, Ri, v->D, v->D, e))
+        OP(be->layernorm(be, B.xn, B.x, w->ln1_w, w->ln1_b, Ri, v->D, v->eps), "layernorm");
+        if (linear(be, B.q, B.xn, w->wq, w->bq, Ri, v->D, v->D, e) ||
+            linear(be, B.k, B.xn, w->wk, w->bk, Ri, v->D, v->D, e) ||
+            linear(be, B.v, B.xn, w->wv, w->bv, Ri, v->D, v->D, e))
             return -1;
-        if (be->attention_full(be, B->z, B->q, B->k, B->v, n_tiles, v->N, v->H, v->Dh)) {
+        if (be->attention_full(be, B.z, B.q, B.k, B.v, n_tiles, v->N, v->H, v->Dh)) {
             if (be->sync(be, e)) return -1;
             return hp_errf(e, "%s: out of memory (attention scores %d x %d)", be->name, v->N, v->N);
         }
-        if (linear(be, B->xn, B->z, w->wo, w->bo, Ri, v->D, v->D, e)) return -1;
-        OP(be->add(be, B->x, B->xn, R * D), "residual add");
-        OP(be->layernorm(be, B->xn, B->x, w->ln2_w, w->ln2_b, Ri, v->D, v->eps), "layernorm");
-        if (linear(be, B->h, B->xn, w->fc1_w, w->fc1_b, Ri, v->F, v->D, e)) return -1;
-        OP(be->gelu(be, B->h, R * v->F, v->act == HP_ACT_QUICK_GELU), "activation");
-        if (linear(be, B->xn, B->h, w->fc2_w, w->fc2_b, Ri, v->D, v->F, e)) return -1;
-        OP(be->add(be, B->x, B->xn, R * D), "residual add");
+        if (linear(be, B.xn, B.z, w->wo, w->bo, Ri, v->D, v->D, e)) return -1;
+        OP(be->add(be, B.x, B.xn, R * D), "residual add");
+        OP(be->layernorm(be, B.xn, B.x, w->ln2_w, w->ln2_b, Ri, v->D, v->eps), "layernorm");
+        if (linear(be, B.h, B.xn, w->fc1_w, w->fc1_b, Ri, v->F, v->D, e)) return -1;
+        OP(be->gelu(be, B.h, R * v->F, v->act == HP_ACT_QUICK_GELU), "activation");
+        if (linear(be, B.xn, B.h, w->fc2_w, w->fc2_b, Ri, v->D, v->F, e)) return -1;
+        OP(be->add(be, B.x, B.xn, R * D), "residual add");
     }
+    *x_out = B.x;
     return 0;
 }
 
-/* The selected rows of each tile of B->x ("default" drops the CLS row) into B->sel
+/* The selected rows of each tile of x ("default" drops the CLS row) into *sel_out
  * [n_tiles*P_sel, D] on the backend. */
-static int select_rows(const hp_llava *lv, int n_tiles, vis_bufs *B, hp_err *e) {
+static int select_rows(const hp_llava *lv, int n_tiles, const void *x, void **sel_out, hp_err *e) {
     const hp_llava_config *c = &lv->cfg;
     hp_backend *be = lv->vbe;
     size_t D = (size_t)c->vis.D, N = (size_t)c->vis.N, P = (size_t)c->P_sel, skip = c->select_full ? 0 : 1;
-    if (!(B->sel = ws_get(lv, WS_SEL, (size_t)n_tiles * P, D, e))) return -1;
+    void *sel = ws_get(lv, WS_SEL, (size_t)n_tiles * P, D, e);
+    if (!sel) return -1;
     for (int b = 0; b < n_tiles; b++)
-        if (be->copy(be, be->offset(be, B->sel, (size_t)b * P * D, HP_MEM_ACT),
-                     be->offset(be, B->x, ((size_t)b * N + skip) * D, HP_MEM_ACT), P * D, HP_MEM_ACT, e))
+        if (be->copy(be, be->offset(be, sel, (size_t)b * P * D, HP_MEM_ACT),
+                     be->offset(be, (void *)x, ((size_t)b * N + skip) * D, HP_MEM_ACT), P * D, HP_MEM_ACT, e))
             return -1;
+    *sel_out = sel;
     return 0;
 }
 
-/* The projector on the backend: in [rows, D] -> out [rows, Dt]; B->ph is its hidden layer. */
-static int project_run(const hp_llava *lv, const void *in, int rows, void *out, vis_bufs *B, hp_err *e) {
+/* The projector on the backend: in [rows, D] -> out [rows, Dt]. */
+static int project_run(const hp_llava *lv, const void *in, int rows, void *out, hp_err *e) {
     const hp_llava_config *c = &lv->cfg;
     hp_backend *be = lv->vbe;
-    if (!(B->ph = ws_get(lv, WS_PH, (size_t)rows, (size_t)c->Dt, e))) return -1;
-    if (linear(be, B->ph, in, lv->proj1_w, lv->proj1_b, rows, c->Dt, c->vis.D, e)) return -1;
-    OP(be->gelu(be, B->ph, (size_t)rows * c->Dt, c->proj_act == HP_ACT_QUICK_GELU), "activation");
-    return linear(be, out, B->ph, lv->proj2_w, lv->proj2_b, rows, c->Dt, c->Dt, e);
+    void *ph = ws_get(lv, WS_PH, (size_t)rows, (size_t)c->Dt, e); /* the hidden layer */
+    if (!ph) return -1;
+    if (linear(be, ph, in, lv->proj1_w, lv->proj1_b, rows, c->Dt, c->vis.D, e)) return -1;
+    OP(be->gelu(be, ph, (size_t)rows * c->Dt, c->proj_act == HP_ACT_QUICK_GELU), "activation");
+    return linear(be, out, ph, lv->proj2_w, lv->proj2_b, rows, c->Dt, c->Dt, e);
 }
 
 int hp_llava_tower(const hp_llava *lv, const float *pixels, int n_tiles, float *out, hp_err *e) {
-    vis_bufs B = {0};
     const hp_llava_config *c = &lv->cfg;
-    if (tower_run(lv, pixels, n_tiles, &B, e) || select_rows(lv, n_tiles, &B, e)) return -1;
-    return lv->vbe->download(lv->vbe, out, B.sel, (size_t)n_tiles * c->P_sel * c->vis.D, HP_MEM_ACT, e);
+    void *x, *sel;
+    if (tower_run(lv, pixels, n_tiles, &x, e) || select_rows(lv, n_tiles, x, &sel, e)) return -1;
+    return lv->vbe->download(lv->vbe, out, sel, (size_t)n_tiles * c->P_sel * c->vis.D, HP_MEM_ACT, e);
 }
 
 int hp_llava_project(const hp_llava *lv, const float *in, int rows, float *out, hp_err *e) {
     const hp_llava_config *c = &lv->cfg;
     hp_backend *be = lv->vbe;
     if (!be || !lv->wblock) return hp_errf(e, "%s: vision weights not loaded", lv->m->path);
-    vis_bufs B = {0};
-    void *pout;
-    if (!(B.sel = ws_get(lv, WS_SEL, (size_t)rows, (size_t)c->vis.D, e)) ||
+    void *sel, *pout;
+    if (!(sel = ws_get(lv, WS_SEL, (size_t)rows, (size_t)c->vis.D, e)) ||
         !(pout = ws_get(lv, WS_OUT, (size_t)rows, (size_t)c->Dt, e)) ||
-        be->upload(be, B.sel, in, (size_t)rows * c->vis.D, HP_MEM_ACT, e) ||
-        project_run(lv, B.sel, rows, pout, &B, e))
+        be->upload(be, sel, in, (size_t)rows * c->vis.D, HP_MEM_ACT, e) ||
+        project_run(lv, sel, rows, pout, e))
         return -1;
     return be->download(be, out, pout, (size_t)rows * c->Dt, HP_MEM_ACT, e);
 }
@@ -671,15 +667,14 @@ int hp_llava_image_features(const hp_llava *lv, const hp_pixels *px, float **fea
                        px->orig_h, px->orig_w, tiles, gh, gw, px->n_tiles);
     size_t rows = (size_t)tiles * c->P_sel;
     float *proj = falloc(rows, c->Dt, e), *out = falloc((size_t)total, c->Dt, e);
-    vis_bufs B = {0};
     int rc = -1;
     if (!proj || !out) goto done;
     /* Tower, row selection and projector stay on the backend; only the projected rows come
      * back for packing. */
-    void *pout;
-    if (tower_run(lv, px->data, tiles, &B, e) || select_rows(lv, tiles, &B, e)) goto done;
+    void *x, *sel, *pout;
+    if (tower_run(lv, px->data, tiles, &x, e) || select_rows(lv, tiles, x, &sel, e)) goto done;
     if (!(pout = ws_get(lv, WS_OUT, rows, (size_t)c->Dt, e))) goto done;
-    if (project_run(lv, B.sel, (int)rows, pout, &B, e)) goto done;
+    if (project_run(lv, sel, (int)rows, pout, e)) goto done;
     if (lv->vbe->download(lv->vbe, proj, pout, rows * c->Dt, HP_MEM_ACT, e)) goto done;
     if (hp_llava_pack(lv, proj, tiles, px->orig_h, px->orig_w, out, n, e)) goto done;
     if (*n != total) { /* the count the prompt was built with must be the rows produced */

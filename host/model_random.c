@@ -20,8 +20,7 @@ static uint64_t mix(uint64_t z) { /* splitmix64 finaliser */
     return z ^ (z >> 31);
 }
 
-/* dst[0..n) = base + amp·u, u uniform in [-1, 1) from (seed, first + i). */
-static void fill_uniform(float *dst, size_t n, uint64_t seed, uint64_t first, float base, float amp) {
+void hp_fill_uniform(float *dst, size_t n, uint64_t seed, uint64_t first, float base, float amp) {
     uint64_t s = mix(seed ^ 0x5eed5eed5eed5eedull);
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
@@ -82,7 +81,7 @@ hp_model *hp_model_random(const hp_config *cfg, hp_backend *be, uint64_t seed, h
             *hp_model_slot(m, r, l) = dst;
             for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
                 size_t k = n - i0 < CHUNK ? n - i0 : CHUNK;
-                fill_uniform(buf, k, seed, off + i0, base, amp);
+                hp_fill_uniform(buf, k, seed, off + i0, base, amp);
                 if (be->upload(be, be->offset(be, dst, i0, HP_MEM_WEIGHT), buf, k, HP_MEM_WEIGHT, e))
                     goto fail;
             }
