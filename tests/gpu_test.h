@@ -29,6 +29,16 @@ static inline float rng_normal(void) { /* Box-Muller */
     return (float)(sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v));
 }
 
+/* malloc that ends the test (exit 1, "FAIL") when the host is out of memory. */
+static inline void *xmalloc(size_t bytes) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) {
+        fprintf(stderr, "FAIL out of host memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return p;
+}
+
 /* HP_SEED or a fresh seed, printed so that a failing run can be repeated. */
 static inline uint64_t hp_test_seed(void) {
     setvbuf(stdout, NULL, _IOLBF, 0); /* keep every line if a kernel fault kills the process */

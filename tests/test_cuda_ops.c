@@ -99,15 +99,6 @@ static int n_checks, n_fail;
 static inline int rng_int(int lo, int hi) { return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1)); }
 static inline float bf16r(float x) { return hp_bf16_to_f32(hp_f32_to_bf16(x)); }
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "FAIL out of host memory (%zu bytes)\n", bytes);
-        exit(1);
-    }
-    return p;
-}
-
 /* n normal numbers times scale, plus offset, rounded to bf16. */
 static inline float *rand_bf16(size_t n, float scale, float offset) {
     float *x = xmalloc(n * sizeof(float));

@@ -53,15 +53,6 @@
 
 /* rng, rng_next, rng_uniform, rng_normal: tests/gpu_test.h */
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) {
-        fprintf(stderr, "FAIL out of host memory (%zu bytes)\n", bytes);
-        exit(1);
-    }
-    return p;
-}
-
 /* ---- comparison ----------------------------------------------------------------------------- */
 
 typedef struct prob {
