@@ -1,8 +1,8 @@
 /* config.c: decoder hyper-parameters from an HF config.json (LlamaForCausalLM,
- * MistralForCausalLM; both the transformers 4.x keys and 5.x "rope_parameters") or from a GGUF
- * file's llama.* metadata. Every key is type-checked; defaults follow the HF config classes;
- * anything the model code does not implement (rope scaling, biases, other architectures) is an
- * error naming the file and the key. */
+ * MistralForCausalLM, Qwen2ForCausalLM; both the transformers 4.x keys and 5.x
+ * "rope_parameters") or from a GGUF file's llama.* / qwen2.* metadata. Every key is
+ * type-checked; defaults follow the HF config classes; anything the model code does not
+ * implement (rope scaling, other architectures) is an error naming the file and the key. */
 #include "config.h"
 
 #include <limits.h>
@@ -114,8 +114,10 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
             an = "LlamaForCausalLM";
         else if (!strcmp(mt->valuestring, "mistral"))
             an = "MistralForCausalLM";
+        else if (!strcmp(mt->valuestring, "qwen2"))
+            an = "Qwen2ForCausalLM";
         else
-            return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral)", path,
+            return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral, qwen2)", path,
                            mt->valuestring);
     } else {
         return hp_errf(e, "%s: missing key 'architectures' (or 'model_type')", path);
@@ -124,9 +126,12 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         c->arch = HP_ARCH_LLAMA;
     else if (!strcmp(an, "MistralForCausalLM"))
         c->arch = HP_ARCH_MISTRAL;
+    else if (!strcmp(an, "Qwen2ForCausalLM"))
+        c->arch = HP_ARCH_QWEN2;
     else
         return hp_errf(e,
-                       "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM)",
+                       "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM, "
+                       "Qwen2ForCausalLM)",
                        path, an);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", an);
 
@@ -141,8 +146,8 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         j_float(o, "rms_norm_eps", 1, 0, &eps, path, e) ||
         j_float(o, "rope_theta", 0, 10000, &theta, path, e) ||
         j_bool(o, "tie_word_embeddings", 0, &c->tie_embeddings, path, e) ||
-        j_bool(o, "attention_bias", 0, &c->attn_bias, path, e) ||
-        j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e) ||
+        (c->arch != HP_ARCH_QWEN2 && (j_bool(o, "attention_bias", 0, &c->attn_bias, path, e) ||
+                                      j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e))) ||
         j_rope(o, "rope_scaling", &theta, path, e) || j_rope(o, "rope_parameters", &theta, path, e))
         return -1;
     if (c->H <= 0) return hp_errf(e, "%s: num_attention_heads must be positive", path);
@@ -155,8 +160,21 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         return -1;
     c->rope_theta = (float)theta;
     c->rms_eps = (float)eps;
-    if (c->attn_bias) return hp_errf(e, "%s: attention_bias = true is not supported", path);
-    if (c->mlp_bias) return hp_errf(e, "%s: mlp_bias = true is not supported", path);
+    if (c->arch == HP_ARCH_QWEN2) {
+        /* Qwen2 always has q/k/v biases (no key says so) and no o_proj / MLP biases; its
+         * sliding window applies only when use_sliding_window is true. */
+        int sw;
+        if (j_bool(o, "use_sliding_window", 0, &sw, path, e)) return -1;
+        if (sw)
+            return hp_errf(e, "%s: use_sliding_window = true is not supported (Qwen2's windowed "
+                              "layers above max_window_layers)", path);
+        c->attn_bias = 1;
+        c->o_bias = 0;
+        c->mlp_bias = 0;
+    } else {
+        /* Llama's attention_bias puts a bias on q/k/v_proj and on o_proj. */
+        c->o_bias = c->attn_bias;
+    }
 
     if (j_int(o, "bos_token_id", 0, -1, &c->bos_id, path, e)) return -1;
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
@@ -220,32 +238,41 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
     const char *arch = hp_gguf_get_str(g, "general.architecture");
     if (!arch) return hp_errf(e, "%s: missing string metadata key general.architecture", g->path);
     /* Mistral GGUFs also say "llama": the layer layout is the same. */
-    if (strcmp(arch, "llama"))
-        return hp_errf(e, "%s: unsupported architecture '%s' (llama)", g->path, arch);
-    c->arch = HP_ARCH_LLAMA;
-    snprintf(c->arch_name, sizeof c->arch_name, "LlamaForCausalLM");
+    if (!strcmp(arch, "llama")) {
+        c->arch = HP_ARCH_LLAMA;
+        snprintf(c->arch_name, sizeof c->arch_name, "LlamaForCausalLM");
+    } else if (!strcmp(arch, "qwen2")) {
+        c->arch = HP_ARCH_QWEN2;
+        snprintf(c->arch_name, sizeof c->arch_name, "Qwen2ForCausalLM");
+    } else {
+        return hp_errf(e, "%s: unsupported architecture '%s' (llama, qwen2)", g->path, arch);
+    }
+    /* Hyper-parameters live under "<arch>.": K("x") is that key. */
+    char kb[128];
+#define K(suffix) (snprintf(kb, sizeof kb, "%s." suffix, arch), kb)
 
     double theta, eps;
-    if (g_int(g, "llama.embedding_length", 1, 0, &c->D, e) ||
-        g_int(g, "llama.block_count", 1, 0, &c->L, e) ||
-        g_int(g, "llama.attention.head_count", 1, 0, &c->H, e) ||
-        g_int(g, "llama.attention.head_count_kv", 0, c->H, &c->KV, e) ||
-        g_int(g, "llama.feed_forward_length", 1, 0, &c->F, e) ||
-        g_int(g, "llama.context_length", 0, 0, &c->max_pos, e) ||
-        hp_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &eps, e))
+    if (g_int(g, K("embedding_length"), 1, 0, &c->D, e) ||
+        g_int(g, K("block_count"), 1, 0, &c->L, e) ||
+        g_int(g, K("attention.head_count"), 1, 0, &c->H, e) ||
+        g_int(g, K("attention.head_count_kv"), 0, c->H, &c->KV, e) ||
+        g_int(g, K("feed_forward_length"), 1, 0, &c->F, e) ||
+        g_int(g, K("context_length"), 0, 0, &c->max_pos, e) ||
+        hp_gguf_get_float(g, K("attention.layer_norm_rms_epsilon"), &eps, e))
         return -1;
-    if (!hp_gguf_get(g, "llama.rope.freq_base"))
+    if (!hp_gguf_get(g, K("rope.freq_base")))
         theta = 10000;
-    else if (hp_gguf_get_float(g, "llama.rope.freq_base", &theta, e))
+    else if (hp_gguf_get_float(g, K("rope.freq_base"), &theta, e))
         return -1;
-    if (c->H <= 0) return hp_errf(e, "%s: llama.attention.head_count must be positive", g->path);
-    if (g_int(g, "llama.attention.key_length", 0, c->D / c->H, &c->Dh, e)) return -1;
-    if (!hp_gguf_get(g, "llama.attention.key_length") && c->D % c->H)
+    if (c->H <= 0) return hp_errf(e, "%s: %s must be positive", g->path, K("attention.head_count"));
+    int has_kl = hp_gguf_get(g, K("attention.key_length")) != NULL;
+    if (g_int(g, K("attention.key_length"), 0, c->D / c->H, &c->Dh, e)) return -1;
+    if (!has_kl && c->D % c->H)
         return hp_errf(e, "%s: embedding_length %d is not a multiple of head_count %d", g->path,
                        c->D, c->H);
     int vl, rd;
-    if (g_int(g, "llama.attention.value_length", 0, c->Dh, &vl, e) ||
-        g_int(g, "llama.rope.dimension_count", 0, c->Dh, &rd, e))
+    if (g_int(g, K("attention.value_length"), 0, c->Dh, &vl, e) ||
+        g_int(g, K("rope.dimension_count"), 0, c->Dh, &rd, e))
         return -1;
     if (vl != c->Dh)
         return hp_errf(e, "%s: value_length %d != key_length %d is not supported", g->path, vl,
@@ -254,16 +281,23 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
         return hp_errf(
             e, "%s: partial rotary (rope.dimension_count %d of head dim %d) is not supported",
             g->path, rd, c->Dh);
-    const char *rs = hp_gguf_get_str(g, "llama.rope.scaling.type");
+    const char *rs = hp_gguf_get_str(g, K("rope.scaling.type"));
     if (rs && strcmp(rs, "none"))
         return hp_errf(e, "%s: unsupported rope_scaling type %s", g->path, rs);
+    /* Mistral's window, where the converter wrote it (0 = none). */
+    if (g_int(g, K("attention.sliding_window"), 0, 0, &c->sliding_window, e)) return -1;
+    int V_meta = 0;
+    if (g_int(g, K("vocab_size"), 0, 0, &V_meta, e)) return -1;
+#undef K
 
     const hp_gguf_kv *tok = hp_gguf_get(g, "tokenizer.ggml.tokens");
     if (tok && tok->type == HP_GGUF_ARRAY) {
         if (tok->n > INT_MAX) return hp_errf(e, "%s: tokenizer.ggml.tokens is too long", g->path);
         c->V = (int)tok->n;
-    } else if (g_int(g, "llama.vocab_size", 1, 0, &c->V, e)) {
-        return -1;
+    } else if (V_meta > 0) {
+        c->V = V_meta;
+    } else {
+        return hp_errf(e, "%s: no tokenizer.ggml.tokens and no vocab_size metadata", g->path);
     }
     if (g_int(g, "tokenizer.ggml.bos_token_id", 0, -1, &c->bos_id, e) ||
         g_int(g, "tokenizer.ggml.eos_token_id", 0, -1, &c->eos_id, e))
@@ -279,5 +313,10 @@ int hp_config_from_gguf_store(const hp_store *s, hp_config *c, hp_err *e) {
     if (hp_config_from_gguf(s->gguf, c, e)) return -1;
     /* llama.cpp drops output.weight when the head shares the token embedding */
     c->tie_embeddings = hp_store_find(s, "output.weight") == NULL;
+    /* Biases are not in the metadata: the layer-0 tensors say (the loader then requires them in
+     * every layer). Qwen2 always has q/k/v biases. */
+    c->attn_bias = c->arch == HP_ARCH_QWEN2 || hp_store_find(s, "blk.0.attn_q.bias") != NULL;
+    c->o_bias = hp_store_find(s, "blk.0.attn_output.bias") != NULL;
+    c->mlp_bias = hp_store_find(s, "blk.0.ffn_up.bias") != NULL;
     return 0;
 }
