@@ -33,8 +33,7 @@ typedef struct kind_scores {
     int n[2];
 } kind_scores;
 
-/* DIR/runs/<label>.json: one finished configuration (its scores, and the answers of the unedited
- * run), valid while its fingerprint (the run's settings and the edited heads) is unchanged. */
+/* DIR/runs/<label>.json: one finished configuration (its scores and answers), valid while its fingerprint (the run's settings and the edited heads) is unchanged. */
 static char *run_cache_path(const eval_ctx *c, const char *label) {
     char *path = NULL, name[96];
     size_t j = 0;
@@ -140,7 +139,7 @@ static int run_qa(const eval_ctx *c, const char *label, kind_scores *ks, char **
     if (c->outdir && run_cache_load(c, label, ks, answers_out)) return 0;
     char **tmp = NULL;
     if (run_qa_fresh(c, label, ks, &tmp, e)) return -1;
-    int rc = c->outdir ? run_cache_store(c, label, ks, answers_out ? tmp : NULL, e) : 0;
+    int rc = c->outdir ? run_cache_store(c, label, ks, tmp, e) : 0; /* answers kept for reading */
     if (answers_out) {
         *answers_out = tmp;
     } else {
