@@ -164,8 +164,8 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
         STEP(be->matmul(be, rt->q, rt->xn, w->wq, n, Q, c->D));
         STEP(be->matmul(be, rt->k, rt->xn, w->wk, n, KVD, c->D));
         STEP(be->matmul(be, rt->v, rt->xn, w->wv, n, KVD, c->D));
-        STEP(be->rope(be, rt->q, rt->pos, n, c->H, c->Dh, c->rope_theta));
-        STEP(be->rope(be, rt->k, rt->pos, n, c->KV, c->Dh, c->rope_theta));
+        STEP(be->rope(be, rt->q, rt->pos, m->rope_inv, n, c->H, c->Dh));
+        STEP(be->rope(be, rt->k, rt->pos, m->rope_inv, n, c->KV, c->Dh));
         STEP(be->kv_store(be, rt->kc[l], rt->vc[l], rt->k, rt->v, rt->seq, rt->pos, n, KVD, rt->Tcap));
         STEP(be->attention(be, rt->z, rt->q, rt->kc[l], rt->vc[l], rt->seq, rt->pos, n, c->H, c->KV,
                            c->Dh, rt->Tcap, c->sliding_window));
