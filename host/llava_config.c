@@ -35,9 +35,10 @@ int hp_llava_text_config(const struct cJSON *root, const char *path, hp_config *
     int mistral = !cJSON_IsString(mt) || !strcmp(mt->valuestring, "mistral");
     if (!cJSON_IsString(mt)) cJSON_AddStringToObject(t, "model_type", "llama"); /* HF's default */
     else if (strcmp(mt->valuestring, "mistral") && strcmp(mt->valuestring, "llama")) {
+        hp_errf(e, "%s: text_config.model_type '%s' is not supported (llama, mistral)", path,
+                mt->valuestring); /* before freeing t, which holds the string */
         cJSON_Delete(t);
-        return hp_errf(e, "%s: text_config.model_type '%s' is not supported (llama, mistral)", path,
-                       mt->valuestring);
+        return -1;
     }
     if (!cJSON_IsString(mt)) mistral = 0;
     for (size_t i = 0; i < sizeof text_defaults / sizeof *text_defaults; i++)
@@ -90,16 +91,29 @@ static const int default_pinpoints[][2] = {{336, 672}, {672, 336}, {672, 672}, {
 
 int hp_llava_vision_config(const cJSON *root, const char *path, hp_llava_config *c, hp_err *e) {
     memset(c, 0, sizeof *c);
+    /* LlavaForConditionalGeneration (LLaVA 1.5) has the same keys but no anyres packing */
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (mt && !(cJSON_IsString(mt) && !strcmp(mt->valuestring, "llava_next")))
+        return hp_errf(e, "%s: model_type %s is not supported (llava_next)", path,
+                       cJSON_IsString(mt) ? mt->valuestring : "(not a string)");
+    const cJSON *ar = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *a0 = cJSON_IsArray(ar) ? cJSON_GetArrayItem(ar, 0) : NULL;
+    if (ar && !cJSON_IsNull(ar) &&
+        !(cJSON_IsString(a0) && !strcmp(a0->valuestring, "LlavaNextForConditionalGeneration")))
+        return hp_errf(e, "%s: architectures %s is not supported (LlavaNextForConditionalGeneration)",
+                       path, cJSON_IsString(a0) ? a0->valuestring : "(not a list of strings)");
+    if (hp_config_no_pruned_heads(root, "", path, e)) return -1;
     const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
     hp_clip_config *v = &c->vis;
     if (vc && !cJSON_IsNull(vc)) {
         if (!cJSON_IsObject(vc)) return hp_errf(e, "%s: 'vision_config' must be an object", path);
-        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(vc, "model_type");
+        mt = cJSON_GetObjectItemCaseSensitive(vc, "model_type");
         if (mt && !(cJSON_IsString(mt) && !strcmp(mt->valuestring, "clip_vision_model")))
             return hp_errf(e, "%s: vision_config.model_type %s%s%s is not supported (only "
                            "clip_vision_model)", path, cJSON_IsString(mt) ? "'" : "",
                            cJSON_IsString(mt) ? mt->valuestring : "(not a string)",
                            cJSON_IsString(mt) ? "'" : "");
+        if (hp_config_no_pruned_heads(vc, "vision_config.", path, e)) return -1;
         /* CLIPVisionConfig's own defaults (ViT-B/32). */
         double eps = 1e-5;
         const cJSON *ev = cJSON_GetObjectItemCaseSensitive(vc, "layer_norm_eps");

@@ -17,6 +17,14 @@
 
 /* ---- config.json ---------------------------------------------------------------------------- */
 
+int hp_config_no_pruned_heads(const cJSON *o, const char *in, const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "pruned_heads");
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsObject(v) && !v->child))
+        return hp_errf(e, "%s: %spruned_heads (heads removed from the model) is not supported", path,
+                       in);
+    return 0;
+}
+
 /* An integer key: absent or null gives def (or an error when required). */
 static int j_int(const cJSON *o, const char *key, int required, int def, int *out, const char *path,
                  hp_err *e) {
@@ -172,6 +180,13 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
                        "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM)",
                        path, an);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", an);
+    /* transformers' AutoModel builds the class of model_type: a disagreeing one is not a guess */
+    if (cJSON_IsString(mt) && strcmp(mt->valuestring, c->arch == HP_ARCH_LLAMA ? "llama" : "mistral"))
+        return hp_errf(e, "%s: model_type '%s' does not match architecture %s", path,
+                       mt->valuestring, an);
+    if (mt && !cJSON_IsNull(mt) && !cJSON_IsString(mt))
+        return hp_errf(e, "%s: key 'model_type' must be a string", path);
+    if (hp_config_no_pruned_heads(o, "", path, e)) return -1;
 
     double theta = 10000, eps;
     if (j_int(o, "hidden_size", 1, 0, &c->D, path, e) ||

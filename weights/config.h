@@ -56,6 +56,9 @@ int hp_config_from_gguf(const struct hp_gguf *g, hp_config *c, hp_err *e);
 struct hp_store;
 int hp_config_from_gguf_store(const struct hp_store *s, hp_config *c, hp_err *e);
 
+/* Refuses a non-empty "pruned_heads" in the config object o (in: "vision_config." or "" for
+ * messages); transformers' PretrainedConfig key, which prunes heads at load. */
+int hp_config_no_pruned_heads(const struct cJSON *o, const char *in, const char *path, hp_err *e);
 /* The Dh/2 inverse frequencies of the rotary pairs (i, i + Dh/2) under c's rope scaling, as
  * transformers computes them (default: theta^(-2i/Dh) from a double pow, rounded to float).
  * freq_factors: GGUF's rope_freqs.weight [Dh/2] when c->rope_freqs_tensor, else NULL. */
