@@ -10,6 +10,7 @@
 #include "progress.h"
 
 #include <cJSON.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@ typedef struct eval_ctx {
     const hp_qa_set *set;
     const hp_prompts *p;
     int max_new, batch, quiet;
+    const char *outdir; /* DIR/runs/ keeps each finished configuration: a re-run resumes */
+    const char *fingerprint; /* model, data, questions, budget, template, alpha */
 } eval_ctx;
 
 /* Mean F1 / EM for country and other questions under the model's current edits. */
@@ -30,7 +33,125 @@ typedef struct kind_scores {
     int n[2];
 } kind_scores;
 
+/* DIR/runs/<label>.json: one finished configuration (its scores, and the answers of the unedited
+ * run), valid while its fingerprint (the run's settings and the edited heads) is unchanged. */
+static char *run_cache_path(const eval_ctx *c, const char *label) {
+    char *path = NULL, name[96];
+    size_t j = 0;
+    for (const char *q = label; *q && j + 1 < sizeof name; q++)
+        name[j++] = (isalnum((unsigned char)*q) || *q == '-') ? *q : '_';
+    name[j] = 0;
+    if (asprintf(&path, "%s/runs/%s.json", c->outdir, name) < 0) return NULL;
+    return path;
+}
+
+static char *run_key(const eval_ctx *c) {
+    char *heads = NULL, *key = NULL;
+    size_t n = (size_t)c->m->cfg.L * c->m->cfg.H, len = 0;
+    heads = malloc(n * 24 + 1);
+    if (!heads) return NULL;
+    heads[0] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (c->m->alpha[i] != 1.0f)
+            len += (size_t)sprintf(heads + len, "%zu.%zu=%g,", i / (size_t)c->m->cfg.H,
+                                   i % (size_t)c->m->cfg.H, c->m->alpha[i]);
+    if (asprintf(&key, "%s|heads %s", c->fingerprint, heads) < 0) key = NULL;
+    free(heads);
+    return key;
+}
+
+static int run_cache_load(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out) {
+    char *path = run_cache_path(c, label), *key = run_key(c);
+    hp_err e2 = {0};
+    cJSON *j = path && key && hp_file_exists(path) ? hp_read_json(path, &e2) : NULL;
+    int ok = 0;
+    const cJSON *k = j ? cJSON_GetObjectItemCaseSensitive(j, "key") : NULL;
+    const cJSON *sc = j ? cJSON_GetObjectItemCaseSensitive(j, "scores") : NULL;
+    const cJSON *an = j ? cJSON_GetObjectItemCaseSensitive(j, "answers") : NULL;
+    if (cJSON_IsString(k) && !strcmp(k->valuestring, key) && cJSON_IsArray(sc) &&
+        cJSON_GetArraySize(sc) == 8 && (!answers_out || (cJSON_IsArray(an) && cJSON_GetArraySize(an) == c->p->B))) {
+        double v[8];
+        for (int i = 0; i < 8; i++) v[i] = cJSON_GetArrayItem(sc, i)->valuedouble;
+        for (int q = 0; q < 2; q++) {
+            ks->f1[q] = v[4 * q];
+            ks->em[q] = v[4 * q + 1];
+            ks->match[q] = v[4 * q + 2];
+            ks->n[q] = (int)v[4 * q + 3];
+        }
+        ok = 1;
+        if (answers_out) {
+            char **a = calloc((size_t)c->p->B, sizeof(char *));
+            for (int i = 0; a && i < c->p->B; i++) {
+                const cJSON *s = cJSON_GetArrayItem(an, i);
+                a[i] = strdup(cJSON_IsString(s) ? s->valuestring : "");
+            }
+            *answers_out = a;
+            ok = a != NULL;
+        }
+    }
+    if (ok && !c->quiet) fprintf(stderr, "%s: resumed from %s\n", label, path);
+    cJSON_Delete(j);
+    free(path);
+    free(key);
+    return ok;
+}
+
+static int run_cache_store(const eval_ctx *c, const char *label, const kind_scores *ks, char **answers,
+                           hp_err *e) {
+    char *path = run_cache_path(c, label), *key = run_key(c), *dir = NULL;
+    cJSON *j = cJSON_CreateObject();
+    int rc = -1;
+    if (!path || !key || !j || asprintf(&dir, "%s/runs", c->outdir) < 0) {
+        hp_errf(e, "out of memory");
+        goto out;
+    }
+    if (hp_eval_mkdir(dir, e)) goto out;
+    cJSON_AddStringToObject(j, "label", label);
+    cJSON_AddStringToObject(j, "key", key);
+    cJSON *sc = cJSON_AddArrayToObject(j, "scores"); /* per kind: f1, em, match, n */
+    for (int q = 0; q < 2; q++) {
+        cJSON_AddItemToArray(sc, cJSON_CreateNumber(ks->f1[q]));
+        cJSON_AddItemToArray(sc, cJSON_CreateNumber(ks->em[q]));
+        cJSON_AddItemToArray(sc, cJSON_CreateNumber(ks->match[q]));
+        cJSON_AddItemToArray(sc, cJSON_CreateNumber(ks->n[q]));
+    }
+    if (answers) {
+        cJSON *an = cJSON_AddArrayToObject(j, "answers");
+        for (int i = 0; i < c->p->B; i++) cJSON_AddItemToArray(an, cJSON_CreateString(answers[i] ? answers[i] : ""));
+    }
+    char *txt = cJSON_PrintUnformatted(j);
+    rc = txt ? hp_write_file_atomic(path, txt, strlen(txt), e) : hp_errf(e, "out of memory");
+    free(txt);
+out:
+    cJSON_Delete(j);
+    free(path);
+    free(key);
+    free(dir);
+    return rc;
+}
+
+static int run_qa_fresh(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out,
+                        hp_err *e);
+
+/* One configuration (the model's current edits): from DIR/runs/ when it finished before, else
+ * generated and stored there. */
 static int run_qa(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out, hp_err *e) {
+    memset(ks, 0, sizeof *ks);
+    if (c->outdir && run_cache_load(c, label, ks, answers_out)) return 0;
+    char **tmp = NULL;
+    if (run_qa_fresh(c, label, ks, &tmp, e)) return -1;
+    int rc = c->outdir ? run_cache_store(c, label, ks, answers_out ? tmp : NULL, e) : 0;
+    if (answers_out) {
+        *answers_out = tmp;
+    } else {
+        for (int i = 0; tmp && i < c->p->B; i++) free(tmp[i]);
+        free(tmp);
+    }
+    return rc;
+}
+
+static int run_qa_fresh(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out,
+                        hp_err *e) {
     memset(ks, 0, sizeof *ks);
     const hp_prompts *p = c->p;
     char **answers = answers_out ? calloc((size_t)p->B, sizeof(char *)) : NULL;
@@ -155,6 +276,9 @@ int cmd_eval(int argc, char **argv) {
                    "random controls (same per-layer counts as the SOMP heads, disjoint from them) edited by\n"
                    "--alpha. Writes DIR/eval.json, DIR/eval.csv, DIR/f1_vs_k.svg, DIR/match_vs_k.svg,\n"
                    "DIR/heads_heatmap.svg. Answer match: an accepted answer occurs in the reply.\n"
+                   "Without --edit only the unedited model runs (DIR/baseline.json: scores and answers).\n"
+                   "Each finished configuration is kept in DIR/runs/: a re-run with the same settings\n"
+                   "resumes where a killed one stopped.\n"
                    "  --task classify|caption   LLaVA image tasks (see eval --task classify --help)\n"
                    "  --countries FILE   mark questions whose answer is in this list as country questions\n"
                    "                     (needed for TriviaQA files; JSONL from build_qa.py has kinds)\n"
@@ -167,9 +291,9 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     int ks[HP_EVAL_MAX_K], nk = 0;
-    if (optind != argc - 1 || !data || !edit || strcmp(task, "qa") || hp_eval_parse_tops(tops, ks, &nk) ||
+    if (optind != argc - 1 || !data || strcmp(task, "qa") || (edit && hp_eval_parse_tops(tops, ks, &nk)) ||
         n_random < 0 || max_new <= 0 || batch <= 0) {
-        fprintf(stderr, "headpursuit eval: need MODEL, --task qa, --data and --edit; --top like 8,16,32 (see --help)\n");
+        fprintf(stderr, "headpursuit eval: need MODEL, --task qa and --data (and --edit for the edited runs); --top like 8,16,32 (see --help)\n");
         return 2;
     }
     hp_err e = {0};
@@ -180,7 +304,7 @@ int cmd_eval(int argc, char **argv) {
     hp_ranking rk = {0};
     hp_wordlist wl = {0};
     cJSON *j = NULL;
-    char **base_answers = NULL;
+    char **base_answers = NULL, *fingerprint = NULL;
     int rc = 1, n_all = 0;
     char *json_path = hp_eval_path(outdir, "eval.json"), *csv_path = hp_eval_path(outdir, "eval.csv");
     char *svg_path = hp_eval_path(outdir, "f1_vs_k.svg"), *heat_path = hp_eval_path(outdir, "heads_heatmap.svg");
@@ -190,23 +314,60 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (hp_eval_mkdir(outdir, &e)) goto done;
-    if (hp_qa_load(data, &set, &e) || hp_ranking_load(edit, &rk, &e)) goto done;
+    if (hp_qa_load(data, &set, &e) || (edit && hp_ranking_load(edit, &rk, &e))) goto done;
     int max_k = 0;
     for (int i = 0; i < nk; i++)
         if (ks[i] > max_k) max_k = ks[i];
-    if (hp_ranking_check(&rk, edit, m->cfg.L, m->cfg.H, max_k, &e)) goto done;
+    if (edit && hp_ranking_check(&rk, edit, m->cfg.L, m->cfg.H, max_k, &e)) goto done;
     if (countries) {
         if (hp_wordlist_load(countries, &wl, &e) || hp_qa_mark_kind(&set, &wl) < 0) goto done;
     }
     n_all = set.n;
     if (limit > 0 && limit < set.n) set.n = limit;
     if (hp_qa_prompts(m, &set, chat, &p, &e)) goto done;
-    eval_ctx ctx = {.m = m, .set = &set, .p = &p, .max_new = max_new, .batch = batch, .quiet = quiet};
+    if (asprintf(&fingerprint, "model %s|data %s|questions %d|max_new %d|chat %d|alpha %g|prompt %s",
+                 argv[optind], data, set.n, max_new, chat, alpha, HP_QA_PROMPT) < 0) {
+        fingerprint = NULL;
+        hp_errf(&e, "out of memory");
+        goto done;
+    }
+    eval_ctx ctx = {.m = m, .set = &set, .p = &p, .max_new = max_new, .batch = batch, .quiet = quiet,
+                    .outdir = outdir, .fingerprint = fingerprint};
     kind_scores base;
     hp_model_clear_edits(m);
     if (run_qa(&ctx, "unedited", &base, &base_answers, &e)) goto done;
     if (!quiet)
-        fprintf(stderr, "unedited: F1 country %.3f (n=%d), other %.3f (n=%d)\n", base.f1[0], base.n[0], base.f1[1], base.n[1]);
+        fprintf(stderr, "unedited: F1 country %.3f (n=%d), other %.3f (n=%d); answer match %.3f / %.3f\n",
+                base.f1[0], base.n[0], base.f1[1], base.n[1], base.match[0], base.match[1]);
+    if (!edit) { /* the unedited model only: its scores and answers */
+        j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "model", argv[optind]);
+        cJSON_AddStringToObject(j, "data", data);
+        cJSON_AddNumberToObject(j, "questions", set.n);
+        cJSON_AddNumberToObject(j, "max_new", max_new);
+        cJSON_AddStringToObject(j, "prompt", HP_QA_PROMPT);
+        cJSON_AddBoolToObject(j, "chat", chat);
+        cJSON *bj = cJSON_AddObjectToObject(j, "unedited");
+        add_scores(bj, &base, NULL);
+        cJSON_AddNumberToObject(bj, "n_country", base.n[0]);
+        cJSON_AddNumberToObject(bj, "n_other", base.n[1]);
+        cJSON *aj = cJSON_AddArrayToObject(j, "unedited_answers");
+        for (int i = 0; i < set.n; i++) {
+            cJSON *a = cJSON_CreateObject();
+            cJSON_AddStringToObject(a, "question", set.items[i].question);
+            cJSON_AddStringToObject(a, "kind", hp_qa_kind_name(set.items[i].kind));
+            cJSON_AddStringToObject(a, "answer", base_answers[i] ? base_answers[i] : "");
+            cJSON_AddItemToArray(aj, a);
+        }
+        char *js = cJSON_Print(j);
+        char *bpath = hp_eval_path(outdir, "baseline.json");
+        int bad = !js || !bpath || hp_write_file_atomic(bpath, js, strlen(js), &e);
+        if (!bad) printf("unedited model only (no --edit): wrote %s\n", bpath);
+        free(js);
+        free(bpath);
+        if (!bad) rc = 0;
+        goto done;
+    }
     if (base.n[0] == 0 || base.n[1] == 0)
         fprintf(stderr, "warning: no %s questions in %s: that column is empty\n", base.n[0] ? "other" : "country", data);
     /* Results: [k][method] with method 0 SOMP, 1 LL; random: [k][draw]. */
@@ -382,6 +543,7 @@ done:
     free(svg_path);
     free(heat_path);
     free(match_path);
+    free(fingerprint);
     if (n_all) set.n = n_all;
     hp_qa_free(&set);
     hp_prompts_free(&p);

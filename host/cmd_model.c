@@ -148,7 +148,7 @@ int cmd_info(int argc, char **argv) {
     cJSON_AddBoolToObject(j, "tie_word_embeddings", k->tie_embeddings);
     cJSON *dt = cJSON_AddObjectToObject(j, "dtypes");
     for (int r = 0; r < HP_T_COUNT; r++) {
-        if (r == HP_T_LM_HEAD && k->tie_embeddings) continue;
+        if (!hp_role_needed(k, r)) continue;
         const char *nm = m->is_gguf ? hp_tensor_table[r].gguf : hp_tensor_table[r].hf;
         char name[160];
         snprintf(name, sizeof name, nm, 0);
@@ -188,7 +188,7 @@ int cmd_info(int argc, char **argv) {
         printf("  chat template     %s\n", hp_chat_name(m->chat));
         printf("  tensors (layer 0 shown for per-layer tensors):\n");
         for (int r = 0; r < HP_T_COUNT; r++) {
-            if (r == HP_T_LM_HEAD && k->tie_embeddings) continue;
+            if (!hp_role_needed(k, r)) continue;
             int64_t sh[2];
             int nd = hp_tensor_shape(k, r, sh);
             char name[160];

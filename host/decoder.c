@@ -1,4 +1,4 @@
-/* decoder.c: the Llama/Mistral forward pass over packed token batches, written once against the
+/* decoder.c: the Llama/Mistral/Qwen2 forward pass over packed token batches, written once against the
  * backend interface: embedding, per layer RMSNorm -> Q/K/V -> RoPE -> KV cache -> attention ->
  * (head edit) -> (head readout) -> o_proj -> residual -> RMSNorm -> SwiGLU MLP -> residual, then
  * the final norm and the lm_head for the requested rows only. Greedy generation on top. */
@@ -164,6 +164,11 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
         STEP(be->matmul(be, rt->q, rt->xn, w->wq, n, Q, c->D));
         STEP(be->matmul(be, rt->k, rt->xn, w->wk, n, KVD, c->D));
         STEP(be->matmul(be, rt->v, rt->xn, w->wv, n, KVD, c->D));
+        if (w->bq) {
+            STEP(be->add_bias(be, rt->q, w->bq, n, Q));
+            STEP(be->add_bias(be, rt->k, w->bk, n, KVD));
+            STEP(be->add_bias(be, rt->v, w->bv, n, KVD));
+        }
         STEP(be->rope(be, rt->q, rt->pos, m->rope_inv, n, c->H, c->Dh));
         STEP(be->rope(be, rt->k, rt->pos, m->rope_inv, n, c->KV, c->Dh));
         STEP(be->kv_store(be, rt->kc[l], rt->vc[l], rt->k, rt->v, rt->seq, rt->pos, n, KVD, rt->Tcap));
@@ -188,12 +193,18 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
             STEP(bad);
         }
         STEP(be->matmul(be, rt->o, rt->z, w->wo, n, c->D, Q));
+        if (w->bo) STEP(be->add_bias(be, rt->o, w->bo, n, c->D)); /* no head's contribution */
         STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));
         STEP(be->rmsnorm(be, rt->xn, rt->x, w->ffn_norm, n, c->D, c->rms_eps));
         STEP(be->matmul(be, rt->gate, rt->xn, w->w_gate, n, c->F, c->D));
         STEP(be->matmul(be, rt->up, rt->xn, w->w_up, n, c->F, c->D));
+        if (w->b_gate) {
+            STEP(be->add_bias(be, rt->gate, w->b_gate, n, c->F));
+            STEP(be->add_bias(be, rt->up, w->b_up, n, c->F));
+        }
         STEP(be->swiglu(be, rt->gate, rt->gate, rt->up, (size_t)n * c->F));
         STEP(be->matmul(be, rt->o, rt->gate, w->w_down, n, c->D, c->F));
+        if (w->b_down) STEP(be->add_bias(be, rt->o, w->b_down, n, c->D));
         STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));
 #undef STEP
     }

@@ -25,6 +25,13 @@ const hp_tensor_spec hp_tensor_table[HP_T_COUNT] = {
     {HP_T_W_GATE, 1, "model.layers.%d.mlp.gate_proj.weight", "blk.%d.ffn_gate.weight", {'F', 'D'}},
     {HP_T_W_UP, 1, "model.layers.%d.mlp.up_proj.weight", "blk.%d.ffn_up.weight", {'F', 'D'}},
     {HP_T_W_DOWN, 1, "model.layers.%d.mlp.down_proj.weight", "blk.%d.ffn_down.weight", {'D', 'F'}},
+    {HP_T_BQ, 1, "model.layers.%d.self_attn.q_proj.bias", "blk.%d.attn_q.bias", {'Q', 0}},
+    {HP_T_BK, 1, "model.layers.%d.self_attn.k_proj.bias", "blk.%d.attn_k.bias", {'K', 0}},
+    {HP_T_BV, 1, "model.layers.%d.self_attn.v_proj.bias", "blk.%d.attn_v.bias", {'K', 0}},
+    {HP_T_BO, 1, "model.layers.%d.self_attn.o_proj.bias", "blk.%d.attn_output.bias", {'D', 0}},
+    {HP_T_B_GATE, 1, "model.layers.%d.mlp.gate_proj.bias", "blk.%d.ffn_gate.bias", {'F', 0}},
+    {HP_T_B_UP, 1, "model.layers.%d.mlp.up_proj.bias", "blk.%d.ffn_up.bias", {'F', 0}},
+    {HP_T_B_DOWN, 1, "model.layers.%d.mlp.down_proj.bias", "blk.%d.ffn_down.bias", {'D', 0}},
 };
 
 static int64_t dim_value(const hp_config *c, char d) {
@@ -60,13 +67,32 @@ void **hp_model_slot(hp_model *m, hp_role r, int l) {
     case HP_T_W_GATE: return &ly->w_gate;
     case HP_T_W_UP: return &ly->w_up;
     case HP_T_W_DOWN: return &ly->w_down;
+    case HP_T_BQ: return &ly->bq;
+    case HP_T_BK: return &ly->bk;
+    case HP_T_BV: return &ly->bv;
+    case HP_T_BO: return &ly->bo;
+    case HP_T_B_GATE: return &ly->b_gate;
+    case HP_T_B_UP: return &ly->b_up;
+    case HP_T_B_DOWN: return &ly->b_down;
     default: return NULL;
     }
 }
 
-static int role_needed(const hp_model *m, hp_role r) {
-    return !(r == HP_T_LM_HEAD && m->cfg.tie_embeddings);
+int hp_role_needed(const hp_config *c, hp_role r) {
+    switch (r) {
+    case HP_T_LM_HEAD: return !c->tie_embeddings;
+    case HP_T_BQ:
+    case HP_T_BK:
+    case HP_T_BV: return c->attn_bias;
+    case HP_T_BO: return c->o_bias;
+    case HP_T_B_GATE:
+    case HP_T_B_UP:
+    case HP_T_B_DOWN: return c->mlp_bias;
+    default: return 1;
+    }
 }
+
+static int role_needed(const hp_model *m, hp_role r) { return hp_role_needed(&m->cfg, r); }
 
 static int check_config(const hp_config *c, const char *path, hp_err *e) {
     if (c->D <= 0 || c->L <= 0 || c->H <= 0 || c->KV <= 0 || c->Dh <= 0 || c->F <= 0 || c->V <= 0)
@@ -184,8 +210,11 @@ static int load_weights(hp_model *m, hp_err *e) {
                 }
             }
             if (hp_tensor_to_f32(t, tmp, e)) goto fail;
-            if (m->is_gguf && (r == HP_T_WQ || r == HP_T_WK) &&
-                unpermute_rows(tmp, r == HP_T_WQ ? c->H : c->KV, c->Dh, c->D, e))
+            /* Only the llama architecture is stored interleaved (qwen2 keeps rotate-half). */
+            int q_or_k = r == HP_T_WQ || r == HP_T_WK || r == HP_T_BQ || r == HP_T_BK;
+            if (m->is_gguf && c->arch == HP_ARCH_LLAMA && q_or_k &&
+                unpermute_rows(tmp, r == HP_T_WQ || r == HP_T_BQ ? c->H : c->KV, c->Dh,
+                               r == HP_T_WQ || r == HP_T_WK ? c->D : 1, e))
                 goto fail;
             void *dst = be->offset(be, m->wblock, off, HP_MEM_WEIGHT);
             *hp_model_slot(m, r, l) = dst;

@@ -1,4 +1,4 @@
-/* model.h: a Llama/Mistral decoder: its config, tokenizer, the table of its tensors and their
+/* model.h: a Llama/Mistral/Qwen2 decoder: its config, tokenizer, the table of its tensors and their
  * weights on a backend, and the forward pass over packed token batches with a KV cache, head
  * editing (alpha per head) and per-head residual capture. */
 #ifndef HP_MODEL_H
@@ -23,6 +23,14 @@ typedef enum hp_role {
     HP_T_W_GATE,     /* [F, D] */
     HP_T_W_UP,       /* [F, D] */
     HP_T_W_DOWN,     /* [D, F] */
+    /* Optional biases (hp_role_needed says which a config has). */
+    HP_T_BQ,         /* per layer [H*Dh] */
+    HP_T_BK,         /* [KV*Dh] */
+    HP_T_BV,         /* [KV*Dh] */
+    HP_T_BO,         /* [D] */
+    HP_T_B_GATE,     /* [F] */
+    HP_T_B_UP,       /* [F] */
+    HP_T_B_DOWN,     /* [D] */
     HP_T_COUNT
 } hp_role;
 
@@ -37,9 +45,12 @@ typedef struct hp_tensor_spec {
 extern const hp_tensor_spec hp_tensor_table[HP_T_COUNT];
 /* Expected shape of a role under a config; returns ndim. */
 int hp_tensor_shape(const hp_config *c, hp_role r, int64_t shape[2]);
+/* Whether a model of this config has the tensor of role r (tied lm_head, optional biases). */
+int hp_role_needed(const hp_config *c, hp_role r);
 
 typedef struct hp_layer {
     void *attn_norm, *wq, *wk, *wv, *wo, *ffn_norm, *w_gate, *w_up, *w_down;
+    void *bq, *bk, *bv, *bo, *b_gate, *b_up, *b_down; /* NULL when the model has none */
 } hp_layer;
 
 typedef enum hp_chat_kind { HP_CHAT_NONE = 0, HP_CHAT_CHATML, HP_CHAT_MISTRAL } hp_chat_kind;

@@ -147,8 +147,8 @@ DECODER = {
                             newer=True),
 }
 LLAMA = dict(DECODER, **{
-    "attention_bias": refused(True),
-    "mlp_bias": refused(True),
+    "attention_bias": read(True, expect="bias"),  # tiny-llama has no bias tensors
+    "mlp_bias": read(True, expect="bias"),
     "pretraining_tp": inert("tensor-parallel slicing of the same products (transformers 4.46 "
                             "splits and re-sums them): identical up to summation order", 2),
     "rope_scaling": read({"rope_type": "linear", "factor": 2.0}),
@@ -156,6 +156,13 @@ LLAMA = dict(DECODER, **{
 })
 MISTRAL = dict(DECODER, **{
     "sliding_window": read(2),
+})
+QWEN2 = dict({k: v for k, v in DECODER.items() if k != "head_dim"}, **{  # 4.46: no head_dim key
+    "max_window_layers": inert("layers above it use the window, only with use_sliding_window", 1),
+    "rope_scaling": read({"rope_type": "linear", "factor": 2.0}),
+    "sliding_window": inert("the window applies only with use_sliding_window", 2),
+    "tie_word_embeddings": read(False, expect="lm_head"),  # tiny-qwen2 is tied
+    "use_sliding_window": refused(True),
 })
 LLAVA_NEXT = {
     "architectures": refused(["LlavaForConditionalGeneration"], expect="architectures"),
@@ -211,7 +218,8 @@ LLAVA_NEXT_PROC = {
                          newer=True),
 }
 
-TABLES = {"LlamaConfig": LLAMA, "MistralConfig": MISTRAL, "LlavaNextConfig": LLAVA_NEXT,
+TABLES = {"LlamaConfig": LLAMA, "MistralConfig": MISTRAL, "Qwen2Config": QWEN2,
+          "LlavaNextConfig": LLAVA_NEXT,
           "CLIPVisionConfig": CLIP_VISION, "LlavaNextImageProcessor": LLAVA_NEXT_PROC}
 PROCESSORS = {"LlavaNextImageProcessor"}  # not PretrainedConfigs: no GENERIC keys
 
@@ -234,6 +242,7 @@ def text_cmd(model):
 TARGETS = [
     ("LlamaConfig (tiny-llama)", "LlamaConfig", "tiny-llama", "config.json", None, text_cmd),
     ("MistralConfig (tiny-mistral)", "MistralConfig", "tiny-mistral", "config.json", None, text_cmd),
+    ("Qwen2Config (tiny-qwen2)", "Qwen2Config", "tiny-qwen2", "config.json", None, text_cmd),
     ("LlavaNextConfig (tiny-llava)", "LlavaNextConfig", "tiny-llava", "config.json", None, llava_cmd),
     ("text_config (tiny-llava)", "MistralConfig", "tiny-llava", "config.json", "text_config",
      llava_cmd),

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """test_parity.py: the headpursuit binary against the Hugging Face reference in tests/fixtures/.
 
-Per tiny model (tiny-mistral, its sharded copy, tiny-llama, tiny-llama-bf16): logits, greedy
-generation (with and without EOS stop), edited logits and greedy (--heads/--alpha), head
-contributions (capture --positions mean|last). Then SmolLM2-135M-Instruct.Q4_1.gguf against
-tests/fixtures/smollm2-ref/ (skipped when models/ lacks the GGUF).
+Per tiny model (tiny-mistral, its sharded copy, tiny-llama, tiny-llama-bf16, tiny-qwen2 and
+tiny-llama-bias with linear-layer biases): logits, greedy generation (with and without EOS stop),
+edited logits and greedy (--heads/--alpha), head contributions (capture --positions mean|last).
+Then the real GGUFs (SmolLM2-135M-Instruct Q4_1, Qwen2.5-Coder-0.5B-Instruct Q4_K_M) against
+tests/fixtures/<name>-ref/ (skipped when models/ lacks the file).
 
 Needs only numpy. Exit 0 all pass, 1 any failure, 77 everything skipped. One line per check.
 HP_BIN overrides the binary (default ./headpursuit). Regenerate the fixtures with
@@ -21,24 +22,30 @@ import numpy as np
 
 # Error = max|out - ref| / max|ref| over one prompt's valid positions.
 TOL_TINY = 1e-4     # fp32 vs fp32, 2 layers: accumulation order only (measured ~1e-6)
-TOL_SMOLLM2 = 1e-4  # same weights (Q4_1/Q8_0 dequantised exactly, d*q+m) so fp32 order only:
+TOL_GGUF = 1e-4     # same weights (Q4_1/Q8_0 dequantised exactly, d*q+m) so fp32 order only:
 #                     HF fp32 vs fp64 measured 3e-6 over 30 layers; rms_norm_eps 1e-6 instead of
 #                     1e-5 already moves it 2e-4..6.5e-4, so 1e-3 would let such bugs through.
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 FIX = os.environ.get("HP_FIXTURES", os.path.join("tests", "fixtures"))  # override: perturbation demos
-GGUF = os.path.join("models", "SmolLM2-135M-Instruct.Q4_1.gguf")
 BIN = os.environ.get("HP_BIN", "./headpursuit")
 TINY = [  # (model dir, reference dir)
     ("tiny-mistral", "tiny-mistral"),
     ("tiny-mistral-sharded", "tiny-mistral"),
     ("tiny-llama", "tiny-llama"),
     ("tiny-llama-bf16", "tiny-llama-bf16"),
+    ("tiny-qwen2", "tiny-qwen2"),
+    ("tiny-llama-bias", "tiny-llama-bias"),
     # RoPE scaling (tests/ref/make_rope_fixtures.py): prompts up to 100 tokens, past the
     # original context of 64; the GGUF carries llama3 scaling as llama.cpp does (rope_freqs.weight)
     ("tiny-llama-rope-llama3", "tiny-llama-rope-llama3"),
     ("tiny-llama-rope-llama3.gguf", "tiny-llama-rope-llama3"),
     ("tiny-llama-rope-linear", "tiny-llama-rope-linear"),
+]
+# Real GGUFs (models/, fetched by scripts/fetch_model.sh) and their reference directories.
+GGUF_REFS = [
+    ("smollm2", os.path.join("models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "smollm2-ref"),
+    ("qwen2.5-0.5b", os.path.join("models", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"), "qwen2.5-0.5b-ref"),
 ]
 
 
@@ -270,12 +277,12 @@ def rope_parameters_copy(model):
     return dst
 
 
-# ---------------------------------------------------------------- SmolLM2 (real GGUF)
+# ---------------------------------------------------------------- real GGUFs
 
-def smollm2_checks():
-    ref = os.path.join(FIX, "smollm2-ref")
+def gguf_checks(name, GGUF, refdir):
+    ref = os.path.join(FIX, refdir)
     if not os.path.exists(GGUF):
-        check("smollm2 (all checks)", raiser(Skip(f"{GGUF} absent (scripts/fetch_smollm2.sh)")))
+        check(f"{name} (all checks)", raiser(Skip(f"{GGUF} absent (scripts/fetch_model.sh)")))
         return
     with open(os.path.join(ref, "prompts.json")) as f:
         prompts = json.load(f)
@@ -285,23 +292,23 @@ def smollm2_checks():
     last_ref = np.load(os.path.join(ref, "logits_last.npy"))
 
     def last_logits():
-        out = run_npy(["logits", GGUF, "--ids-file", ids_file], "smollm2_logits.npy", timeout=600)
+        out = run_npy(["logits", GGUF, "--ids-file", ids_file], f"{name}_logits.npy", timeout=600)
         if out.shape[0] != len(prompts) or out.shape[2] != last_ref.shape[1]:
             raise Fail(f"shape {out.shape}, expected [{len(prompts)}, Tmax, {last_ref.shape[1]}]")
         got = np.stack([out[b, len(p) - 1] for b, p in enumerate(prompts)])
-        msg = compare_array(got, last_ref, TOL_SMOLLM2, "last-position logits")
+        msg = compare_array(got, last_ref, TOL_GGUF, "last-position logits")
         am, ar = got.argmax(axis=1), last_ref.argmax(axis=1)
         if (am != ar).any():
             raise Fail(f"argmax {am.tolist()} != reference {ar.tolist()}")
         return msg + f", argmax {ar.tolist()} equal"
-    check("smollm2 last-position logits", last_logits)
+    check(f"{name} last-position logits", last_logits)
 
     def short_logits():
         short_file = os.path.join(ref, "prompts_short.json")
-        out = run_npy(["logits", GGUF, "--ids-file", short_file], "smollm2_short.npy", timeout=600)
+        out = run_npy(["logits", GGUF, "--ids-file", short_file], f"{name}_short.npy", timeout=600)
         want = np.load(os.path.join(ref, "logits_short.npy"))
-        return compare_padded(out, want[None], [want.shape[0]], TOL_SMOLLM2, "all-position logits")
-    check("smollm2 all-position logits (short)", short_logits)
+        return compare_padded(out, want[None], [want.shape[0]], TOL_GGUF, "all-position logits")
+    check(f"{name} all-position logits (short)", short_logits)
 
     g = meta["greedy"]
 
@@ -313,7 +320,7 @@ def smollm2_checks():
             if "text" in o and o["text"] != c["text"]:
                 raise Fail(f"prompt {b}: text {o['text']!r}, expected {c['text']!r}")
         return msg + f"; {g['continuations'][0]['text']!r}"
-    check("smollm2 generate (stop at <|im_end|>)", generate)
+    check(f"{name} generate (stop at <|im_end|>)", generate)
 
 
 def main():
@@ -327,7 +334,8 @@ def main():
             tiny_checks(model, refname)
         for model in ("tiny-llama-rope-llama3", "tiny-llama-rope-linear"):
             tiny_checks(rope_parameters_copy(model), model, model + " (5.x rope_parameters)")
-        smollm2_checks()
+        for name, path, refdir in GGUF_REFS:
+            gguf_checks(name, path, refdir)
     shutil.rmtree(TMP, ignore_errors=True)
     p, f, s = RESULTS["PASS"], RESULTS["FAIL"], RESULTS["SKIP"]
     print(f"parity: {p} passed, {f} failed, {s} skipped")

@@ -176,7 +176,29 @@ def test_pipeline(tmp):
     top = {tuple(x) for x in r["somp_order"][:2]}
     got = {tuple(map(int, x.split("."))) for x in somp[2].split(",")}
     assert top == got, f"eval edited {got}, ranking's top 2 are {top}"
-    return f"rank x3 (reuse checked) + eval, {len(e['results'])} edited runs"
+
+    # Resume: every finished configuration is in DIR/runs/; a re-run reuses them all, a lost one
+    # is recomputed to the same scores, and other settings (--max-new) reuse nothing.
+    eargs = ["eval", GGUF, "--task", "qa", "--data", os.path.join(qa, "test.jsonl"), "--edit", rk, "--top", "2,4",
+             "--random", "3", "--seed", "7", "--limit", "6", "--out-dir", ev, "--device", "cpu"]
+    runs = sorted(os.listdir(os.path.join(ev, "runs")))
+    assert len(runs) == 1 + 2 * (2 + 3), runs
+    os.remove(os.path.join(ev, "runs", runs[-1]))
+    p = subprocess.run([BIN, *eargs, "--max-new", "4"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-300:]
+    assert p.stderr.count("resumed from") == len(runs) - 1, p.stderr[-600:]
+    e2 = json.load(open(os.path.join(ev, "eval.json")))
+    assert e2["results"] == e["results"] and e2["unedited"] == e["unedited"], "resumed eval differs"
+    p = subprocess.run([BIN, *eargs, "--max-new", "3", "--random", "0", "--top", "2"], capture_output=True, text=True)
+    assert p.returncode == 0 and "resumed from" not in p.stderr, p.stderr[-600:]
+    # Without --edit: the unedited model only, the same scores as eval's unedited run.
+    bd = os.path.join(tmp, "base")
+    run("eval", GGUF, "--task", "qa", "--data", os.path.join(qa, "test.jsonl"), "--limit", "6", "--max-new", "4",
+        "--out-dir", bd, "--device", "cpu", "--quiet")
+    b = json.load(open(os.path.join(bd, "baseline.json")))
+    assert b["unedited"] == e["unedited"], (b["unedited"], e["unedited"])
+    assert [a["answer"] for a in b["unedited_answers"]] == [a["answer"] for a in e["unedited_answers"]]
+    return f"rank x3 (reuse checked) + eval, {len(e['results'])} edited runs; resume and baseline-only"
 
 
 def main():

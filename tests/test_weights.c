@@ -649,13 +649,34 @@ static void test_config_json_errors(void **state) {
                 "unsupported rope_parameters type yarn");
     config_case("rope_parameters", "{\"rope_type\":\"longrope\"}",
                 "unsupported rope_parameters type longrope");
-    config_case("attention_bias", "true", "attention_bias");
-    config_case("mlp_bias", "true", "mlp_bias");
+    config_case("attention_bias", "1", "key 'attention_bias' must be true or false");
+    config_case("mlp_bias", "\"yes\"", "key 'mlp_bias' must be true or false");
     config_case("num_key_value_heads", "5", "not a multiple of 5 key/value heads");
     config_case("eos_token_id", "[1,2,3,4,5,6,7,8,9]", "at most 8");
     config_case("eos_token_id", "[\"2\"]", "eos_token_id");
     config_case("sliding_window", "-1", "sliding_window");
     config_case("vocab_size", "0", "sizes must be positive");
+
+    /* Qwen2: q/k/v biases implied by the architecture; its sliding window is refused by name */
+    {
+        const char *q = tp("qwen2_config.json");
+        write_text(q, "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":64,"
+                      "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+                      "\"intermediate_size\":96,\"vocab_size\":100,\"rms_norm_eps\":1e-6,"
+                      "\"use_sliding_window\":false,\"sliding_window\":32}");
+        hp_config qc;
+        hp_err qe = {0};
+        assert_int_equal(hp_config_from_json(q, &qc, &qe), 0);
+        assert_int_equal(qc.arch, HP_ARCH_QWEN2);
+        assert_int_equal(qc.attn_bias, 1);
+        assert_int_equal(qc.o_bias, 0);
+        assert_int_equal(qc.mlp_bias, 0);
+        assert_int_equal(qc.sliding_window, 0);
+        write_text(q, "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":64,"
+                      "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"intermediate_size\":96,"
+                      "\"vocab_size\":100,\"rms_norm_eps\":1e-6,\"use_sliding_window\":true}");
+        EXPECT_ERR(hp_config_from_json(q, &qc, &qe), qe, q, "use_sliding_window = true is not supported");
+    }
 
     /* no architectures and an unknown model_type */
     const char *p = tp("mt_config.json");

@@ -1,8 +1,8 @@
 /* config.c: decoder hyper-parameters from an HF config.json (LlamaForCausalLM,
- * MistralForCausalLM; both the transformers 4.x keys and 5.x "rope_parameters") or from a GGUF
- * file's llama.* metadata. Every key is type-checked; defaults follow the HF config classes;
- * anything the model code does not implement (rope scaling, biases, other architectures) is an
- * error naming the file and the key. */
+ * MistralForCausalLM, Qwen2ForCausalLM; both the transformers 4.x keys and 5.x
+ * "rope_parameters") or from a GGUF file's llama.* / qwen2.* metadata. Every key is
+ * type-checked; defaults follow the HF config classes; anything the model code does not
+ * implement (rope scaling, other architectures) is an error naming the file and the key. */
 #include "config.h"
 
 #include <limits.h>
@@ -165,8 +165,10 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
             an = "LlamaForCausalLM";
         else if (!strcmp(mt->valuestring, "mistral"))
             an = "MistralForCausalLM";
+        else if (!strcmp(mt->valuestring, "qwen2"))
+            an = "Qwen2ForCausalLM";
         else
-            return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral)", path,
+            return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral, qwen2)", path,
                            mt->valuestring);
     } else {
         return hp_errf(e, "%s: missing key 'architectures' (or 'model_type')", path);
@@ -175,13 +177,18 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         c->arch = HP_ARCH_LLAMA;
     else if (!strcmp(an, "MistralForCausalLM"))
         c->arch = HP_ARCH_MISTRAL;
+    else if (!strcmp(an, "Qwen2ForCausalLM"))
+        c->arch = HP_ARCH_QWEN2;
     else
         return hp_errf(e,
-                       "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM)",
+                       "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM, "
+                       "Qwen2ForCausalLM)",
                        path, an);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", an);
     /* transformers' AutoModel builds the class of model_type: a disagreeing one is not a guess */
-    if (cJSON_IsString(mt) && strcmp(mt->valuestring, c->arch == HP_ARCH_LLAMA ? "llama" : "mistral"))
+    static const char *const arch_mt[] = {[HP_ARCH_LLAMA] = "llama", [HP_ARCH_MISTRAL] = "mistral",
+                                          [HP_ARCH_QWEN2] = "qwen2"};
+    if (cJSON_IsString(mt) && strcmp(mt->valuestring, arch_mt[c->arch]))
         return hp_errf(e, "%s: model_type '%s' does not match architecture %s", path,
                        mt->valuestring, an);
     if (mt && !cJSON_IsNull(mt) && !cJSON_IsString(mt))
@@ -199,8 +206,8 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         j_float(o, "rms_norm_eps", 1, 0, &eps, path, e) ||
         j_float(o, "rope_theta", 0, 10000, &theta, path, e) ||
         j_bool(o, "tie_word_embeddings", 0, &c->tie_embeddings, path, e) ||
-        j_bool(o, "attention_bias", 0, &c->attn_bias, path, e) ||
-        j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e) ||
+        (c->arch != HP_ARCH_QWEN2 && (j_bool(o, "attention_bias", 0, &c->attn_bias, path, e) ||
+                                      j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e))) ||
         j_rope(o, "rope_scaling", &theta, c, path, e) ||
         j_rope(o, "rope_parameters", &theta, c, path, e))
         return -1;
@@ -214,8 +221,21 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         return -1;
     c->rope_theta = (float)theta;
     c->rms_eps = (float)eps;
-    if (c->attn_bias) return hp_errf(e, "%s: attention_bias = true is not supported", path);
-    if (c->mlp_bias) return hp_errf(e, "%s: mlp_bias = true is not supported", path);
+    if (c->arch == HP_ARCH_QWEN2) {
+        /* Qwen2 always has q/k/v biases (no key says so) and no o_proj / MLP biases; its
+         * sliding window applies only when use_sliding_window is true. */
+        int sw;
+        if (j_bool(o, "use_sliding_window", 0, &sw, path, e)) return -1;
+        if (sw)
+            return hp_errf(e, "%s: use_sliding_window = true is not supported (Qwen2's windowed "
+                              "layers above max_window_layers)", path);
+        c->attn_bias = 1;
+        c->o_bias = 0;
+        c->mlp_bias = 0;
+    } else {
+        /* Llama's attention_bias puts a bias on q/k/v_proj and on o_proj. */
+        c->o_bias = c->attn_bias;
+    }
 
     if (j_int(o, "bos_token_id", 0, -1, &c->bos_id, path, e)) return -1;
     const cJSON *eos = cJSON_GetObjectItemCaseSensitive(o, "eos_token_id");
@@ -272,21 +292,22 @@ static int g_int(const hp_gguf *g, const char *key, int required, int def, int *
     return 0;
 }
 
-/* llama.rope.scaling.type: llama.cpp reads an absent type as "linear" and applies
+/* <arch>.rope.scaling.type: llama.cpp reads an absent type as "linear" and applies
  * rope.scaling.factor (or the older rope.scale_linear) when set; "none" never scales. Llama 3.1
  * scaling has no metadata: it is the rope_freqs.weight tensor (hp_config_from_gguf_store). */
-static int gguf_rope(const hp_gguf *g, hp_config *c, hp_err *e) {
-    const hp_gguf_kv *tk = hp_gguf_get(g, "llama.rope.scaling.type");
-    const char *rs = hp_gguf_get_str(g, "llama.rope.scaling.type");
-    if (tk && !rs)
-        return hp_errf(e, "%s: metadata key llama.rope.scaling.type must be a string", g->path);
+static int gguf_rope(const hp_gguf *g, const char *arch, hp_config *c, hp_err *e) {
+    char tkey[96], fkey[96], okey[96];
+    snprintf(tkey, sizeof tkey, "%s.rope.scaling.type", arch);
+    snprintf(fkey, sizeof fkey, "%s.rope.scaling.factor", arch);
+    snprintf(okey, sizeof okey, "%s.rope.scale_linear", arch);
+    const hp_gguf_kv *tk = hp_gguf_get(g, tkey);
+    const char *rs = hp_gguf_get_str(g, tkey);
+    if (tk && !rs) return hp_errf(e, "%s: metadata key %s must be a string", g->path, tkey);
     if (rs && !strcmp(rs, "none")) return 0;
     if (rs && strcmp(rs, "linear"))
         return hp_errf(e, "%s: unsupported rope_scaling type %s (none, linear; Llama 3 scaling "
                           "comes as the rope_freqs.weight tensor)", g->path, rs);
-    const char *fk = hp_gguf_get(g, "llama.rope.scaling.factor") ? "llama.rope.scaling.factor"
-                     : hp_gguf_get(g, "llama.rope.scale_linear")  ? "llama.rope.scale_linear"
-                                                                  : NULL;
+    const char *fk = hp_gguf_get(g, fkey) ? fkey : hp_gguf_get(g, okey) ? okey : NULL;
     double f = 0;
     if (fk && hp_gguf_get_float(g, fk, &f, e)) return -1;
     if (!isfinite(f) || f < 0)
@@ -295,8 +316,7 @@ static int gguf_rope(const hp_gguf *g, hp_config *c, hp_err *e) {
         c->rope_type = HP_ROPE_LINEAR;
         c->rope_factor = (float)f;
     } else if (rs && !fk) {
-        return hp_errf(e, "%s: rope_scaling type linear without a factor (llama.rope.scaling.factor)",
-                       g->path);
+        return hp_errf(e, "%s: rope_scaling type linear without a factor (%s)", g->path, fkey);
     }
     return 0;
 }
@@ -309,32 +329,41 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
     const char *arch = hp_gguf_get_str(g, "general.architecture");
     if (!arch) return hp_errf(e, "%s: missing string metadata key general.architecture", g->path);
     /* Mistral GGUFs also say "llama": the layer layout is the same. */
-    if (strcmp(arch, "llama"))
-        return hp_errf(e, "%s: unsupported architecture '%s' (llama)", g->path, arch);
-    c->arch = HP_ARCH_LLAMA;
-    snprintf(c->arch_name, sizeof c->arch_name, "LlamaForCausalLM");
+    if (!strcmp(arch, "llama")) {
+        c->arch = HP_ARCH_LLAMA;
+        snprintf(c->arch_name, sizeof c->arch_name, "LlamaForCausalLM");
+    } else if (!strcmp(arch, "qwen2")) {
+        c->arch = HP_ARCH_QWEN2;
+        snprintf(c->arch_name, sizeof c->arch_name, "Qwen2ForCausalLM");
+    } else {
+        return hp_errf(e, "%s: unsupported architecture '%s' (llama, qwen2)", g->path, arch);
+    }
+    /* Hyper-parameters live under "<arch>.": K("x") is that key. */
+    char kb[128];
+#define K(suffix) (snprintf(kb, sizeof kb, "%s." suffix, arch), kb)
 
     double theta, eps;
-    if (g_int(g, "llama.embedding_length", 1, 0, &c->D, e) ||
-        g_int(g, "llama.block_count", 1, 0, &c->L, e) ||
-        g_int(g, "llama.attention.head_count", 1, 0, &c->H, e) ||
-        g_int(g, "llama.attention.head_count_kv", 0, c->H, &c->KV, e) ||
-        g_int(g, "llama.feed_forward_length", 1, 0, &c->F, e) ||
-        g_int(g, "llama.context_length", 0, 0, &c->max_pos, e) ||
-        hp_gguf_get_float(g, "llama.attention.layer_norm_rms_epsilon", &eps, e))
+    if (g_int(g, K("embedding_length"), 1, 0, &c->D, e) ||
+        g_int(g, K("block_count"), 1, 0, &c->L, e) ||
+        g_int(g, K("attention.head_count"), 1, 0, &c->H, e) ||
+        g_int(g, K("attention.head_count_kv"), 0, c->H, &c->KV, e) ||
+        g_int(g, K("feed_forward_length"), 1, 0, &c->F, e) ||
+        g_int(g, K("context_length"), 0, 0, &c->max_pos, e) ||
+        hp_gguf_get_float(g, K("attention.layer_norm_rms_epsilon"), &eps, e))
         return -1;
-    if (!hp_gguf_get(g, "llama.rope.freq_base"))
+    if (!hp_gguf_get(g, K("rope.freq_base")))
         theta = 10000;
-    else if (hp_gguf_get_float(g, "llama.rope.freq_base", &theta, e))
+    else if (hp_gguf_get_float(g, K("rope.freq_base"), &theta, e))
         return -1;
-    if (c->H <= 0) return hp_errf(e, "%s: llama.attention.head_count must be positive", g->path);
-    if (g_int(g, "llama.attention.key_length", 0, c->D / c->H, &c->Dh, e)) return -1;
-    if (!hp_gguf_get(g, "llama.attention.key_length") && c->D % c->H)
+    if (c->H <= 0) return hp_errf(e, "%s: %s must be positive", g->path, K("attention.head_count"));
+    int has_kl = hp_gguf_get(g, K("attention.key_length")) != NULL;
+    if (g_int(g, K("attention.key_length"), 0, c->D / c->H, &c->Dh, e)) return -1;
+    if (!has_kl && c->D % c->H)
         return hp_errf(e, "%s: embedding_length %d is not a multiple of head_count %d", g->path,
                        c->D, c->H);
     int vl, rd;
-    if (g_int(g, "llama.attention.value_length", 0, c->Dh, &vl, e) ||
-        g_int(g, "llama.rope.dimension_count", 0, c->Dh, &rd, e))
+    if (g_int(g, K("attention.value_length"), 0, c->Dh, &vl, e) ||
+        g_int(g, K("rope.dimension_count"), 0, c->Dh, &rd, e))
         return -1;
     if (vl != c->Dh)
         return hp_errf(e, "%s: value_length %d != key_length %d is not supported", g->path, vl,
@@ -343,14 +372,21 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
         return hp_errf(
             e, "%s: partial rotary (rope.dimension_count %d of head dim %d) is not supported",
             g->path, rd, c->Dh);
-    if (gguf_rope(g, c, e)) return -1;
+    if (gguf_rope(g, arch, c, e)) return -1;
+    /* Mistral's window, where the converter wrote it (0 = none). */
+    if (g_int(g, K("attention.sliding_window"), 0, 0, &c->sliding_window, e)) return -1;
+    int V_meta = 0;
+    if (g_int(g, K("vocab_size"), 0, 0, &V_meta, e)) return -1;
+#undef K
 
     const hp_gguf_kv *tok = hp_gguf_get(g, "tokenizer.ggml.tokens");
     if (tok && tok->type == HP_GGUF_ARRAY) {
         if (tok->n > INT_MAX) return hp_errf(e, "%s: tokenizer.ggml.tokens is too long", g->path);
         c->V = (int)tok->n;
-    } else if (g_int(g, "llama.vocab_size", 1, 0, &c->V, e)) {
-        return -1;
+    } else if (V_meta > 0) {
+        c->V = V_meta;
+    } else {
+        return hp_errf(e, "%s: no tokenizer.ggml.tokens and no vocab_size metadata", g->path);
     }
     if (g_int(g, "tokenizer.ggml.bos_token_id", 0, -1, &c->bos_id, e) ||
         g_int(g, "tokenizer.ggml.eos_token_id", 0, -1, &c->eos_id, e))
@@ -366,6 +402,11 @@ int hp_config_from_gguf_store(const hp_store *s, hp_config *c, hp_err *e) {
     if (hp_config_from_gguf(s->gguf, c, e)) return -1;
     /* llama.cpp drops output.weight when the head shares the token embedding */
     c->tie_embeddings = hp_store_find(s, "output.weight") == NULL;
+    /* Biases are not in the metadata: the layer-0 tensors say (the loader then requires them in
+     * every layer). Qwen2 always has q/k/v biases. */
+    c->attn_bias = c->arch == HP_ARCH_QWEN2 || hp_store_find(s, "blk.0.attn_q.bias") != NULL;
+    c->o_bias = hp_store_find(s, "blk.0.attn_output.bias") != NULL;
+    c->mlp_bias = hp_store_find(s, "blk.0.ffn_up.bias") != NULL;
     const hp_tensor *rf = hp_store_find(s, "rope_freqs.weight");
     if (rf) {
         if (rf->ndim != 1 || rf->shape[0] != c->Dh / 2)

@@ -1,6 +1,6 @@
 /* config.h: the decoder hyper-parameters, read from an HF config.json (MistralForCausalLM,
- * LlamaForCausalLM) or from a GGUF file's llama.* metadata. Unknown architectures and
- * unsupported rope_scaling are errors, never guesses. */
+ * LlamaForCausalLM, Qwen2ForCausalLM) or from a GGUF file's llama.* / qwen2.* metadata. Unknown
+ * architectures and unsupported rope_scaling are errors, never guesses. */
 #ifndef HP_CONFIG_H
 #define HP_CONFIG_H
 
@@ -8,7 +8,7 @@
 
 struct hp_gguf;
 
-typedef enum hp_arch { HP_ARCH_LLAMA = 0, HP_ARCH_MISTRAL = 1 } hp_arch;
+typedef enum hp_arch { HP_ARCH_LLAMA = 0, HP_ARCH_MISTRAL = 1, HP_ARCH_QWEN2 = 2 } hp_arch;
 
 /* RoPE frequency scaling (HF rope_scaling / rope_parameters "rope_type"; GGUF rope.scaling.type). */
 typedef enum hp_rope_type {
@@ -19,7 +19,7 @@ typedef enum hp_rope_type {
 
 typedef struct hp_config {
     hp_arch arch;
-    char arch_name[64];   /* "LlamaForCausalLM", "MistralForCausalLM" */
+    char arch_name[64];   /* "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" */
     int D;                /* hidden_size */
     int L;                /* num_hidden_layers */
     int H;                /* num_attention_heads */
@@ -35,7 +35,10 @@ typedef struct hp_config {
     int bos_id, eos_id;   /* -1 if absent; eos_id is the first if a list */
     int n_eos;            /* all eos ids (eos_token_id may be a list) */
     int eos_ids[8];
-    int mlp_bias, attn_bias; /* must be 0: refused otherwise */
+    /* Linear-layer biases: attn_bias = q/k/v_proj (Qwen2 always; Llama attention_bias),
+     * o_bias = o_proj (Llama attention_bias; not attributed to any head), mlp_bias =
+     * gate/up/down_proj (Llama mlp_bias). */
+    int attn_bias, o_bias, mlp_bias;
     hp_rope_type rope_type;
     float rope_factor;      /* linear, llama3: "factor" (1 for default) */
     float rope_low_freq;    /* llama3: low_freq_factor */
@@ -52,7 +55,8 @@ struct cJSON;
 int hp_config_from_cjson(const struct cJSON *obj, const char *path, hp_config *c, hp_err *e);
 /* Leaves tie_embeddings = 0: the metadata does not say; hp_config_from_gguf_store does. */
 int hp_config_from_gguf(const struct hp_gguf *g, hp_config *c, hp_err *e);
-/* hp_config_from_gguf on s->gguf, with tie_embeddings = 1 when s has no "output.weight". */
+/* hp_config_from_gguf on s->gguf, with tie_embeddings = 1 when s has no "output.weight" and the
+ * bias flags from the layer-0 tensors present. */
 struct hp_store;
 int hp_config_from_gguf_store(const struct hp_store *s, hp_config *c, hp_err *e);
 

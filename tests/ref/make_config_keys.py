@@ -3,7 +3,7 @@
 from transformers itself, for tests/test_config_keys.py.
 
 Writes tests/fixtures/config_keys/<Class>.json: {"class", "transformers", "keys": {key: default}}
-for LlamaConfig, MistralConfig, LlavaNextConfig, CLIPVisionConfig (each `Class().to_dict()`,
+for LlamaConfig, MistralConfig, Qwen2Config, LlavaNextConfig, CLIPVisionConfig (each `Class().to_dict()`,
 which includes PretrainedConfig's generic keys) and LlavaNextImageProcessor (the keys its
 `to_dict()` saves to preprocessor_config.json). Nested configs (LlavaNextConfig's text_config /
 vision_config) are listed as keys here and audited through their own classes.
@@ -18,7 +18,7 @@ import os
 
 import transformers
 from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextImageProcessor,
-                          MistralConfig)
+                          MistralConfig, Qwen2Config)
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "config_keys")
 
@@ -34,8 +34,8 @@ def plain(v):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    classes = {c.__name__: c().to_dict() for c in (LlamaConfig, MistralConfig, LlavaNextConfig,
-                                                   CLIPVisionConfig)}
+    classes = {c.__name__: c().to_dict() for c in (LlamaConfig, MistralConfig, Qwen2Config,
+                                                   LlavaNextConfig, CLIPVisionConfig)}
     classes["LlavaNextImageProcessor"] = LlavaNextImageProcessor().to_dict()
     for name, d in classes.items():
         d.pop("transformers_version", None)  # written by save_pretrained, not a setting

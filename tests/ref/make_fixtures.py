@@ -4,10 +4,11 @@
 Writes tests/fixtures/ (see tests/fixtures/README.md for what every file is):
   tiny-mistral/, tiny-mistral-sharded/, tiny-llama/, tiny-llama-bf16/  random-weight models
   <model>/ref/   prompts, logits, greedy continuations, head contributions, edited logits
-  smollm2-ref/   reference for models/SmolLM2-135M-Instruct.Q4_1.gguf (skipped if absent)
+  tiny-qwen2/, tiny-llama-bias/  random-weight models with linear-layer biases
+  smollm2-ref/, qwen2.5-0.5b-ref/   references for the real GGUFs in models/ (skipped if absent)
 
 Run with the reference environment (tests/ref/setup_ref_env.sh):
-  .venv-ref/bin/python tests/ref/make_fixtures.py [--only tiny|smollm2]
+  .venv-ref/bin/python tests/ref/make_fixtures.py [--only tiny|bias|smollm2|qwen2.5-0.5b]
 Everything is float32, eager attention, fixed seeds: re-running reproduces the same files.
 """
 import argparse
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 import transformers
 import transformers.generation.utils as gen_utils
-from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM)
 
 # Debian's torch 1.13 on Python 3.11 cannot import torch.distributed.fsdp (a dataclass error);
 # generate() only imports it to ask whether the model is FSDP-wrapped. It is not.
@@ -185,7 +187,7 @@ def head_contributions(model, prompts):
 
 
 def check_capture(model, ids):
-    """The per-head contributions must add up to o_proj's output (no bias): sum_h c = o_proj(z)."""
+    """The per-head contributions must add up to o_proj's output less its bias: sum_h c = o_proj(z) - b."""
     outs = {}
     handles = [layer.self_attn.o_proj.register_forward_hook(
         lambda m, a, o, l=l: outs.__setitem__(l, o[0].detach().clone()))
@@ -195,8 +197,10 @@ def check_capture(model, ids):
     finally:
         for h in handles:
             h.remove()
-    for l in range(model.config.num_hidden_layers):
-        err = np.abs(last[0, l].sum(axis=0) - outs[l][-1].numpy()).max()
+    for l, layer in enumerate(model.model.layers):
+        bias = layer.self_attn.o_proj.bias  # o_proj's bias belongs to no head
+        o = outs[l][-1].numpy() - (bias.detach().numpy() if bias is not None else 0)
+        err = np.abs(last[0, l].sum(axis=0) - o).max()
         assert err < 1e-4, f"layer {l}: sum of head contributions != o_proj output ({err})"
 
 
@@ -298,33 +302,78 @@ def build_tiny():
     write_ref(bf, "tiny-llama-bf16", lprompts, with_heads=False)
 
 
-def build_smollm2():
+def build_bias_models():
+    """Linear-layer biases: a tiny Qwen2 (q/k/v biases, GQA 4/2, tied) and a tiny Llama with
+    attention_bias (q/k/v/o) and mlp_bias (gate/up/down)."""
+    qcfg = Qwen2Config(
+        vocab_size=260, hidden_size=64, intermediate_size=112, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+        rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True, use_sliding_window=False,
+        bos_token_id=1, eos_token_id=2, torch_dtype="float32", attn_implementation="eager")
+    qwen = Qwen2ForCausalLM(qcfg).eval()
+    randomize(qwen, seed=5)
+    assert qwen.model.layers[0].self_attn.q_proj.bias is not None
+    assert qwen.model.layers[0].self_attn.o_proj.bias is None
+    d = os.path.join(FIX, "tiny-qwen2")
+    qwen.save_pretrained(d, safe_serialization=True)
+    qwen = Qwen2ForCausalLM.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    qprompts = make_prompts(6, 260, [3, 7, 10], [(qwen, None), (qwen, GREEDY_EDIT)])
+    write_ref(qwen, "tiny-qwen2", qprompts)
+
+    bcfg = LlamaConfig(
+        vocab_size=200, hidden_size=48, intermediate_size=80, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
+        rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False, attention_bias=True,
+        mlp_bias=True, bos_token_id=1, eos_token_id=2, torch_dtype="float32",
+        attn_implementation="eager")
+    bl = LlamaForCausalLM(bcfg).eval()
+    randomize(bl, seed=7)
+    assert bl.model.layers[0].self_attn.o_proj.bias is not None and bl.model.layers[0].mlp.up_proj.bias is not None
+    d = os.path.join(FIX, "tiny-llama-bias")
+    bl.save_pretrained(d, safe_serialization=True)
+    bl = LlamaForCausalLM.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
+    bprompts = make_prompts(8, 200, [4, 9], [(bl, None), (bl, GREEDY_EDIT)])
+    write_ref(bl, "tiny-llama-bias", bprompts)
+
+
+# Real GGUF checkpoints checked against transformers' GGUF loader: name -> (file, tie, stop token,
+# whether the chat template inserts a default system prompt).
+GGUF_REFS = {
+    "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", True, "<|im_end|>", True),
+    "qwen2.5-0.5b": ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", False, "<|im_end|>", True),
+}
+
+
+def build_gguf_ref(name):
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    if not os.path.exists(GGUF):
-        log(f"skipping smollm2-ref: {GGUF} absent (scripts/fetch_smollm2.sh)")
+    fname, tie, stop, default_system = GGUF_REFS[name]
+    path = os.path.join(ROOT, "models", fname)
+    if not os.path.exists(path):
+        log(f"skipping {name}-ref: {path} absent (scripts/fetch_model.sh)")
         return
-    mdir, mfile = os.path.split(GGUF)
+    mdir, mfile = os.path.split(os.path.realpath(path))
     tok = AutoTokenizer.from_pretrained(mdir, gguf_file=mfile)
-    # The GGUF has no output.weight (tied); transformers 4.46 reads tie_word_embeddings=False from
-    # GGUF metadata and would leave lm_head randomly initialised, so tying is forced here.
+    # A GGUF without output.weight is tied; transformers 4.46 reads tie_word_embeddings=False from
+    # GGUF metadata and would leave lm_head randomly initialised, so tying is forced there.
     model = AutoModelForCausalLM.from_pretrained(mdir, gguf_file=mfile, torch_dtype=torch.float32,
-                                                 tie_word_embeddings=True, attn_implementation="eager").eval()
-    assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
-    im_end = tok.convert_tokens_to_ids("<|im_end|>")
-    assert im_end == 2, im_end
+                                                 tie_word_embeddings=tie, attn_implementation="eager").eval()
+    if tie:
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    stop_id = tok.convert_tokens_to_ids(stop)
 
     # the GGUF's own template (tokenizer.chat_template) inserts a default system prompt
     user = "What is the capital of France?"
     chat_default = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
                                            add_generation_prompt=True)
     chat_plain = f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
-    assert chat_default.endswith(chat_plain) and chat_default.startswith("<|im_start|>system\n")
+    assert chat_default.endswith(chat_plain)
+    assert chat_default.startswith("<|im_start|>system\n") == default_system, chat_default
     texts = [chat_default, chat_plain, "The capital of France is"]
-    short_text = "Paris is"  # all-position logits, kept to 2 tokens for size (V = 49152)
-    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]  # GGUF: add_bos_token = false
+    short_text = "Paris is"  # all-position logits, kept to 2 tokens for size
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
     prompts = [enc(s) for s in texts]
     short = enc(short_text)
-    out = os.path.join(FIX, "smollm2-ref")
+    out = os.path.join(FIX, f"{name}-ref")
     os.makedirs(out, exist_ok=True)
     last = np.stack([forward_logits(model, p)[-1] for p in prompts]).astype(np.float32)
     np.save(os.path.join(out, "logits_last.npy"), last)
@@ -333,9 +382,9 @@ def build_smollm2():
     for p in prompts:
         with torch.no_grad():
             o = model.generate(torch.tensor([p]), attention_mask=torch.ones(1, len(p), dtype=torch.long),
-                               do_sample=False, max_new_tokens=16, eos_token_id=im_end, pad_token_id=im_end)
+                               do_sample=False, max_new_tokens=16, eos_token_id=stop_id, pad_token_id=stop_id)
         new = o[0, len(p):].tolist()
-        stopped = bool(new) and new[-1] == im_end
+        stopped = bool(new) and new[-1] == stop_id
         ids = new[:-1] if stopped else new
         rows = forward_logits(model, p + new[:-1])[len(p) - 1:]  # the rows each new token came from
         assert (rows.argmax(axis=1) == np.array(new)).all()
@@ -343,16 +392,16 @@ def build_smollm2():
         margin = float(((top[:, 1] - top[:, 0]) / np.abs(rows).max(axis=1)).min())
         conts.append({"ids": ids, "stopped_at_eos": stopped, "min_rel_margin": margin,
                       "text": tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)})
-        log("smollm2:", repr(texts[len(conts) - 1][-40:]), "->", repr(conts[-1]["text"]))
+        log(f"{name}:", repr(texts[len(conts) - 1][-40:]), "->", repr(conts[-1]["text"]))
     save_json(os.path.join(out, "prompts.json"), prompts)
     save_json(os.path.join(out, "prompts_short.json"), [short])
     save_json(os.path.join(out, "ref.json"), {
-        "model": "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "model": f"models/{fname}",
         "texts": texts, "short_text": short_text,
         "encode": "tokenizer from the GGUF via transformers, add_special_tokens=False",
         "logits_last": "logits_last.npy [B, V]: last position of each prompt in prompts.json",
         "logits_short": "logits_short.npy [T, V]: every position of prompts_short.json[0]",
-        "greedy": {"max_new_tokens": 16, "eos_token_id": im_end,
+        "greedy": {"max_new_tokens": 16, "eos_token_id": stop_id,
                    "note": "ids exclude the stop token; stopped_at_eos says whether it was produced",
                    "continuations": conts},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
@@ -361,7 +410,7 @@ def build_smollm2():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["tiny", "smollm2"])
+    ap.add_argument("--only", choices=["tiny", "bias"] + list(GGUF_REFS))
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -370,8 +419,13 @@ def main():
         for n in ("tiny-mistral", "tiny-mistral-sharded", "tiny-llama", "tiny-llama-bf16"):
             shutil.rmtree(os.path.join(FIX, n), ignore_errors=True)
         build_tiny()
-    if args.only in (None, "smollm2"):
-        build_smollm2()
+    if args.only in (None, "bias"):
+        for n in ("tiny-qwen2", "tiny-llama-bias"):
+            shutil.rmtree(os.path.join(FIX, n), ignore_errors=True)
+        build_bias_models()
+    for name in GGUF_REFS:
+        if args.only in (None, name):
+            build_gguf_ref(name)
 
 
 if __name__ == "__main__":
