@@ -423,7 +423,7 @@ static int op_launch(hp_backend *be, op *o, int k) {
     case OP_EMBED: return be->embed(be, b[0], b[1], b[2], o->T, MD, MV);
     case OP_RMSNORM: return be->rmsnorm(be, b[0], b[1], b[2], o->T, MD, 1e-5f);
     case OP_MATMUL: return be->matmul(be, b[0], b[1], b[2], o->T, o->N, o->K);
-    case OP_ROPE: return be->rope(be, b[0], b[1], o->T, o->H, MDH, 1e6f);
+    case OP_ROPE: return be->rope(be, b[0], b[1], b[2], o->T, o->H, MDH);
     case OP_KV_STORE:
         return be->kv_store(be, b[0], b[1], b[2], b[3], b[4], b[5], o->T, MKV * MDH, o->Tcap);
     case OP_ATTN:
@@ -547,7 +547,8 @@ static void bench_ops(hp_backend *be, uint64_t seed) {
     snprintf(o.shape, sizeof o.shape, "T=%d heads=%d Dh=%d", T, MH, MDH);
     slot(&o, (size_t)T * MH * MDH, HP_MEM_ACT, F_RAND, 0);
     slot(&o, T, HP_MEM_I32, F_POS_PACKED, 1);
-    o.bytes = 2.0 * T * MH * MDH * A + 4.0 * T;
+    slot(&o, MDH / 2, HP_MEM_F32, F_RAND, 1); /* inverse frequencies: any values time the same */
+    o.bytes = 2.0 * T * MH * MDH * A + 4.0 * T + 2.0 * MDH;
     run_op(be, &o, seed);
 
     o = op_new("kv_store", OP_KV_STORE);

@@ -41,7 +41,9 @@ struct hp_backend {
     int (*embed)(hp_backend *be, void *x, const void *table, const void *ids, int T, int D, int V);
     int (*rmsnorm)(hp_backend *be, void *out, const void *x, const void *w, int T, int D, float eps);
     int (*matmul)(hp_backend *be, void *y, const void *x, const void *W, int T, int N, int K);
-    int (*rope)(hp_backend *be, void *x, const void *pos, int T, int nh, int Dh, float theta);
+    /* inv_freq: F32 [Dh/2], each rotary pair's inverse frequency (hp_rope_inv_freq). */
+    int (*rope)(hp_backend *be, void *x, const void *pos, const void *inv_freq, int T, int nh,
+                int Dh);
     int (*kv_store)(hp_backend *be, void *kc, void *vc, const void *k, const void *v,
                     const void *seq, const void *pos, int T, int KVD, int Tcap);
     int (*attention)(hp_backend *be, void *z, const void *q, const void *kc, const void *vc,

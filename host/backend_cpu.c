@@ -75,9 +75,10 @@ static int cpu_matmul(hp_backend *be, void *y, const void *x, const void *W, int
     hp_cpu_matmul(y, x, W, T, N, K, 0.0f);
     return 0;
 }
-static int cpu_rope(hp_backend *be, void *x, const void *pos, int T, int nh, int Dh, float theta) {
+static int cpu_rope(hp_backend *be, void *x, const void *pos, const void *inv_freq, int T, int nh,
+                    int Dh) {
     (void)be;
-    hp_cpu_rope(x, pos, T, nh, Dh, theta);
+    hp_cpu_rope(x, pos, inv_freq, T, nh, Dh);
     return 0;
 }
 static int cpu_kv_store(hp_backend *be, void *kc, void *vc, const void *k, const void *v,

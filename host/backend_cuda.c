@@ -302,9 +302,10 @@ static int cuda_matmul_f32(hp_backend *be, void *y, const void *x, const void *W
     return 0;
 }
 
-static int cuda_rope(hp_backend *be, void *x, const void *pos, int T, int nh, int Dh, float theta) {
+static int cuda_rope(hp_backend *be, void *x, const void *pos, const void *inv_freq, int T, int nh,
+                     int Dh) {
     cuda_impl *ci = be->impl;
-    CU(hp_cuda_rope(x, pos, T, nh, Dh, theta, ci->stream));
+    CU(hp_cuda_rope(x, pos, inv_freq, T, nh, Dh, ci->stream));
     return 0;
 }
 

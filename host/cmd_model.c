@@ -139,6 +139,9 @@ int cmd_info(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "intermediate_size", k->F);
     cJSON_AddNumberToObject(j, "vocab_size", k->V);
     cJSON_AddNumberToObject(j, "rope_theta", k->rope_theta);
+    cJSON_AddStringToObject(j, "rope_scaling", hp_rope_type_name(k->rope_type));
+    if (k->rope_type != HP_ROPE_DEFAULT) cJSON_AddNumberToObject(j, "rope_factor", k->rope_factor);
+    cJSON_AddBoolToObject(j, "rope_freqs_tensor", k->rope_freqs_tensor);
     cJSON_AddNumberToObject(j, "rms_norm_eps", k->rms_eps);
     if (k->sliding_window) cJSON_AddNumberToObject(j, "sliding_window", k->sliding_window);
     else cJSON_AddNullToObject(j, "sliding_window");
@@ -171,6 +174,13 @@ int cmd_info(int argc, char **argv) {
         printf("  hidden / mlp      %d / %d\n", k->D, k->F);
         printf("  vocab             %d\n", k->V);
         printf("  rope_theta        %g\n  rms_norm_eps      %g\n", k->rope_theta, k->rms_eps);
+        if (k->rope_type == HP_ROPE_LLAMA3)
+            printf("  rope scaling      llama3 (factor %g, low/high freq factor %g/%g, original "
+                   "context %d)\n", k->rope_factor, k->rope_low_freq, k->rope_high_freq,
+                   k->rope_orig_max_pos);
+        else if (k->rope_type == HP_ROPE_LINEAR)
+            printf("  rope scaling      linear (factor %g)\n", k->rope_factor);
+        if (k->rope_freqs_tensor) printf("  rope frequencies  divided by rope_freqs.weight\n");
         if (k->sliding_window) printf("  sliding_window    %d\n", k->sliding_window);
         else printf("  sliding_window    none\n");
         printf("  tied embeddings   %s\n", k->tie_embeddings ? "yes" : "no");

@@ -169,8 +169,8 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
             STEP(be->add_bias(be, rt->k, w->bk, n, KVD));
             STEP(be->add_bias(be, rt->v, w->bv, n, KVD));
         }
-        STEP(be->rope(be, rt->q, rt->pos, n, c->H, c->Dh, c->rope_theta));
-        STEP(be->rope(be, rt->k, rt->pos, n, c->KV, c->Dh, c->rope_theta));
+        STEP(be->rope(be, rt->q, rt->pos, m->rope_inv, n, c->H, c->Dh));
+        STEP(be->rope(be, rt->k, rt->pos, m->rope_inv, n, c->KV, c->Dh));
         STEP(be->kv_store(be, rt->kc[l], rt->vc[l], rt->k, rt->v, rt->seq, rt->pos, n, KVD, rt->Tcap));
         STEP(be->attention(be, rt->z, rt->q, rt->kc[l], rt->vc[l], rt->seq, rt->pos, n, c->H, c->KV,
                            c->Dh, rt->Tcap, c->sliding_window));

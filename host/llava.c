@@ -257,8 +257,8 @@ static int load_weights(hp_llava *lv, hp_backend *vbe, int random, uint64_t seed
     return rc ? -1 : vbe->sync(vbe, e);
 }
 
-/* The image processor's settings for this model: llava-hf's preprocessor defaults (shortest
- * edge = crop = the tile side, CLIP's normalisation) with the config's pinpoints. */
+/* A random model's image processor (it has no preprocessor_config.json): llava-hf's defaults
+ * (shortest edge = crop = the tile side, CLIP's normalisation) with the config's pinpoints. */
 static void fill_proc(hp_llava *lv) {
     hp_llava_proc_defaults(&lv->proc, lv->cfg.vis.S, lv->cfg.vis.p);
     lv->proc.n_pinpoints = lv->cfg.n_pinpoints;
@@ -305,7 +305,7 @@ hp_llava *hp_llava_open(const char *dir, hp_backend *be, hp_backend *vis_be, hp_
         hp_errf(e, "%s: out of memory", dir);
         goto fail;
     }
-    fill_proc(lv);
+    if (hp_llava_proc_config(dir, &lv->cfg, &lv->proc, e)) goto fail;
     if (check_tensors(lv, e)) goto fail;
     if (vis_be && load_weights(lv, vis_be, 0, 0, e)) goto fail;
     return lv;

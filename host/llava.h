@@ -57,6 +57,12 @@ typedef struct hp_llava_config {
  * 4.46's defaults: CLIPVisionConfig's for keys missing from vision_config, LlavaNextConfig's CLIP-L
  * /336 when vision_config itself is missing. Dt is left for the caller (the text model's D). */
 int hp_llava_vision_config(const struct cJSON *root, const char *path, hp_llava_config *c, hp_err *e);
+/* The image processor of the model directory dir: its preprocessor_config.json
+ * (LlavaNextImageProcessor: size.shortest_edge, crop_size, image_mean/std, rescale_factor,
+ * do_rescale/do_normalize; other steps turned off, another resample or other pinpoints are
+ * refused by name), or llava-hf's defaults for c's tower when the file is absent. */
+int hp_llava_proc_config(const char *dir, const hp_llava_config *c, hp_llava_proc_cfg *pc,
+                         hp_err *e);
 
 /* ---- tensors ------------------------------------------------------------------------------ */
 

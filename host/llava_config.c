@@ -7,6 +7,8 @@
 #include <cJSON.h>
 #include <math.h>
 
+#include "fileio.h"
+
 typedef struct kv_default {
     const char *key;
     double llama, mistral; /* NAN-free: every key has both defaults */
@@ -33,9 +35,10 @@ int hp_llava_text_config(const struct cJSON *root, const char *path, hp_config *
     int mistral = !cJSON_IsString(mt) || !strcmp(mt->valuestring, "mistral");
     if (!cJSON_IsString(mt)) cJSON_AddStringToObject(t, "model_type", "llama"); /* HF's default */
     else if (strcmp(mt->valuestring, "mistral") && strcmp(mt->valuestring, "llama")) {
+        hp_errf(e, "%s: text_config.model_type '%s' is not supported (llama, mistral)", path,
+                mt->valuestring); /* before freeing t, which holds the string */
         cJSON_Delete(t);
-        return hp_errf(e, "%s: text_config.model_type '%s' is not supported (llama, mistral)", path,
-                       mt->valuestring);
+        return -1;
     }
     if (!cJSON_IsString(mt)) mistral = 0;
     for (size_t i = 0; i < sizeof text_defaults / sizeof *text_defaults; i++)
@@ -88,16 +91,29 @@ static const int default_pinpoints[][2] = {{336, 672}, {672, 336}, {672, 672}, {
 
 int hp_llava_vision_config(const cJSON *root, const char *path, hp_llava_config *c, hp_err *e) {
     memset(c, 0, sizeof *c);
+    /* LlavaForConditionalGeneration (LLaVA 1.5) has the same keys but no anyres packing */
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (mt && !(cJSON_IsString(mt) && !strcmp(mt->valuestring, "llava_next")))
+        return hp_errf(e, "%s: model_type %s is not supported (llava_next)", path,
+                       cJSON_IsString(mt) ? mt->valuestring : "(not a string)");
+    const cJSON *ar = cJSON_GetObjectItemCaseSensitive(root, "architectures");
+    const cJSON *a0 = cJSON_IsArray(ar) ? cJSON_GetArrayItem(ar, 0) : NULL;
+    if (ar && !cJSON_IsNull(ar) &&
+        !(cJSON_IsString(a0) && !strcmp(a0->valuestring, "LlavaNextForConditionalGeneration")))
+        return hp_errf(e, "%s: architectures %s is not supported (LlavaNextForConditionalGeneration)",
+                       path, cJSON_IsString(a0) ? a0->valuestring : "(not a list of strings)");
+    if (hp_config_no_pruned_heads(root, "", path, e)) return -1;
     const cJSON *vc = cJSON_GetObjectItemCaseSensitive(root, "vision_config");
     hp_clip_config *v = &c->vis;
     if (vc && !cJSON_IsNull(vc)) {
         if (!cJSON_IsObject(vc)) return hp_errf(e, "%s: 'vision_config' must be an object", path);
-        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(vc, "model_type");
+        mt = cJSON_GetObjectItemCaseSensitive(vc, "model_type");
         if (mt && !(cJSON_IsString(mt) && !strcmp(mt->valuestring, "clip_vision_model")))
             return hp_errf(e, "%s: vision_config.model_type %s%s%s is not supported (only "
                            "clip_vision_model)", path, cJSON_IsString(mt) ? "'" : "",
                            cJSON_IsString(mt) ? mt->valuestring : "(not a string)",
                            cJSON_IsString(mt) ? "'" : "");
+        if (hp_config_no_pruned_heads(vc, "vision_config.", path, e)) return -1;
         /* CLIPVisionConfig's own defaults (ViT-B/32). */
         double eps = 1e-5;
         const cJSON *ev = cJSON_GetObjectItemCaseSensitive(vc, "layer_norm_eps");
@@ -188,4 +204,169 @@ int hp_llava_vision_config(const cJSON *root, const char *path, hp_llava_config 
                            "vision_config.image_size %d", path, i, c->pinpoints[i][0],
                            c->pinpoints[i][1], pp && !cJSON_IsNull(pp) ? "" : " (the default)", v->S);
     return 0;
+}
+
+/* ---- preprocessor_config.json (LlavaNextImageProcessor) ---------------------------------------- */
+
+/* A JSON boolean key of the processor; def when absent or null. */
+static int p_bool(const cJSON *o, const char *key, int def, int *out, const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return 0;
+    }
+    if (!cJSON_IsBool(v)) return hp_errf(e, "%s: key '%s' must be true or false", path, key);
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* image_mean / image_std: three numbers, or one for every channel (as transformers allows). */
+static int p_triple(const cJSON *o, const char *key, float out[3], int positive, const char *path,
+                    hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    double d[3];
+    if (cJSON_IsNumber(v)) {
+        d[0] = d[1] = d[2] = v->valuedouble;
+    } else if (cJSON_IsArray(v) && cJSON_GetArraySize(v) == 3) {
+        for (int i = 0; i < 3; i++) {
+            const cJSON *x = cJSON_GetArrayItem(v, i);
+            if (!cJSON_IsNumber(x)) return hp_errf(e, "%s: key '%s' must hold numbers", path, key);
+            d[i] = x->valuedouble;
+        }
+    } else {
+        return hp_errf(e, "%s: key '%s' must be a list of 3 numbers (one per RGB channel)", path, key);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!isfinite(d[i]) || (positive && !(d[i] > 0)))
+            return hp_errf(e, "%s: key '%s' must hold finite%s numbers", path, key,
+                           positive ? " positive" : "");
+        out[i] = (float)d[i]; /* numpy's float32 array of them */
+    }
+    return 0;
+}
+
+/* A size dict: {"shortest_edge": n} for size, {"height": n, "width": n} (square) for crop_size,
+ * or a bare integer (transformers' get_size_dict reads it the same way). */
+static int p_size(const cJSON *o, const char *key, int crop, int *out, const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    double n = -1;
+    if (cJSON_IsNumber(v)) {
+        n = v->valuedouble;
+    } else if (cJSON_IsObject(v) && !crop) {
+        const cJSON *se = cJSON_GetObjectItemCaseSensitive(v, "shortest_edge");
+        if (!cJSON_IsNumber(se))
+            return hp_errf(e, "%s: key '%s' must be {\"shortest_edge\": N} (a fixed height/width "
+                              "resize is not supported)", path, key);
+        n = se->valuedouble;
+    } else if (cJSON_IsObject(v)) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(v, "height"),
+                    *w = cJSON_GetObjectItemCaseSensitive(v, "width");
+        if (!cJSON_IsNumber(h) || !cJSON_IsNumber(w))
+            return hp_errf(e, "%s: key '%s' must be {\"height\": N, \"width\": N}", path, key);
+        if (h->valuedouble != w->valuedouble)
+            return hp_errf(e, "%s: key '%s' %gx%g is not square (tiles are square)", path, key,
+                           w->valuedouble, h->valuedouble);
+        n = h->valuedouble;
+    }
+    if (!(n >= 1 && n <= 4096 && n == floor(n)))
+        return hp_errf(e, "%s: key '%s' must be a positive integer size (at most 4096)", path, key);
+    *out = (int)n;
+    return 0;
+}
+
+int hp_llava_proc_config(const char *dir, const hp_llava_config *c, hp_llava_proc_cfg *pc,
+                         hp_err *e) {
+    /* Without the file: llava-hf's processor (shortest edge = crop = the tower's image size). */
+    hp_llava_proc_defaults(pc, c->vis.S, c->vis.p);
+    pc->n_pinpoints = c->n_pinpoints;
+    memcpy(pc->pinpoints, c->pinpoints, sizeof pc->pinpoints);
+    char path[4096];
+    if (hp_path_join(path, sizeof path, dir, "preprocessor_config.json"))
+        return hp_errf(e, "%s: path too long", dir);
+    if (!hp_file_exists(path)) return 0;
+    cJSON *o = hp_read_json(path, e);
+    if (!o) return -1;
+    int rc = -1, flag;
+    if (!cJSON_IsObject(o)) {
+        hp_errf(e, "%s: not a JSON object", path);
+        goto out;
+    }
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(o, "image_processor_type");
+    if (ty && !(cJSON_IsString(ty) && !strcmp(ty->valuestring, "LlavaNextImageProcessor"))) {
+        hp_errf(e, "%s: image_processor_type %s is not supported (LlavaNextImageProcessor)", path,
+                cJSON_IsString(ty) ? ty->valuestring : "(not a string)");
+        goto out;
+    }
+    /* A file that omits a key gets LlavaNextImageProcessor's own default for it (224 for both
+     * sizes), as transformers does: not the tower's size. */
+    pc->shortest_edge = pc->crop = 224;
+    if (p_size(o, "size", 0, &pc->shortest_edge, path, e) ||
+        p_size(o, "crop_size", 1, &pc->crop, path, e) ||
+        p_triple(o, "image_mean", pc->mean, 0, path, e) ||
+        p_triple(o, "image_std", pc->std, 1, path, e))
+        goto out;
+    if (pc->crop != c->vis.S) {
+        hp_errf(e, "%s: crop_size %d differs from vision_config.image_size %d (the tower takes "
+                   "image_size tiles)", path, pc->crop, c->vis.S);
+        goto out;
+    }
+    if (pc->shortest_edge < pc->crop) {
+        hp_errf(e, "%s: size.shortest_edge %d below crop_size %d (a padding centre crop) is not "
+                   "supported", path, pc->shortest_edge, pc->crop);
+        goto out;
+    }
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(o, "rescale_factor");
+    if (rf && !cJSON_IsNull(rf)) {
+        if (!cJSON_IsNumber(rf) || !(rf->valuedouble > 0) || !isfinite(rf->valuedouble)) {
+            hp_errf(e, "%s: key 'rescale_factor' must be a positive number", path);
+            goto out;
+        }
+        pc->rescale = rf->valuedouble;
+    }
+    /* do_rescale false leaves 0..255 (normalize converts to float32 as is); do_normalize false
+     * is mean 0, std 1. */
+    if (p_bool(o, "do_rescale", 1, &flag, path, e)) goto out;
+    if (!flag) pc->rescale = 1.0;
+    if (p_bool(o, "do_normalize", 1, &flag, path, e)) goto out;
+    if (!flag)
+        for (int i = 0; i < 3; i++) pc->mean[i] = 0.0f, pc->std[i] = 1.0f;
+    /* Steps that cannot be turned off here: refused by name. do_pad only pads a batch's
+     * tile counts (images run one at a time here), so either value is accepted. */
+    static const char *const must_be_true[] = {"do_resize", "do_center_crop", "do_convert_rgb"};
+    if (p_bool(o, "do_pad", 1, &flag, path, e)) goto out;
+    for (size_t i = 0; i < sizeof must_be_true / sizeof *must_be_true; i++) {
+        if (p_bool(o, must_be_true[i], 1, &flag, path, e)) goto out;
+        if (!flag) {
+            hp_errf(e, "%s: %s = false is not supported", path, must_be_true[i]);
+            goto out;
+        }
+    }
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "resample");
+    if (rs && !cJSON_IsNull(rs) && !(cJSON_IsNumber(rs) && rs->valuedouble == 3)) {
+        hp_errf(e, "%s: resample must be 3 (bicubic; others are not supported)", path);
+        goto out;
+    }
+    /* The processor tiles with its own pinpoints, the model packs with config.json's: they must
+     * agree, or the two halves of transformers disagree on the grid. */
+    const cJSON *pp = cJSON_GetObjectItemCaseSensitive(o, "image_grid_pinpoints");
+    if (pp && !cJSON_IsNull(pp)) {
+        int n = cJSON_IsArray(pp) ? cJSON_GetArraySize(pp) : -1, same = n == c->n_pinpoints;
+        for (int i = 0; same && i < n; i++) {
+            const cJSON *it = cJSON_GetArrayItem(pp, i);
+            const cJSON *a = cJSON_GetArrayItem(it, 0), *b = cJSON_GetArrayItem(it, 1);
+            same = cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsNumber(a) &&
+                   cJSON_IsNumber(b) && a->valuedouble == c->pinpoints[i][0] &&
+                   b->valuedouble == c->pinpoints[i][1];
+        }
+        if (!same) {
+            hp_errf(e, "%s: image_grid_pinpoints differ from config.json's (not supported)", path);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    return rc;
 }

@@ -33,7 +33,6 @@
 #endif
 
 #define RESAMPLE_BITS 22 /* 32 - 8 bits of pixel - 2 bits of headroom for overshoot */
-#define RESCALE (1.0 / 255.0)
 
 static double bicubic(double x) {
     const double a = -0.5;
@@ -170,6 +169,7 @@ void hp_llava_proc_defaults(hp_llava_proc_cfg *c, int crop, int patch) {
     c->crop = crop;
     c->shortest_edge = crop;
     c->patch = patch;
+    c->rescale = 1.0 / 255.0;
     c->n_pinpoints = 5;
     for (int i = 0; i < 5; i++) {
         c->pinpoints[i][0] = grid[i][0] * crop;
@@ -199,6 +199,8 @@ static int cfg_check(const hp_llava_proc_cfg *c, hp_err *e) {
     for (int i = 0; i < 3; i++)
         if (!(c->std[i] != 0.0f) || !isfinite(c->mean[i]) || !isfinite(c->std[i]))
             return hp_errf(e, "llava image processor: bad mean/std for channel %d", i);
+    if (!(c->rescale > 0) || !isfinite(c->rescale))
+        return hp_errf(e, "llava image processor: bad rescale factor %g", c->rescale);
     return 0;
 }
 
@@ -254,7 +256,7 @@ static int tile_to_pixels(const uint8_t *t, int th, int tw, const hp_llava_proc_
     int top = (rh - c->crop) / 2, left = (rw - c->crop) / 2, n = c->crop;
     float lut[3][256];
     for (int ch = 0; ch < 3; ch++)
-        for (int v = 0; v < 256; v++) lut[ch][v] = ((float)(v * RESCALE) - c->mean[ch]) / c->std[ch];
+        for (int v = 0; v < 256; v++) lut[ch][v] = ((float)(v * c->rescale) - c->mean[ch]) / c->std[ch];
     for (int ch = 0; ch < 3; ch++)
         for (int y = 0; y < n; y++) {
             const uint8_t *s = r + ((size_t)(top + y) * rw + left) * 3 + ch;

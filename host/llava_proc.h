@@ -2,7 +2,7 @@
  * LlavaNextImageProcessor does it: select_best_resolution over image_grid_pinpoints,
  * aspect-preserving resize + centred padding to that resolution, split into crop_size tiles,
  * plus the whole image resized to crop_size as the first tile; bicubic resampling, rescale by
- * 1/255, CLIP mean/std normalisation. Also the number of image tokens the packing produces. */
+ * rescale_factor (1/255), image_mean/image_std normalisation (CLIP's by default). Also the number of image tokens the packing produces. */
 #ifndef HP_LLAVA_PROC_H
 #define HP_LLAVA_PROC_H
 
@@ -15,6 +15,7 @@ typedef struct hp_llava_proc_cfg {
     int n_pinpoints;
     int pinpoints[64][2];     /* image_grid_pinpoints as (height, width) pairs */
     float mean[3], std[3];    /* CLIP: 0.48145466,0.4578275,0.40821073 / 0.26862954,0.26130258,0.27577711 */
+    double rescale;           /* rescale_factor: 1/255 (1 when do_rescale is false) */
 } hp_llava_proc_cfg;
 
 /* Defaults of llava-hf/llava-v1.6-mistral-7b-hf's processor for a given crop size. */

@@ -230,6 +230,35 @@ fail:
     return -1;
 }
 
+int hp_model_init_rope(hp_model *m, hp_err *e) {
+    const hp_config *c = &m->cfg;
+    hp_backend *be = m->be;
+    int half = c->Dh / 2;
+    float *inv = malloc(sizeof(float) * (size_t)half * 2), *ff = NULL;
+    if (!inv) return hp_errf(e, "%s: out of memory", m->path);
+    int rc = -1;
+    if (c->rope_freqs_tensor) {
+        const hp_tensor *t = hp_store_find(&m->store, "rope_freqs.weight");
+        if (!t || t->ndim != 1 || t->shape[0] != half) {
+            hp_errf(e, "%s: tensor rope_freqs.weight [%d] is missing or misshapen", m->path, half);
+            goto out;
+        }
+        ff = inv + half;
+        if (hp_tensor_to_f32(t, ff, e)) goto out;
+    }
+    if (hp_rope_inv_freq(c, ff, inv, e)) {
+        char msg[sizeof e->msg];
+        snprintf(msg, sizeof msg, "%s", e->msg);
+        hp_errf(e, "%s: %s", m->path, msg);
+        goto out;
+    }
+    if (!m->rope_inv && !(m->rope_inv = be->alloc(be, (size_t)half, HP_MEM_F32, e))) goto out;
+    rc = be->upload(be, m->rope_inv, inv, (size_t)half, HP_MEM_F32, e);
+out:
+    free(inv);
+    return rc;
+}
+
 /* config.json of a decoder, or of LLaVA-NeXT (its text_config; tensors under "language_model."). */
 static int read_dir_config(hp_model *m, const char *path, hp_err *e) {
     cJSON *root = hp_read_json(path, e);
@@ -301,7 +330,7 @@ hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e) {
     hp_model_clear_edits(m);
     m->chat = detect_chat(m);
     if (check_tensors(m, e)) goto fail;
-    if (be && load_weights(m, e)) goto fail;
+    if (be && (load_weights(m, e) || hp_model_init_rope(m, e))) goto fail;
     return m;
 fail:
     hp_model_free(m);
@@ -311,6 +340,7 @@ fail:
 void hp_model_free(hp_model *m) {
     if (!m) return;
     if (m->wblock) m->be->free(m->be, m->wblock);
+    if (m->rope_inv) m->be->free(m->be, m->rope_inv);
 
     if (m->tok) hp_tok_free(m->tok);
     hp_store_close(&m->store);

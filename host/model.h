@@ -71,6 +71,7 @@ typedef struct hp_model {
     void *final_norm;       /* [D] */
     void *lm_head;          /* [V, D]; == embed when tied */
     hp_layer *layers;       /* L */
+    void *rope_inv;         /* F32 [Dh/2]: the rotary pairs' inverse frequencies (own allocation) */
     float *alpha;           /* host [L*H]: head edit factors, 1 = unedited */
     int n_edited;
     char prefix[32];        /* tensor-name prefix of the language model ("language_model." in
@@ -84,6 +85,9 @@ hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e);
 void hp_model_free(hp_model *m);
 /* The named weight pointer of role r (layer l for per-layer roles). */
 void **hp_model_slot(hp_model *m, hp_role r, int l);
+/* Computes the rotary inverse frequencies of m->cfg (with a GGUF's rope_freqs.weight) into
+ * m->rope_inv on m->be; hp_model_load and hp_model_random call it. */
+int hp_model_init_rope(hp_model *m, hp_err *e);
 /* Sets alpha for (layer, head); returns -1 if out of range. */
 int hp_model_edit(hp_model *m, int layer, int head, float alpha, hp_err *e);
 void hp_model_clear_edits(hp_model *m);

@@ -89,7 +89,7 @@ hp_model *hp_model_random(const hp_config *cfg, hp_backend *be, uint64_t seed, h
         }
     }
     if (c->tie_embeddings) m->lm_head = m->embed;
-    if (be->sync(be, e)) goto fail;
+    if (hp_model_init_rope(m, e) || be->sync(be, e)) goto fail;
     free(buf);
     return m;
 oom:

@@ -18,8 +18,9 @@ void hp_cpu_rmsnorm(float *out, const float *x, const float *w, int T, int D, fl
 void hp_cpu_matmul(float *y, const float *x, const float *W, int T, int N, int K, float beta);
 
 /* rope.c: rotary embedding in the rotate-half layout (pairs i, i+Dh/2), in place on x [T, nh,
- * Dh] at positions pos[t]; inv_freq[i] = theta^(-2i/Dh). */
-void hp_cpu_rope(float *x, const int32_t *pos, int T, int nh, int Dh, float theta);
+ * Dh] at positions pos[t]; pair i turns by pos[t] * inv_freq[i] (inv_freq [Dh/2]: theta^(-2i/Dh)
+ * under the model's rope scaling, hp_rope_inv_freq). */
+void hp_cpu_rope(float *x, const int32_t *pos, const float *inv_freq, int T, int nh, int Dh);
 
 /* attention.c: writes K,V rows of the T tokens into the cache at (seq[t], pos[t]), then
  * z[t, h*Dh..] = softmax(q·K^T/sqrt(Dh)) V over cache positions j of seq[t] with

@@ -50,9 +50,10 @@ cudaError_t hp_cuda_gather_rows_f32(float *out, const hp_bf16 *x, const int32_t 
 cudaError_t hp_cuda_rmsnorm(hp_bf16 *out, const hp_bf16 *x, const hp_bf16 *w, int T, int D,
                             float eps, cudaStream_t st);
 
-/* rope.cu: rotate-half RoPE in place on x [T, nh, Dh] at positions pos[t]. */
-cudaError_t hp_cuda_rope(hp_bf16 *x, const int32_t *pos, int T, int nh, int Dh, float theta,
-                         cudaStream_t st);
+/* rope.cu: rotate-half RoPE in place on x [T, nh, Dh] at positions pos[t]; inv_freq: device
+ * float [Dh/2], pair i's inverse frequency (hp_rope_inv_freq). */
+cudaError_t hp_cuda_rope(hp_bf16 *x, const int32_t *pos, const float *inv_freq, int T, int nh,
+                         int Dh, cudaStream_t st);
 
 /* act.cu: out = silu(gate) * up (out may alias gate or up); x += y. */
 cudaError_t hp_cuda_swiglu(hp_bf16 *out, const hp_bf16 *gate, const hp_bf16 *up, size_t n,

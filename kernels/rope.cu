@@ -1,9 +1,9 @@
 /* rope.cu: rotary position embedding, rotate-half layout (pairs i, i + Dh/2), in place on bf16
  * x [T, nh, Dh]. One block per token: its threads first form the Dh/2 (cos, sin) pairs of
  * that token's position in shared memory, then rotate every head with them, so the costly
- * part (a double pow and an accurate sincosf per frequency) is done once per token, not per
- * head. The angles follow the CPU reference exactly: inv_freq rounded to float from a double
- * pow (as HF does in float32), angle = float(pos) * inv_freq in float, and full-range sincosf
+ * part (an accurate sincosf per frequency) is done once per token, not per head. The angles
+ * follow the CPU reference exactly: the same host-computed inv_freq table (rope scaling
+ * included), angle = float(pos) * inv_freq in float, and full-range sincosf
  * (never the __sinf intrinsics, whose error grows with the angle: positions reach 10^5). */
 #include "ops_cuda.h"
 
@@ -12,15 +12,14 @@
 #define ROPE_THREADS 128
 
 static __global__ void __launch_bounds__(ROPE_THREADS)
-rope_kernel(__nv_bfloat16 *__restrict__ x, const int32_t *__restrict__ pos, int nh, int Dh,
-            float theta) {
+rope_kernel(__nv_bfloat16 *__restrict__ x, const int32_t *__restrict__ pos,
+            const float *__restrict__ inv_freq, int nh, int Dh) {
     extern __shared__ float cs[]; /* cos [half], then sin [half] */
     int t = blockIdx.x, half = Dh / 2;
     float p = (float)pos[t];
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        float inv = (float)(1.0 / pow((double)theta, (double)(2 * i) / (double)Dh));
         float s, c;
-        sincosf(p * inv, &s, &c);
+        sincosf(p * inv_freq[i], &s, &c);
         cs[i] = c;
         cs[half + i] = s;
     }
@@ -36,11 +35,11 @@ rope_kernel(__nv_bfloat16 *__restrict__ x, const int32_t *__restrict__ pos, int 
     }
 }
 
-extern "C" cudaError_t hp_cuda_rope(hp_bf16 *x, const int32_t *pos, int T, int nh, int Dh,
-                                    float theta, cudaStream_t st) {
+extern "C" cudaError_t hp_cuda_rope(hp_bf16 *x, const int32_t *pos, const float *inv_freq, int T,
+                                    int nh, int Dh, cudaStream_t st) {
     if (T < 0 || nh <= 0 || Dh <= 0 || Dh % 2) return cudaErrorInvalidValue;
     if (T == 0) return cudaSuccess;
-    rope_kernel<<<T, ROPE_THREADS, sizeof(float) * (size_t)Dh, st>>>((__nv_bfloat16 *)x, pos, nh,
-                                                                     Dh, theta);
+    rope_kernel<<<T, ROPE_THREADS, sizeof(float) * (size_t)Dh, st>>>((__nv_bfloat16 *)x, pos,
+                                                                     inv_freq, nh, Dh);
     return cudaGetLastError();
 }

@@ -173,9 +173,10 @@ static int emu_rmsnorm(hp_backend *be, void *out, const void *x, const void *w, 
     round_bf16(out, (size_t)T * D);
     return rc;
 }
-static int emu_rope(hp_backend *be, void *x, const void *pos, int T, int nh, int Dh, float theta) {
+static int emu_rope(hp_backend *be, void *x, const void *pos, const void *inv_freq, int T, int nh,
+                    int Dh) {
     (void)be;
-    int rc = cpu->rope(cpu, x, pos, T, nh, Dh, theta);
+    int rc = cpu->rope(cpu, x, pos, inv_freq, T, nh, Dh);
     round_bf16(x, (size_t)T * nh * Dh);
     return rc;
 }
@@ -555,21 +556,33 @@ static void test_rmsnorm(int T, int D, int inplace) {
     free(out);
 }
 
-static void test_rope(int T, int nh, int Dh, float theta, int maxpos) {
+/* scaling: 0 default, 1 linear x4, 2 Llama 3.1's llama3 (factor 8, 1 / 4, 8192). */
+static void test_rope(int T, int nh, int Dh, float theta, int maxpos, int scaling) {
     char name[128];
-    snprintf(name, sizeof name, "rope T=%d nh=%d Dh=%d theta=%g pos<%d", T, nh, Dh, theta, maxpos);
+    snprintf(name, sizeof name, "rope T=%d nh=%d Dh=%d theta=%g pos<%d scaling %s", T, nh, Dh, theta,
+             maxpos, scaling == 2 ? "llama3" : scaling ? "linear" : "none");
     size_t n = (size_t)T * nh * Dh;
     float *x = rand_bf16(n, 1, 0), *ref = xmalloc(sizeof(float) * n), *out = xmalloc(sizeof(float) * n);
+    float *inv = xmalloc(sizeof(float) * (size_t)(Dh / 2));
+    hp_config rc;
+    memset(&rc, 0, sizeof rc);
+    rc.Dh = Dh, rc.rope_theta = theta, rc.rope_factor = scaling == 2 ? 8 : 4;
+    rc.rope_type = scaling == 2 ? HP_ROPE_LLAMA3 : scaling ? HP_ROPE_LINEAR : HP_ROPE_DEFAULT;
+    rc.rope_low_freq = 1, rc.rope_high_freq = 4, rc.rope_orig_max_pos = 8192;
+    hp_err e = {{0}};
+    if (hp_rope_inv_freq(&rc, NULL, inv, &e)) die("rope frequencies", &e);
     int32_t *pos = xmalloc(sizeof(int32_t) * T);
     for (int t = 0; t < T; t++) pos[t] = rng_int(0, maxpos - 1);
     memcpy(ref, x, sizeof(float) * n);
-    cpu->rope(cpu, ref, pos, T, nh, Dh, theta);
-    void *dx = dev(x, n, HP_MEM_ACT), *dp = dev(pos, T, HP_MEM_I32);
-    if (ran(cu->rope(cu, dx, dp, T, nh, Dh, theta), name)) {
+    cpu->rope(cpu, ref, pos, inv, T, nh, Dh);
+    void *dx = dev(x, n, HP_MEM_ACT), *dp = dev(pos, T, HP_MEM_I32), *di = dev(inv, Dh / 2, HP_MEM_F32);
+    if (ran(cu->rope(cu, dx, dp, di, T, nh, Dh), name)) {
         fetch(dx, out, n, HP_MEM_ACT, name);
         check(name, out, ref, n, TOL_BF16_OUT_REL, TOL_BF16_OUT_MAX);
     }
     cu->free(cu, dp);
+    cu->free(cu, di);
+    free(inv);
     free(x);
     free(ref);
     free(out);
@@ -1022,9 +1035,11 @@ static void op_tests(void) {
     test_rmsnorm(5, 4096, 0);
     test_rmsnorm(3, 48, 1);
     test_rmsnorm(4, 4097, 0);
-    test_rope(10, 32, 128, 10000.0f, 32768);
-    test_rope(9, 6, 16, 500000.0f, 64);
-    test_rope(3, 5, 6, 10000.0f, 100);
+    test_rope(10, 32, 128, 10000.0f, 32768, 0);
+    test_rope(9, 6, 16, 500000.0f, 64, 0);
+    test_rope(3, 5, 6, 10000.0f, 100, 0);
+    test_rope(7, 8, 64, 500000.0f, 131072, 2);
+    test_rope(5, 4, 32, 10000.0f, 4096, 1);
     test_swiglu_add(8 * 4096);
     test_swiglu_add(1000003);
     test_matmul(1, 512, 4096);

@@ -13,8 +13,12 @@ binary gets the same pixel tiles, so this is independent of the C image processo
   llava-features --image <image>.png: the same through the C image processor (end to end)
   llava-logits --text T (the llava-v1.6-mistral template, tokenized by the C tokenizer from the
   fixture's tokenizer.json)       vs ref/<image>.text_logits.npy (HF's LlavaNextProcessor ids)
-Then the checks are shown to bite: a wrong image size, a wrong image-token count, and slightly
-perturbed pixels must each fail.
+  llava-logits --image <image>.png   vs ref/<image>.logits.npy (the C image processor end to end)
+tests/fixtures/tiny-llava-proc/ gets the same checks with an image processor unlike CLIP's
+defaults (preprocessor_config.json: mean = std = 0.5, shortest_edge 30 > crop_size 24,
+rescale_factor 1/250).
+Then the checks are shown to bite: a wrong image size, a wrong image-token count, slightly
+perturbed pixels, and tiny-llava-proc without its preprocessor_config.json must each fail.
 
 HP_LLAVA_FULL=DIR adds the same checks at llava-v1.6-mistral's full vision shapes (CLIP-L/336,
 made by make_llava_fixtures.py --full DIR, ~1.5 GB, so not in the repository).
@@ -39,6 +43,7 @@ TOL = 1e-4
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 FIX = os.environ.get("HP_FIXTURES", os.path.join(ROOT, "tests", "fixtures"))
 TINY = os.path.join(FIX, "tiny-llava")
+TINY_PROC = os.path.join(FIX, "tiny-llava-proc")
 FULL = os.environ.get("HP_LLAVA_FULL")
 MODEL = REF = None  # the model directory under test and its ref/ (set per model in main)
 BIN = os.environ.get("HP_BIN", os.path.join(ROOT, "headpursuit"))
@@ -135,6 +140,12 @@ def check_logits(case, ids, label):
     return label + ", " + compare(out, np.load(os.path.join(REF, f"{case['name']}.logits.npy")), "logits")
 
 
+def check_image_logits(case, ids):
+    out = run_npy(["llava-logits", MODEL, "--device", "cpu", "--ids-file", ids_file(ids, "ids.json"),
+                   "--image", os.path.join(REF, f"{case['name']}.png")], "logits_png.npy")
+    return compare(out, np.load(os.path.join(REF, f"{case['name']}.logits.npy")), "logits")
+
+
 def check_text(case):
     out = run_npy(["llava-logits", MODEL, "--device", "cpu", "--text", case["text"]] + pixel_args(case),
                   "text_logits.npy")
@@ -170,6 +181,19 @@ def broken_pixels(case):
                                      "features"))
 
 
+def broken_processor(case):
+    """tiny-llava-proc without its preprocessor_config.json: CLIP's defaults must not match."""
+    d = os.path.join(TMP, "no-preprocessor")
+    os.makedirs(d, exist_ok=True)
+    for f in ("config.json", "model.safetensors"):
+        if not os.path.exists(os.path.join(d, f)):
+            os.symlink(os.path.join(TINY_PROC, f), os.path.join(d, f))
+    png = os.path.join(TINY_PROC, "ref", f"{case['name']}.png")
+    ref = np.load(os.path.join(TINY_PROC, "ref", f"{case['name']}.features.npy"))
+    return must_fail(lambda: compare(run_npy(["llava-features", d, "--image", png], "f.npy"), ref,
+                                     "features"))
+
+
 def broken_ids(case, tok):
     """Two image tokens are neither one (to expand) nor one per feature: an error, not a guess."""
     ids = case["prompt_single"][:2] + [tok] + case["prompt_single"][2:]
@@ -192,12 +216,13 @@ def main():
     if "llava-features" not in usage or "llava-logits" not in usage:
         print(f"skipped: {BIN} has no llava-features / llava-logits command")
         return 77
-    models = [TINY] + ([os.path.abspath(FULL)] if FULL else [])
+    models = [TINY] + ([TINY_PROC] if os.path.isdir(TINY_PROC) else []) + \
+        ([os.path.abspath(FULL)] if FULL else [])
     for MODEL in models:
         REF = os.path.join(MODEL, "ref")
         meta = json.load(open(os.path.join(REF, "cases.json")))
         if MODEL != TINY:
-            print(f"full vision shapes: {MODEL}", flush=True)
+            print(f"{os.path.basename(MODEL)}: {MODEL}", flush=True)
         run_cases(meta)
     MODEL, REF = TINY, os.path.join(TINY, "ref")
     meta = json.load(open(os.path.join(REF, "cases.json")))
@@ -205,6 +230,9 @@ def main():
     check("wrong image size fails", broken_size, cases["tall"])
     check("perturbed pixels fail", broken_pixels, cases["square"])
     check("two image tokens rejected", broken_ids, cases["small"], meta["image_token"])
+    if os.path.isdir(TINY_PROC):
+        check("tiny-llava-proc without its processor", broken_processor,
+              json.load(open(os.path.join(TINY_PROC, "ref", "cases.json")))["cases"][0])
     print(f"llava parity: {RESULTS['PASS']} passed, {RESULTS['FAIL']} failed")
     return 1 if RESULTS["FAIL"] else 0
 
@@ -219,6 +247,7 @@ def run_cases(meta):
                   "1 token expanded")
             check(f"{c['name']} logits (expanded ids)", check_logits, c, [c["prompt_expanded"]],
                   f"{c['n_image_tokens']} tokens given")
+            check(f"{c['name']} .png -> logits", check_image_logits, c, c["prompt_single"])
         if c.get("text"):
             check(f"{c['name']} logits (--text, template)", check_text, c)
 

@@ -36,6 +36,11 @@ TINY = [  # (model dir, reference dir)
     ("tiny-llama-bf16", "tiny-llama-bf16"),
     ("tiny-qwen2", "tiny-qwen2"),
     ("tiny-llama-bias", "tiny-llama-bias"),
+    # RoPE scaling (tests/ref/make_rope_fixtures.py): prompts up to 100 tokens, past the
+    # original context of 64; the GGUF carries llama3 scaling as llama.cpp does (rope_freqs.weight)
+    ("tiny-llama-rope-llama3", "tiny-llama-rope-llama3"),
+    ("tiny-llama-rope-llama3.gguf", "tiny-llama-rope-llama3"),
+    ("tiny-llama-rope-linear", "tiny-llama-rope-linear"),
 ]
 # Real GGUFs (models/, fetched by scripts/fetch_model.sh) and their reference directories.
 GGUF_REFS = [
@@ -195,15 +200,18 @@ def selftest():
 
 # ---------------------------------------------------------------- tiny models
 
-def tiny_checks(model, refname):
+def tiny_checks(model, refname, label=None):
     mdir = os.path.join(FIX, model)
+    model = label or model
     ref = os.path.join(FIX, refname, "ref")
     ids_file = os.path.join(ref, "prompts.json")
     with open(ids_file) as f:
         prompts = json.load(f)
     lens = [len(p) for p in prompts]
-    with open(os.path.join(mdir, "config.json")) as f:
-        eos = json.load(f).get("eos_token_id")
+    eos = None  # a GGUF's EOS stop is not exercised here
+    if os.path.isdir(mdir):
+        with open(os.path.join(mdir, "config.json")) as f:
+            eos = json.load(f).get("eos_token_id")
     with open(os.path.join(ref, "greedy.json")) as f:
         greedy = json.load(f)
     n_new = greedy["max_new_tokens"]
@@ -219,7 +227,7 @@ def tiny_checks(model, refname):
 
     # With EOS stopping: only informative where some continuation contains the EOS token.
     cut = [c[:c.index(eos)] if eos in c else c for c in greedy["continuations"]]
-    if cut != greedy["continuations"]:
+    if eos is not None and cut != greedy["continuations"]:
         check(f"{model} generate (stop at eos {eos})", lambda: compare_ids(
             [strip_eos(o["ids"], eos) for o in run_generate([mdir] + base + ["--max-new", n_new], len(prompts))],
             cut, "greedy with eos stop"))
@@ -248,6 +256,25 @@ def tiny_checks(model, refname):
             check(f"{model} capture --positions {pos}", lambda: compare_array(
                 run_npy(["capture", mdir] + base + ["--positions", pos], f"{model}_heads_{pos}.npy"),
                 np.load(hfile), TOL_TINY, f"heads_{pos}"))
+
+
+def rope_parameters_copy(model):
+    """The model's directory with its config in transformers 5's form: rope_theta and the
+    scaling merged into one "rope_parameters" object (weights linked, not copied)."""
+    src = os.path.join(FIX, model)
+    dst = os.path.join(TMP, model + "-rope-parameters")
+    os.makedirs(dst, exist_ok=True)
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    rp = dict(cfg.pop("rope_scaling"))
+    rp["rope_type"] = rp.pop("type", rp.get("rope_type"))
+    rp["rope_theta"] = cfg.pop("rope_theta")
+    cfg["rope_parameters"] = rp
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    os.symlink(os.path.abspath(os.path.join(src, "model.safetensors")),
+               os.path.join(dst, "model.safetensors"))
+    return dst
 
 
 # ---------------------------------------------------------------- real GGUFs
@@ -305,6 +332,8 @@ def main():
     else:
         for model, refname in TINY:
             tiny_checks(model, refname)
+        for model in ("tiny-llama-rope-llama3", "tiny-llama-rope-linear"):
+            tiny_checks(rope_parameters_copy(model), model, model + " (5.x rope_parameters)")
         for name, path, refdir in GGUF_REFS:
             gguf_checks(name, path, refdir)
     shutil.rmtree(TMP, ignore_errors=True)

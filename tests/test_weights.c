@@ -627,13 +627,28 @@ static void test_config_json_errors(void **state) {
     config_case("architectures", "[\"GPT2LMHeadModel\"]",
                 "unsupported architecture 'GPT2LMHeadModel'");
     config_case("architectures", "\"MistralForCausalLM\"", "key 'architectures' must be an array");
-    config_case("rope_scaling", "{\"type\":\"linear\",\"factor\":2.0}",
-                "unsupported rope_scaling type linear");
+    config_case("rope_scaling", "{\"type\":\"dynamic\",\"factor\":2.0}",
+                "unsupported rope_scaling type dynamic");
+    config_case("rope_scaling", "{\"rope_type\":\"yarn\",\"factor\":4.0}",
+                "unsupported rope_scaling type yarn");
     config_case("rope_scaling", "{\"rope_type\":\"llama3\",\"factor\":8.0}",
-                "unsupported rope_scaling type llama3");
+                "'rope_scaling' of this rope type needs 'low_freq_factor'");
+    config_case("rope_scaling",
+                "{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":4,"
+                "\"high_freq_factor\":4,\"original_max_position_embeddings\":8192}",
+                "high_freq_factor 4 must exceed low_freq_factor 4");
+    config_case("rope_scaling",
+                "{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1,"
+                "\"high_freq_factor\":4,\"original_max_position_embeddings\":81.5}",
+                "original_max_position_embeddings' must be an integer");
+    config_case("rope_scaling", "{\"type\":\"linear\"}", "needs 'factor'");
+    config_case("rope_scaling", "{\"type\":\"linear\",\"factor\":0}",
+                "key 'rope_scaling.factor' must be a positive number");
     config_case("rope_scaling", "{\"factor\":8.0}", "unsupported rope_scaling type (missing)");
     config_case("rope_parameters", "{\"rope_type\":\"yarn\"}",
                 "unsupported rope_parameters type yarn");
+    config_case("rope_parameters", "{\"rope_type\":\"longrope\"}",
+                "unsupported rope_parameters type longrope");
     config_case("attention_bias", "1", "key 'attention_bias' must be true or false");
     config_case("mlp_bias", "\"yes\"", "key 'mlp_bias' must be true or false");
     config_case("num_key_value_heads", "5", "not a multiple of 5 key/value heads");
@@ -963,9 +978,68 @@ static void test_gguf_bad(void **state) {
     }
 }
 
+/* rope_scaling linear / llama3 (4.x) and rope_parameters (5.x) parse, and their frequencies. */
+static void test_config_rope(void **state) {
+    (void)state;
+    static const char *variants[] = {
+        "\"rope_theta\":500000.0,\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,"
+        "\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192}",
+        "\"rope_parameters\":{\"rope_type\":\"llama3\",\"rope_theta\":500000.0,\"factor\":8.0,"
+        "\"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192}",
+    };
+    hp_config c;
+    hp_err e;
+    char text[1024];
+    const char *p = tp("rope_config.json");
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(text, sizeof text,
+                 "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":256,"
+                 "\"num_hidden_layers\":1,\"num_attention_heads\":2,\"intermediate_size\":64,"
+                 "\"vocab_size\":10,\"rms_norm_eps\":1e-5,%s}", variants[k]);
+        write_text(p, text);
+        if (hp_config_from_json(p, &c, &e)) fail_msg("%s", e.msg);
+        assert_int_equal(c.rope_type, HP_ROPE_LLAMA3);
+        assert_true(c.rope_theta == 500000.0f && c.rope_factor == 8.0f);
+        assert_true(c.rope_low_freq == 1.0f && c.rope_high_freq == 4.0f);
+        assert_int_equal(c.rope_orig_max_pos, 8192);
+    }
+    /* Dh 128, theta 5e5 (Llama 3.1): wavelengths below 8192/4 kept, above 8192 divided by 8,
+     * the band between interpolated, frequencies still decreasing. */
+    float inv[64], base[64];
+    hp_config d = c;
+    d.rope_type = HP_ROPE_DEFAULT;
+    if (hp_rope_inv_freq(&c, NULL, inv, &e) || hp_rope_inv_freq(&d, NULL, base, &e))
+        fail_msg("%s", e.msg);
+    int kept = 0, divided = 0, band = 0;
+    for (int i = 0; i < 64; i++) {
+        double wl = 2 * M_PI / base[i];
+        if (wl < 2048) assert_true(inv[i] == base[i]), kept++;
+        else if (wl > 8192) assert_true(inv[i] == base[i] / 8), divided++;
+        else assert_true(inv[i] < base[i] && inv[i] > base[i] / 8), band++;
+        if (i) assert_true(inv[i] < inv[i - 1]);
+    }
+    printf("  llama3 on Dh 128: %d kept, %d in the band, %d divided\n", kept, band, divided);
+    assert_true(kept > 0 && divided > 0 && band > 0);
+    d.rope_type = HP_ROPE_LINEAR;
+    d.rope_factor = 4;
+    if (hp_rope_inv_freq(&d, NULL, inv, &e)) fail_msg("%s", e.msg);
+    for (int i = 0; i < 64; i++) assert_true(inv[i] == base[i] / 4);
+    /* GGUF's rope_freqs.weight divides each frequency */
+    float ff[64];
+    for (int i = 0; i < 64; i++) ff[i] = 1 + i;
+    d.rope_type = HP_ROPE_DEFAULT;
+    d.rope_freqs_tensor = 1;
+    assert_int_equal(hp_rope_inv_freq(&d, NULL, inv, &e), -1);
+    if (hp_rope_inv_freq(&d, ff, inv, &e)) fail_msg("%s", e.msg);
+    for (int i = 0; i < 64; i++) assert_true(inv[i] == base[i] / (1 + i));
+    ff[3] = 0;
+    assert_int_equal(hp_rope_inv_freq(&d, ff, inv, &e), -1);
+    assert_non_null(strstr(e.msg, "rope_freqs.weight[3]"));
+}
+
 /* A tensor-less GGUF with llama.* metadata; skip drops one key, arch/scaling override. */
 static const char *write_llama_gguf(const char *name, const char *skip, const char *arch,
-                                    const char *scaling, int head_count_as_string) {
+                                    const char *scaling, int head_count_as_string, float factor) {
     static const char *keys[] = {"llama.embedding_length",     "llama.block_count",
                                  "llama.attention.head_count", "llama.attention.head_count_kv",
                                  "llama.feed_forward_length",  "llama.context_length"};
@@ -986,6 +1060,7 @@ static const char *write_llama_gguf(const char *name, const char *skip, const ch
         kv_f32(&b, "llama.attention.layer_norm_rms_epsilon", 1e-5f), n++;
     kv_f32(&b, "llama.rope.freq_base", 100000.0f), n++;
     if (scaling) kv_str(&b, "llama.rope.scaling.type", scaling), n++;
+    if (factor) kv_f32(&b, "llama.rope.scaling.factor", factor), n++;
     kv_head(&b, "tokenizer.ggml.tokens", HP_GGUF_ARRAY), n++;
     put_u32(&b, HP_GGUF_STRING), put_u64(&b, 5);
     for (int k = 0; k < 5; k++) put_str(&b, "tok");
@@ -1003,7 +1078,7 @@ static void test_config_gguf(void **state) {
     hp_store s;
     hp_config c;
     hp_err e;
-    const char *p = write_llama_gguf("cfg.gguf", NULL, "llama", NULL, 0);
+    const char *p = write_llama_gguf("cfg.gguf", NULL, "llama", NULL, 0, 0);
     if (hp_store_open_gguf(&s, p, &e)) fail_msg("%s", e.msg);
     if (hp_config_from_gguf_store(&s, &c, &e)) fail_msg("%s", e.msg);
     assert_int_equal(c.arch, HP_ARCH_LLAMA);
@@ -1034,22 +1109,34 @@ static void test_config_gguf(void **state) {
         {"llama.attention.layer_norm_rms_epsilon", "llama", NULL, 0,
          "llama.attention.layer_norm_rms_epsilon"},
         {NULL, "gpt2", NULL, 0, "unsupported architecture 'gpt2'"},
-        {NULL, "llama", "linear", 0, "unsupported rope_scaling type linear"},
+        {NULL, "llama", "yarn", 0, "unsupported rope_scaling type yarn"},
+        {NULL, "llama", "linear", 0, "rope_scaling type linear without a factor"},
         {NULL, "llama", NULL, 1, "llama.attention.head_count has type string, expected an integer"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         p = write_llama_gguf("cfg_bad.gguf", cases[k].skip, cases[k].arch, cases[k].scaling,
-                             cases[k].str);
+                             cases[k].str, 0);
         if (hp_store_open_gguf(&s, p, &e)) fail_msg("%s", e.msg);
         int rc = hp_config_from_gguf_store(&s, &c, &e);
         printf("  %s\n", rc ? e.msg : "(accepted!)");
         EXPECT_ERR(rc, e, p, cases[k].want);
         hp_store_close(&s);
     }
-    p = write_llama_gguf("cfg_none.gguf", NULL, "llama", "none", 0);
+    p = write_llama_gguf("cfg_none.gguf", NULL, "llama", "none", 0, 4.0f);
     if (hp_store_open_gguf(&s, p, &e)) fail_msg("%s", e.msg);
     assert_int_equal(hp_config_from_gguf_store(&s, &c, &e), 0);
+    assert_int_equal(c.rope_type, HP_ROPE_DEFAULT); /* "none" never scales (llama.cpp) */
     hp_store_close(&s);
+    /* linear with a factor, with or without the type (llama.cpp's default type is linear) */
+    for (int typed = 0; typed < 2; typed++) {
+        p = write_llama_gguf("cfg_linear.gguf", NULL, "llama", typed ? "linear" : NULL, 0, 4.0f);
+        if (hp_store_open_gguf(&s, p, &e)) fail_msg("%s", e.msg);
+        if (hp_config_from_gguf_store(&s, &c, &e)) fail_msg("%s", e.msg);
+        assert_int_equal(c.rope_type, HP_ROPE_LINEAR);
+        assert_true(c.rope_factor == 4.0f);
+        assert_int_equal(c.rope_freqs_tensor, 0);
+        hp_store_close(&s);
+    }
 }
 
 /* ---- the real SmolLM2 checkpoint ------------------------------------------------------------- */
@@ -1300,7 +1387,8 @@ int main(void) {
         cmocka_unit_test(test_st_bad_headers),      cmocka_unit_test(test_st_bad_files),
         cmocka_unit_test(test_st_sharded),          cmocka_unit_test(test_st_shard_errors),
         cmocka_unit_test(test_dtype_conversions),   cmocka_unit_test(test_config_json),
-        cmocka_unit_test(test_config_json_errors),  cmocka_unit_test(test_gguf_synthetic),
+        cmocka_unit_test(test_config_json_errors),  cmocka_unit_test(test_config_rope),
+        cmocka_unit_test(test_gguf_synthetic),
         cmocka_unit_test(test_gguf_truncations),    cmocka_unit_test(test_gguf_bad),
         cmocka_unit_test(test_config_gguf),         cmocka_unit_test(test_quant_parity),
         cmocka_unit_test(test_quant_flip_detected), cmocka_unit_test(test_gguf_smollm2),

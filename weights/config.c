@@ -17,6 +17,14 @@
 
 /* ---- config.json ---------------------------------------------------------------------------- */
 
+int hp_config_no_pruned_heads(const cJSON *o, const char *in, const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "pruned_heads");
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsObject(v) && !v->child))
+        return hp_errf(e, "%s: %spruned_heads (heads removed from the model) is not supported", path,
+                       in);
+    return 0;
+}
+
 /* An integer key: absent or null gives def (or an error when required). */
 static int j_int(const cJSON *o, const char *key, int required, int def, int *out, const char *path,
                  hp_err *e) {
@@ -58,24 +66,66 @@ static int j_bool(const cJSON *o, const char *key, int def, int *out, const char
     return 0;
 }
 
-/* rope_scaling (4.x) or rope_parameters (5.x): only plain RoPE is implemented. */
-static int j_rope(const cJSON *o, const char *key, double *theta, const char *path, hp_err *e) {
+/* A positive number inside the rope object `obj` (named key in messages), required. */
+static int j_rope_num(const cJSON *obj, const char *key, const char *sub, double *out,
+                      const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, sub);
+    if (!v || cJSON_IsNull(v))
+        return hp_errf(e, "%s: key '%s' of this rope type needs '%s'", path, key, sub);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble > 0) || !isfinite(v->valuedouble))
+        return hp_errf(e, "%s: key '%s.%s' must be a positive number", path, key, sub);
+    *out = v->valuedouble;
+    return 0;
+}
+
+/* rope_scaling (4.x) or rope_parameters (5.x, which also carries rope_theta): default, linear
+ * and llama3 are implemented; every other type (dynamic, yarn, longrope, ...) is refused by
+ * name. */
+static int j_rope(const cJSON *o, const char *key, double *theta, hp_config *c, const char *path,
+                  hp_err *e) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!v || cJSON_IsNull(v)) return 0;
     if (!cJSON_IsObject(v)) return hp_errf(e, "%s: key '%s' must be an object or null", path, key);
     const cJSON *ty = cJSON_GetObjectItemCaseSensitive(v, "rope_type");
     if (!ty) ty = cJSON_GetObjectItemCaseSensitive(v, "type");
     const char *name = cJSON_IsString(ty) ? ty->valuestring : "(missing)";
-    if (strcmp(name, "default"))
-        return hp_errf(e, "%s: unsupported %s type %s", path,
-                       !strcmp(key, "rope_scaling") ? "rope_scaling" : "rope_parameters", name);
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(v, "rope_theta");
     if (th) {
         if (!cJSON_IsNumber(th) || !(th->valuedouble > 0) || !isfinite(th->valuedouble))
             return hp_errf(e, "%s: key '%s.rope_theta' must be a positive number", path, key);
         *theta = th->valuedouble;
     }
-    return 0;
+    if (!strcmp(name, "default")) return 0;
+    if (c->rope_type != HP_ROPE_DEFAULT)
+        return hp_errf(e, "%s: both 'rope_scaling' and 'rope_parameters' set a rope type", path);
+    double f, lo, hi, orig;
+    if (!strcmp(name, "linear")) {
+        if (j_rope_num(v, key, "factor", &f, path, e)) return -1;
+        c->rope_type = HP_ROPE_LINEAR;
+        c->rope_factor = (float)f;
+        return 0;
+    }
+    if (!strcmp(name, "llama3")) {
+        if (j_rope_num(v, key, "factor", &f, path, e) ||
+            j_rope_num(v, key, "low_freq_factor", &lo, path, e) ||
+            j_rope_num(v, key, "high_freq_factor", &hi, path, e) ||
+            j_rope_num(v, key, "original_max_position_embeddings", &orig, path, e))
+            return -1;
+        if (orig != floor(orig) || orig > INT_MAX)
+            return hp_errf(e, "%s: key '%s.original_max_position_embeddings' must be an integer",
+                           path, key);
+        /* the smooth band divides by high - low */
+        if (!(hi > lo))
+            return hp_errf(e, "%s: key '%s': high_freq_factor %g must exceed low_freq_factor %g",
+                           path, key, hi, lo);
+        c->rope_type = HP_ROPE_LLAMA3;
+        c->rope_factor = (float)f;
+        c->rope_low_freq = (float)lo;
+        c->rope_high_freq = (float)hi;
+        c->rope_orig_max_pos = (int)orig;
+        return 0;
+    }
+    return hp_errf(e, "%s: unsupported %s type %s (default, linear, llama3)", path, key, name);
 }
 
 static int check_shapes(hp_config *c, const char *path, hp_err *e) {
@@ -97,6 +147,7 @@ static int check_shapes(hp_config *c, const char *path, hp_err *e) {
 
 int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err *e) {
     memset(c, 0, sizeof *c);
+    c->rope_factor = 1;
     if (!cJSON_IsObject(o)) return hp_errf(e, "%s: config is not a JSON object", path);
 
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(o, "architectures");
@@ -134,6 +185,15 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
                        "Qwen2ForCausalLM)",
                        path, an);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", an);
+    /* transformers' AutoModel builds the class of model_type: a disagreeing one is not a guess */
+    static const char *const arch_mt[] = {[HP_ARCH_LLAMA] = "llama", [HP_ARCH_MISTRAL] = "mistral",
+                                          [HP_ARCH_QWEN2] = "qwen2"};
+    if (cJSON_IsString(mt) && strcmp(mt->valuestring, arch_mt[c->arch]))
+        return hp_errf(e, "%s: model_type '%s' does not match architecture %s", path,
+                       mt->valuestring, an);
+    if (mt && !cJSON_IsNull(mt) && !cJSON_IsString(mt))
+        return hp_errf(e, "%s: key 'model_type' must be a string", path);
+    if (hp_config_no_pruned_heads(o, "", path, e)) return -1;
 
     double theta = 10000, eps;
     if (j_int(o, "hidden_size", 1, 0, &c->D, path, e) ||
@@ -148,7 +208,8 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         j_bool(o, "tie_word_embeddings", 0, &c->tie_embeddings, path, e) ||
         (c->arch != HP_ARCH_QWEN2 && (j_bool(o, "attention_bias", 0, &c->attn_bias, path, e) ||
                                       j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e))) ||
-        j_rope(o, "rope_scaling", &theta, path, e) || j_rope(o, "rope_parameters", &theta, path, e))
+        j_rope(o, "rope_scaling", &theta, c, path, e) ||
+        j_rope(o, "rope_parameters", &theta, c, path, e))
         return -1;
     if (c->H <= 0) return hp_errf(e, "%s: num_attention_heads must be positive", path);
     if (j_int(o, "head_dim", 0, c->D / c->H, &c->Dh, path, e)) return -1;
@@ -231,8 +292,38 @@ static int g_int(const hp_gguf *g, const char *key, int required, int def, int *
     return 0;
 }
 
+/* <arch>.rope.scaling.type: llama.cpp reads an absent type as "linear" and applies
+ * rope.scaling.factor (or the older rope.scale_linear) when set; "none" never scales. Llama 3.1
+ * scaling has no metadata: it is the rope_freqs.weight tensor (hp_config_from_gguf_store). */
+static int gguf_rope(const hp_gguf *g, const char *arch, hp_config *c, hp_err *e) {
+    char tkey[96], fkey[96], okey[96];
+    snprintf(tkey, sizeof tkey, "%s.rope.scaling.type", arch);
+    snprintf(fkey, sizeof fkey, "%s.rope.scaling.factor", arch);
+    snprintf(okey, sizeof okey, "%s.rope.scale_linear", arch);
+    const hp_gguf_kv *tk = hp_gguf_get(g, tkey);
+    const char *rs = hp_gguf_get_str(g, tkey);
+    if (tk && !rs) return hp_errf(e, "%s: metadata key %s must be a string", g->path, tkey);
+    if (rs && !strcmp(rs, "none")) return 0;
+    if (rs && strcmp(rs, "linear"))
+        return hp_errf(e, "%s: unsupported rope_scaling type %s (none, linear; Llama 3 scaling "
+                          "comes as the rope_freqs.weight tensor)", g->path, rs);
+    const char *fk = hp_gguf_get(g, fkey) ? fkey : hp_gguf_get(g, okey) ? okey : NULL;
+    double f = 0;
+    if (fk && hp_gguf_get_float(g, fk, &f, e)) return -1;
+    if (!isfinite(f) || f < 0)
+        return hp_errf(e, "%s: metadata key %s = %g must be a positive number", g->path, fk, f);
+    if (f != 0 && f != 1) { /* llama.cpp: 0 means unset */
+        c->rope_type = HP_ROPE_LINEAR;
+        c->rope_factor = (float)f;
+    } else if (rs && !fk) {
+        return hp_errf(e, "%s: rope_scaling type linear without a factor (%s)", g->path, fkey);
+    }
+    return 0;
+}
+
 int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
     memset(c, 0, sizeof *c);
+    c->rope_factor = 1;
     if (!g)
         return hp_errf(e, "hp_config_from_gguf: no GGUF metadata (store not opened from GGUF?)");
     const char *arch = hp_gguf_get_str(g, "general.architecture");
@@ -281,9 +372,7 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
         return hp_errf(
             e, "%s: partial rotary (rope.dimension_count %d of head dim %d) is not supported",
             g->path, rd, c->Dh);
-    const char *rs = hp_gguf_get_str(g, K("rope.scaling.type"));
-    if (rs && strcmp(rs, "none"))
-        return hp_errf(e, "%s: unsupported rope_scaling type %s", g->path, rs);
+    if (gguf_rope(g, arch, c, e)) return -1;
     /* Mistral's window, where the converter wrote it (0 = none). */
     if (g_int(g, K("attention.sliding_window"), 0, 0, &c->sliding_window, e)) return -1;
     int V_meta = 0;
@@ -318,5 +407,66 @@ int hp_config_from_gguf_store(const hp_store *s, hp_config *c, hp_err *e) {
     c->attn_bias = c->arch == HP_ARCH_QWEN2 || hp_store_find(s, "blk.0.attn_q.bias") != NULL;
     c->o_bias = hp_store_find(s, "blk.0.attn_output.bias") != NULL;
     c->mlp_bias = hp_store_find(s, "blk.0.ffn_up.bias") != NULL;
+    const hp_tensor *rf = hp_store_find(s, "rope_freqs.weight");
+    if (rf) {
+        if (rf->ndim != 1 || rf->shape[0] != c->Dh / 2)
+            return hp_errf(e, "%s: tensor rope_freqs.weight must have shape [%d] (head_dim / 2)",
+                           rf->file, c->Dh / 2);
+        c->rope_freqs_tensor = 1;
+    }
+    return 0;
+}
+
+/* ---- rotary frequencies --------------------------------------------------------------------- */
+
+const char *hp_rope_type_name(hp_rope_type t) {
+    switch (t) {
+    case HP_ROPE_DEFAULT: return "default";
+    case HP_ROPE_LINEAR: return "linear";
+    case HP_ROPE_LLAMA3: return "llama3";
+    }
+    return "?";
+}
+
+/* float arithmetic step by step, as transformers does on float32 tensors (GCC contracts nothing
+ * into FMAs in ISO C mode; clang is told). */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
+int hp_rope_inv_freq(const hp_config *c, const float *freq_factors, float *inv, hp_err *e) {
+    int half = c->Dh / 2;
+    if (c->Dh <= 0 || c->Dh % 2 || !(c->rope_theta > 0))
+        return hp_errf(e, "rope: bad head_dim %d or theta %g", c->Dh, (double)c->rope_theta);
+    if (c->rope_freqs_tensor && !freq_factors)
+        return hp_errf(e, "rope: the model's rope_freqs.weight factors were not given");
+    if (c->rope_type != HP_ROPE_DEFAULT && !(c->rope_factor > 0))
+        return hp_errf(e, "rope: scaling factor %g must be positive", (double)c->rope_factor);
+    for (int i = 0; i < half; i++) {
+        float f = (float)(1.0 / pow((double)c->rope_theta, (double)(2 * i) / (double)c->Dh));
+        if (c->rope_type == HP_ROPE_LINEAR) {
+            f = f / c->rope_factor;
+        } else if (c->rope_type == HP_ROPE_LLAMA3) {
+            /* _compute_llama3_parameters: wavelength 2pi/f against the original context */
+            float factor = c->rope_factor, lo = c->rope_low_freq, hi = c->rope_high_freq;
+            int old = c->rope_orig_max_pos;
+            /* torch evaluates scalar / tensor as reciprocal(tensor) * scalar */
+            float wavelen = (1.0f / f) * (float)(2 * M_PI);
+            float lo_wavelen = (float)(old / (double)lo), hi_wavelen = (float)(old / (double)hi);
+            if (wavelen > lo_wavelen) {
+                f = f / factor;
+            } else if (!(wavelen < hi_wavelen)) {
+                float smooth = ((1.0f / wavelen) * (float)old - lo) / (float)((double)hi - lo);
+                f = (1 - smooth) * f / factor + smooth * f;
+            }
+        }
+        if (freq_factors) {
+            if (!(freq_factors[i] > 0) || !isfinite(freq_factors[i]))
+                return hp_errf(e, "rope: rope_freqs.weight[%d] = %g is not a positive number", i,
+                               (double)freq_factors[i]);
+            f = f / freq_factors[i];
+        }
+        inv[i] = f;
+    }
     return 0;
 }

@@ -10,6 +10,13 @@ struct hp_gguf;
 
 typedef enum hp_arch { HP_ARCH_LLAMA = 0, HP_ARCH_MISTRAL = 1, HP_ARCH_QWEN2 = 2 } hp_arch;
 
+/* RoPE frequency scaling (HF rope_scaling / rope_parameters "rope_type"; GGUF rope.scaling.type). */
+typedef enum hp_rope_type {
+    HP_ROPE_DEFAULT = 0, /* inv_freq[i] = theta^(-2i/Dh) */
+    HP_ROPE_LINEAR,      /* inv_freq / factor (position interpolation) */
+    HP_ROPE_LLAMA3,      /* Llama 3.1: low frequencies / factor, high kept, a smooth band between */
+} hp_rope_type;
+
 typedef struct hp_config {
     hp_arch arch;
     char arch_name[64];   /* "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM" */
@@ -32,6 +39,13 @@ typedef struct hp_config {
      * o_bias = o_proj (Llama attention_bias; not attributed to any head), mlp_bias =
      * gate/up/down_proj (Llama mlp_bias). */
     int attn_bias, o_bias, mlp_bias;
+    hp_rope_type rope_type;
+    float rope_factor;      /* linear, llama3: "factor" (1 for default) */
+    float rope_low_freq;    /* llama3: low_freq_factor */
+    float rope_high_freq;   /* llama3: high_freq_factor */
+    int rope_orig_max_pos;  /* llama3: original_max_position_embeddings */
+    int rope_freqs_tensor;  /* GGUF: rope_freqs.weight [Dh/2] divides each pair's frequency (how
+                               llama.cpp stores Llama 3.1 scaling) */
 } hp_config;
 
 int hp_config_from_json(const char *path, hp_config *c, hp_err *e);
@@ -45,5 +59,15 @@ int hp_config_from_gguf(const struct hp_gguf *g, hp_config *c, hp_err *e);
  * bias flags from the layer-0 tensors present. */
 struct hp_store;
 int hp_config_from_gguf_store(const struct hp_store *s, hp_config *c, hp_err *e);
+
+/* Refuses a non-empty "pruned_heads" in the config object o (in: "vision_config." or "" for
+ * messages); transformers' PretrainedConfig key, which prunes heads at load. */
+int hp_config_no_pruned_heads(const struct cJSON *o, const char *in, const char *path, hp_err *e);
+/* The Dh/2 inverse frequencies of the rotary pairs (i, i + Dh/2) under c's rope scaling, as
+ * transformers computes them (default: theta^(-2i/Dh) from a double pow, rounded to float).
+ * freq_factors: GGUF's rope_freqs.weight [Dh/2] when c->rope_freqs_tensor, else NULL. */
+int hp_rope_inv_freq(const hp_config *c, const float *freq_factors, float *inv, hp_err *e);
+/* "default", "linear" or "llama3" (and " + rope_freqs" for a GGUF frequency tensor). */
+const char *hp_rope_type_name(hp_rope_type t);
 
 #endif

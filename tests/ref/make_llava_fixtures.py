@@ -20,6 +20,11 @@ Writes tests/fixtures/tiny-llava/ (see its README.md):
 
 Run with the reference environment (tests/ref/setup_ref_env.sh):
   .venv-ref/bin/python tests/ref/make_llava_fixtures.py
+  .venv-ref/bin/python tests/ref/make_llava_fixtures.py --proc
+--proc writes tests/fixtures/tiny-llava-proc/ instead: a smaller model whose image processor is
+not CLIP's default (image_mean = image_std = 0.5, size.shortest_edge 30 above the 24-pixel
+crop_size = vision image_size, rescale_factor 1/250), two images (wide with logits, tall), no
+tokenizer; the same files otherwise.
   .venv-ref/bin/python tests/ref/make_llava_fixtures.py --full DIR   (optional, ~1.5 GB, ~2 min)
 --full writes the same files for llava-v1.6-mistral's full vision shapes into DIR (outside the
 repository; tests/test_llava_parity.py checks it when HP_LLAVA_FULL=DIR): CLIP ViT-L/14-336
@@ -91,6 +96,27 @@ def make_config():
                            image_token_index=IMAGE_TOKEN, image_grid_pinpoints=PINPOINTS,
                            vision_feature_layer=-2, vision_feature_select_strategy="default",
                            projector_hidden_act="gelu", image_seq_length=16,
+                           tie_word_embeddings=False)
+
+
+# --proc: a processor unlike CLIP's defaults (what tiny-llava-proc/ tests)
+PROC_CROP = 24
+PROC_KW = dict(size={"shortest_edge": 30}, crop_size={"height": PROC_CROP, "width": PROC_CROP},
+               image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5], rescale_factor=1 / 250)
+PROC_PINPOINTS = [[24, 48], [48, 24], [48, 48], [72, 24]]
+PROC_IMAGES = [("wide", 20, 130, True), ("tall", 70, 50, False)]
+
+
+def make_proc_config():
+    vision = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                              num_attention_heads=2, image_size=PROC_CROP, patch_size=8)
+    text = MistralConfig(vocab_size=272, hidden_size=32, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, rope_theta=10000.0,
+                         bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    return LlavaNextConfig(vision_config=vision.to_dict(), text_config=text.to_dict(),
+                           image_token_index=IMAGE_TOKEN, image_grid_pinpoints=PROC_PINPOINTS,
+                           vision_feature_layer=-1, vision_feature_select_strategy="default",
+                           projector_hidden_act="gelu", image_seq_length=9,
                            tie_word_embeddings=False)
 
 
@@ -175,11 +201,14 @@ def head_capture(model, input_ids, **kw):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--full", metavar="DIR", help="full vision shapes into DIR instead of the fixture")
+    ap.add_argument("--proc", action="store_true", help="tiny-llava-proc/ (non-default processor)")
     args = ap.parse_args()
     torch.manual_seed(0)
     full = args.full is not None
     OUT = os.path.abspath(args.full) if full else globals()["OUT"]
-    cfg = make_full_config() if full else make_config()
+    if args.proc:
+        OUT = os.path.join(os.path.dirname(OUT), "tiny-llava-proc")
+    cfg = make_full_config() if full else make_proc_config() if args.proc else make_config()
     model = LlavaNextForConditionalGeneration(cfg).eval()
     model.config._attn_implementation = "eager"
     model.vision_tower.config._attn_implementation = "eager"
@@ -191,6 +220,9 @@ def main():
     proc = LlavaNextImageProcessor(size={"shortest_edge": crop}, crop_size={"height": crop, "width": crop},
                                    image_grid_pinpoints=cfg.image_grid_pinpoints)
     images = IMAGES
+    if args.proc:
+        proc = LlavaNextImageProcessor(image_grid_pinpoints=cfg.image_grid_pinpoints, **PROC_KW)
+        images = PROC_IMAGES
     if full:
         photo = "/usr/lib/python3/dist-packages/skimage/data/chelsea.png"  # Debian python3-skimage
         if not os.path.exists(photo):
@@ -202,7 +234,7 @@ def main():
     os.makedirs(os.path.join(OUT, "ref"))
     model.save_pretrained(OUT, safe_serialization=True)
     proc.save_pretrained(OUT)
-    if not full:
+    if not full and not args.proc:
         tokenizer = make_tokenizer()
         tokenizer.backend_tokenizer.save(os.path.join(OUT, "tokenizer.json"))
         processor = LlavaNextProcessor(image_processor=proc, tokenizer=tokenizer, patch_size=8,
@@ -250,7 +282,7 @@ def main():
             assert torch.equal(logits, logits2), (logits - logits2).abs().max()
             np.save(os.path.join(OUT, "ref", f"{name}.logits.npy"), logits.numpy().astype(np.float32))
             case["prompt_expanded"] = ids
-        if name == TEXT_IMAGE and not full:
+        if name == TEXT_IMAGE and not full and not args.proc:
             # The prompt as llava-hf's model card writes it; the processor expands <image>.
             prompt = f"[INST] <image>\n{TEXT} [/INST]"
             batch = processor(images=Image.fromarray(img), text=prompt, return_tensors="pt")
