@@ -245,7 +245,7 @@ int cmd_eval(int argc, char **argv) {
     const char *task = "qa", *data = NULL, *edit = NULL, *tops = "8,16,32", *outdir = "results/eval";
     const char *device = "auto", *countries = NULL;
     float alpha = -1.0f;
-    int n_random = 10, max_new = 8, limit = 0, batch = 32, chat = 1, quiet = 0, c;
+    int n_random = 10, max_new = 16, limit = 0, batch = 32, chat = 1, quiet = 0, c;
     unsigned long long seed = 0;
     if (strcmp(hp_eval_task(argc, argv), "qa")) return cmd_eval_vision(argc, argv);
     optind = 1;
@@ -281,6 +281,9 @@ int cmd_eval(int argc, char **argv) {
                    "  --task classify|caption   LLaVA image tasks (see eval --task classify --help)\n"
                    "  --countries FILE   mark questions whose answer is in this list as country questions\n"
                    "                     (needed for TriviaQA files; JSONL from build_qa.py has kinds)\n"
+                   "  --max-new N        answer budget in tokens (default 16: chat models often open with\n"
+                   "                     a phrase like \"The answer is:\"; 8 cut 12 of SmolLM2's 40 country\n"
+                   "                     answers short); the answer is the first line of the reply\n"
                    "  --limit N          first N questions only\n"
                    "  --batch B          questions per generation batch (default 32)\n"
                    "  --no-chat          raw prompts instead of the model's chat template\n"
