@@ -231,6 +231,18 @@ static void add_scores(cJSON *r, const kind_scores *k, const kind_scores *base) 
     }
 }
 
+/* j["unedited_answers"]: each question with its kind and the unedited model's answer. */
+static void add_answers(cJSON *j, const hp_qa_set *set, char **answers) {
+    cJSON *aj = cJSON_AddArrayToObject(j, "unedited_answers");
+    for (int i = 0; i < set->n; i++) {
+        cJSON *a = cJSON_CreateObject();
+        cJSON_AddStringToObject(a, "question", set->items[i].question);
+        cJSON_AddStringToObject(a, "kind", hp_qa_kind_name(set->items[i].kind));
+        cJSON_AddStringToObject(a, "answer", answers[i] ? answers[i] : "");
+        cJSON_AddItemToArray(aj, a);
+    }
+}
+
 int cmd_eval(int argc, char **argv) {
     static const struct option lo[] = {
         {"task", required_argument, 0, E_TASK},     {"data", required_argument, 0, E_DATA},
@@ -353,14 +365,7 @@ int cmd_eval(int argc, char **argv) {
         add_scores(bj, &base, NULL);
         cJSON_AddNumberToObject(bj, "n_country", base.n[0]);
         cJSON_AddNumberToObject(bj, "n_other", base.n[1]);
-        cJSON *aj = cJSON_AddArrayToObject(j, "unedited_answers");
-        for (int i = 0; i < set.n; i++) {
-            cJSON *a = cJSON_CreateObject();
-            cJSON_AddStringToObject(a, "question", set.items[i].question);
-            cJSON_AddStringToObject(a, "kind", hp_qa_kind_name(set.items[i].kind));
-            cJSON_AddStringToObject(a, "answer", base_answers[i] ? base_answers[i] : "");
-            cJSON_AddItemToArray(aj, a);
-        }
+        add_answers(j, &set, base_answers);
         char *js = cJSON_Print(j);
         char *bpath = hp_eval_path(outdir, "baseline.json");
         int bad = !js || !bpath || hp_write_file_atomic(bpath, js, strlen(js), &e);
@@ -498,14 +503,7 @@ int cmd_eval(int argc, char **argv) {
             }
     free(draws);
     free(rres);
-    cJSON *aj = cJSON_AddArrayToObject(j, "unedited_answers");
-    for (int i = 0; i < set.n; i++) {
-        cJSON *a = cJSON_CreateObject();
-        cJSON_AddStringToObject(a, "question", set.items[i].question);
-        cJSON_AddStringToObject(a, "kind", hp_qa_kind_name(set.items[i].kind));
-        cJSON_AddStringToObject(a, "answer", base_answers[i] ? base_answers[i] : "");
-        cJSON_AddItemToArray(aj, a);
-    }
+    add_answers(j, &set, base_answers);
     char *js = cJSON_Print(j);
     if (!js || hp_atomic_commit(&af, &e) || hp_write_file_atomic(json_path, js, strlen(js), &e)) {
         free(js);

@@ -46,6 +46,8 @@ TINY = [  # (model dir, reference dir)
 GGUF_REFS = [
     ("smollm2", os.path.join("models", "SmolLM2-135M-Instruct.Q4_1.gguf"), "smollm2-ref"),
     ("qwen2.5-0.5b", os.path.join("models", "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"), "qwen2.5-0.5b-ref"),
+    # reference made locally only (make_fixtures.py --only qwen2.5-1.5b), not committed
+    ("qwen2.5-1.5b", os.path.join("models", "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"), "qwen2.5-1.5b-ref"),
 ]
 
 
@@ -281,6 +283,9 @@ def rope_parameters_copy(model):
 
 def gguf_checks(name, GGUF, refdir):
     ref = os.path.join(FIX, refdir)
+    if not os.path.isdir(ref):
+        check(f"{name} (all checks)", raiser(Skip(f"no reference {ref} (tests/ref/make_fixtures.py --only {name})")))
+        return
     if not os.path.exists(GGUF):
         check(f"{name} (all checks)", raiser(Skip(f"{GGUF} absent (scripts/fetch_model.sh)")))
         return

@@ -341,6 +341,8 @@ def build_bias_models():
 GGUF_REFS = {
     "smollm2": ("SmolLM2-135M-Instruct.Q4_1.gguf", True, "<|im_end|>", True),
     "qwen2.5-0.5b": ("qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", False, "<|im_end|>", True),
+    # checked once, not committed (3 MB of logits for a model CI does not download)
+    "qwen2.5-1.5b": ("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf", False, "<|im_end|>", True),
 }
 
 
