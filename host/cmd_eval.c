@@ -514,7 +514,8 @@ int cmd_eval(int argc, char **argv) {
         char title[160], ylabel[64];
         snprintf(title, sizeof title, "QA %s with k heads scaled by %g (normalised to the unedited model)",
                  mt == M_F1 ? "F1" : "answer match", alpha);
-        snprintf(ylabel, sizeof ylabel, "normalised %s", mt == M_F1 ? "F1" : "answer match");
+        snprintf(ylabel, sizeof ylabel, "%s edited / %s unedited", mt == M_F1 ? "F1" : "match",
+                 mt == M_F1 ? "F1" : "match");
         if (hp_eval_plot(mt == M_F1 ? svg_path : match_path, title, ylabel, ks, nk, cv[mt], groups, shorts, 2,
                          n_random > 0, &e))
             goto done;

@@ -524,7 +524,7 @@ int cmd_eval_vision(int argc, char **argv) {
         snprintf(name, sizeof name, "%s_vs_k_alpha%g.svg", caption ? "keywords" : "accuracy", alpha[ai]);
         snprintf(title, sizeof title, "%s with k heads scaled by %g (normalised to the unedited model)",
                  caption ? "Caption keyword count" : "Classification accuracy", alpha[ai]);
-        snprintf(ylabel, sizeof ylabel, "normalised %s", metric_label[caption][0]);
+        snprintf(ylabel, sizeof ylabel, "%s edited / unedited", metric_label[caption][0]);
         if (!(svg = hp_eval_path(outdir, name))) goto oom;
         int prc = hp_eval_plot(svg, title, ylabel, ks, nk, cv[ai], metric_label[caption], NULL, 2, n_random > 0,
                                &e);
@@ -537,7 +537,7 @@ int cmd_eval_vision(int argc, char **argv) {
         snprintf(title, sizeof title, "Caption CIDEr-D with k heads scaled by %g (normalised to the unedited model)",
                  alpha[ai]);
         if (!(svg = hp_eval_path(outdir, name))) goto oom;
-        prc = hp_eval_plot(svg, title, "normalised CIDEr-D", ks, nk, &cv[ai][2], cider_name, NULL, 1, n_random > 0, &e);
+        prc = hp_eval_plot(svg, title, "CIDEr-D edited / unedited", ks, nk, &cv[ai][2], cider_name, NULL, 1, n_random > 0, &e);
         if (!prc && !quiet) fprintf(stderr, "wrote %s\n", svg);
         free(svg);
         if (prc) goto done;

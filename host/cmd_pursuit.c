@@ -425,10 +425,16 @@ int cmd_rank(int argc, char **argv) {
     if (vals && hl) {
         for (int i = 0; i < nh; i++) vals[i] = (float)ks[i];
         for (int i = 0; i < 8 && i < nh; i++) hl[order_s[i]] = 1;
-        char title[256];
-        snprintf(title, sizeof title, "SOMP %s per head, concept %s (top 8 outlined)",
-                 control ? "EVR minus control EVR" : "explained variance", concept_name);
-        hp_heatmap hm = {.title = title, .xlabel = "head", .ylabel = "layer", .colorbar_label = "EVR",
+        /* The concept's name, not its path: the word list's file name without extension. */
+        const char *base = strrchr(concept_name, '/') ? strrchr(concept_name, '/') + 1 : concept_name;
+        int blen = strrchr(base, '.') && strrchr(base, '.') != base ? (int)(strrchr(base, '.') - base) : (int)strlen(base);
+        char title[256], sub[160];
+        snprintf(title, sizeof title, "Concept \"%.*s\": SOMP %s per head", blen, base,
+                 control ? "EVR minus control EVR" : "explained variance");
+        snprintf(sub, sizeof sub, "k = %d SOMP atoms, %d samples, %d dictionary words; top 8 heads outlined", so.k,
+                 r.N, dict.V);
+        hp_heatmap hm = {.title = title, .subtitle = sub, .xlabel = "head", .ylabel = "layer",
+                         .colorbar_label = control ? "EVR(concept) - EVR(control)" : "explained variance ratio",
                          .values = vals, .rows = m->cfg.L, .cols = m->cfg.H, .highlight = hl,
                          .vmin = NAN, .vmax = NAN};
         if (hp_plot_heatmap_svg(svg_path, &hm, &e)) {
