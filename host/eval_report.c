@@ -7,6 +7,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +27,12 @@ int hp_eval_parse_tops(const char *s, int *k, int *n) {
     while (*s && *n < HP_EVAL_MAX_K) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v <= 0) return -1;
+        if (end == s || v <= 0 || v > INT_MAX || (*n && v <= k[*n - 1])) return -1;
         k[(*n)++] = (int)v;
         s = *end == ',' ? end + 1 : end;
         if (*end && *end != ',') return -1;
     }
-    return *n ? 0 : -1;
+    return *n && !*s ? 0 : -1; /* text left over: more than HP_EVAL_MAX_K values */
 }
 
 double hp_eval_ratio(double x, double base) { return base > 0 ? x / base : NAN; }
