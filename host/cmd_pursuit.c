@@ -280,7 +280,8 @@ int cmd_rank(int argc, char **argv) {
                    "       headpursuit rank LLAVA_MODEL --images DIR|IDX [--concept WORDS.txt] [--prompt-kind K]\n"
                    "Scores every attention head for a concept: SOMP explained-variance ratio of the head's\n"
                    "representations on the concept's unembedding rows, and the Logit-Lens baseline (mean\n"
-                   "concept logit). Writes JSON (+ CSV, + a layer x head heatmap SVG beside it).\n"
+                   "concept logit). Writes JSON (+ CSV, + a layer x head heatmap SVG, + .shared_tokens.txt:\n"
+                   "the concept words whose first token an earlier word took, beside it).\n"
                    "  --data FILE          QA JSONL or TriviaQA JSON: the prompts (PAPER.md wording)\n"
                    "  --concept FILE       word list, one word or phrase a line\n"
                    "  -k K                 SOMP iterations (default 50)\n"
@@ -334,9 +335,12 @@ int cmd_rank(int argc, char **argv) {
     int *order_s = malloc(sizeof(int) * nh), *order_l = malloc(sizeof(int) * nh);
     double *ks = malloc(sizeof(double) * nh), *kl = malloc(sizeof(double) * nh);
     char *csv_path = csv ? strdup(csv) : with_ext(out, ".csv"), *svg_path = with_ext(out, ".heatmap.svg");
+    char *shared_path = with_ext(out, ".shared_tokens.txt");
+    hp_atomic_file shared = {0};
+    int shared_open = 0;
     cJSON *j = NULL;
     sc = calloc((size_t)nh, sizeof *sc);
-    if (!order_s || !order_l || !ks || !kl || !sc || !csv_path || !svg_path) {
+    if (!order_s || !order_l || !ks || !kl || !sc || !csv_path || !svg_path || !shared_path) {
         hp_errf(&e, "out of memory");
         goto done;
     }
@@ -359,6 +363,13 @@ int cmd_rank(int argc, char **argv) {
         hp_errf(&e, "%s: representations of shape [%d,%d,%d,%d] do not fit this model", ro.reps, r.L, r.H, r.N, r.D);
         goto done;
     }
+    /* Words whose first token another word took: listed in a file beside the ranking. */
+    if (hp_atomic_open(&shared, shared_path, &e)) goto done;
+    shared_open = 1;
+    fprintf(shared.f, "# %s: concept words whose first token an earlier word already took (no atom of their own)\n",
+            concept_path);
+    dopt.shared = shared.f;
+    dopt.shared_name = shared_path;
     if (hp_dict_full(m, &dopt, &full, &e) ||
         hp_dict_concept(m, &full, concept_path, &dopt, ro.quiet ? NULL : stderr, &dict, &e))
         goto done;
@@ -369,10 +380,13 @@ int cmd_rank(int argc, char **argv) {
             hp_errf(&e, "out of memory");
             goto done;
         }
+        fprintf(shared.f, "# %s (--control)\n", control);
         if (hp_dict_concept(m, &full, control, &dopt, ro.quiet ? NULL : stderr, &cdict, &e) ||
             hp_score_heads(&r, &cdict, &so, !ro.quiet, csc, &e))
             goto done;
     }
+    shared_open = 0;
+    if (hp_atomic_commit(&shared, &e)) goto done;
     for (int i = 0; i < nh; i++) {
         order_s[i] = order_l[i] = i;
         ks[i] = sc[i].evr - (csc ? csc[i].evr : 0.0);
@@ -483,7 +497,7 @@ int cmd_rank(int argc, char **argv) {
     free(vals);
     free(hl);
     if (!ro.quiet) {
-        fprintf(stderr, "wrote %s, %s, %s\n", out, csv_path, svg_path);
+        fprintf(stderr, "wrote %s, %s, %s, %s\n", out, csv_path, svg_path, shared_path);
         printf("top heads for %s (SOMP EVR, k = %d):\n", concept_name, so.k);
         for (int i = 0; i < 10 && i < nh; i++) {
             const hp_head_score *s = &sc[order_s[i]];
@@ -506,8 +520,10 @@ done:
     free(order_l);
     free(ks);
     free(kl);
+    if (shared_open) hp_atomic_abort(&shared);
     free(csv_path);
     free(svg_path);
+    free(shared_path);
     hp_dict_free(&full);
     hp_dict_free(&dict);
     hp_reps_free(&r);
