@@ -144,27 +144,31 @@ static void marker_el(sbuf *b, int kind, double x, double y, const char *color) 
     }
 }
 
-/* Where series s has the same value as a series drawn over it (an earlier one): the first such
- * series, and the x values, as text "at every k" / "at k = 4, 8". -1 when nowhere. */
+/* Where series s has the same value as a series drawn over it (an earlier one): that series
+ * (one equal at every x first, else the one equal at most x), and the x values, as text "at
+ * every k" / "at k = 4, 8". -1 when nowhere. */
 static int overlap_of(const hp_line_chart *c, int s, double tol, char *where, size_t n) {
-    const hp_plot_series *se = &c->series[s];
+    const double *a = c->series[s].y;
+    int best = -1, best_hit = 0, finite = 0;
+    for (int i = 0; i < c->n_x; i++) finite += isfinite(a[i]) != 0;
     for (int t = 0; t < s; t++) {
-        const double *a = se->y, *o = c->series[t].y;
-        int hit = 0, finite = 0;
-        size_t w = (size_t)snprintf(where, n, "at k =");
-        for (int i = 0; i < c->n_x; i++) {
-            if (!isfinite(a[i])) continue;
-            finite++;
-            if (isfinite(o[i]) && fabs(a[i] - o[i]) <= tol) {
-                hit++;
-                if (w < n) w += (size_t)snprintf(where + w, n - w, "%s %g", hit > 1 ? "," : "", c->x[i]);
-            }
-        }
-        if (!hit) continue;
-        if (hit == finite) snprintf(where, n, "at every k");
-        return t;
+        int hit = 0;
+        for (int i = 0; i < c->n_x; i++)
+            hit += isfinite(a[i]) && isfinite(c->series[t].y[i]) && fabs(a[i] - c->series[t].y[i]) <= tol;
+        if (hit > best_hit) best = t, best_hit = hit;
     }
-    return -1;
+    if (best < 0) return -1;
+    if (best_hit == finite) {
+        snprintf(where, n, "at every k");
+        return best;
+    }
+    size_t w = (size_t)snprintf(where, n, "at k =");
+    for (int i = 0, hit = 0; i < c->n_x; i++) {
+        const double o = c->series[best].y[i];
+        if (isfinite(a[i]) && isfinite(o) && fabs(a[i] - o) <= tol && w < n)
+            w += (size_t)snprintf(where + w, n - w, "%s %g", hit++ ? "," : "", c->x[i]);
+    }
+    return best;
 }
 
 int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {

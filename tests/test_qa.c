@@ -390,19 +390,25 @@ static void test_svg_line(void **state) {
     /* A control equal to the method everywhere is hidden under it: the legend says so; a partial
      * overlap names the k where it happens. Distinct markers per series. */
     double same[3] = {0.6, 0.4, 0.2}, part[3] = {0.9, 0.8, 0.2};
-    hp_plot_series s2[3] = {{"SOMP country", y1, NULL, NULL, NULL, 0, 0},
+    hp_plot_series s2[4] = {{"SOMP country", y1, NULL, NULL, NULL, 0, 0},
                             {"LL country", same, NULL, NULL, NULL, 0, 1},
-                            {"random country", part, NULL, NULL, NULL, 0, 2}};
+                            {"SOMP other", part, NULL, NULL, NULL, 1, 0},
+                            {"random other", part, NULL, NULL, NULL, 1, 2}};
     c.series = s2;
+    c.n_series = 4;
     if (hp_plot_line_svg(path, &c, &e)) fail_msg("%s", e.msg);
     svg = read_all(path);
     check_xml(svg);
     assert_non_null(strstr(svg, "overlapping lines"));
+    assert_non_null(strstr(svg, ">LL country</text>\n<text x=\"")); /* note: the hidden series, then */
     assert_non_null(strstr(svg, ">= SOMP country at every k</text>"));
     assert_non_null(strstr(svg, ">= SOMP country at k = 32</text>"));
-    assert_int_equal(count(svg, "<circle"), 3 + 1); /* circles: SOMP's 3 points + its legend entry */
-    assert_int_equal(count(svg, "width=\"8.4\""), 3 + 1);     /* squares: LL's */
+    /* Equal to SOMP other everywhere (and to SOMP country at one k): the full overlap is named. */
+    assert_non_null(strstr(svg, ">= SOMP other at every k</text>"));
+    assert_int_equal(count(svg, "<circle"), 2 * (3 + 1)); /* SOMP's points + legend entries */
+    assert_int_equal(count(svg, "width=\"8.4\""), 3 + 1);  /* squares: LL's */
     free(svg);
+    c.n_series = 3;
     c.series = s;
 
     /* Broken inputs fail with a message naming the file, and leave no file behind. */
