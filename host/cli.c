@@ -193,7 +193,7 @@ int hp_opt_float(const char *cmd, const char *opt, const char *val, double lo, d
     char *end;
     errno = 0;
     double v = strtod(val, &end);
-    if (end == val || *end || errno || !isfinite(v) || v < lo || v > hi) {
+    if (end == val || *end || errno || !isfinite(v) || !isfinite((float)v) || v < lo || v > hi) {
         char want[96];
         range_words(want, sizeof want, "a number", lo, hi, 0);
         fprintf(stderr, "headpursuit %s: %s '%s': expected %s (see headpursuit %s --help)\n", cmd, opt, val,
