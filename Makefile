@@ -13,7 +13,7 @@ comma := ,
 # OpenBLAS built on OpenMP shares our thread pool (the pthread build oversubscribes the cores).
 OPENBLAS_DIR ?= $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/aarch64-linux-gnu/openblas-openmp))
 BLAS_LIBS := $(if $(OPENBLAS_DIR),-L$(OPENBLAS_DIR) -Wl$(comma)-rpath$(comma)$(OPENBLAS_DIR)) -lopenblas
-LDLIBS  += -lcjson -lpcre2-8 $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lm -fopenmp
+LDLIBS  += -lcjson -lpcre2-8 $(BLAS_LIBS) -lpng -ljpeg -lz -lm -fopenmp
 
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(shell command -v $(NVCC) 2>/dev/null))
 ifeq ($(NO_CUDA),1)

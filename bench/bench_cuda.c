@@ -18,7 +18,7 @@
  *   somp      hp_somp_cuda_batch on N = 2048 samples × nheads heads, k = 50, D = 4096, with
  *             256-atom and 32000-atom dictionaries, against its memory-traffic floor
  * Prints a table per section and one JSON line per measurement ({"bench":"cuda",...}). Without
- * a CUDA device (or CUDA in the build) it prints "skipped: no CUDA device" and exits 0.
+ * a CUDA device (or CUDA in the build) it prints "skipped: no CUDA driver / no GPU" and exits 0.
  * `--device cpu` runs the llava section alone on the CPU backend (no ceilings, so no MFU), and
  * `--tiny` shrinks it to a few-layer CLIP and decoder: the same code path in seconds, for CI
  * (tests/test_bench_llava_smoke.sh) and for machines without a GPU; those lines say "bench":"cpu".
@@ -1163,8 +1163,10 @@ int main(int argc, char **argv) {
     int ndev = 0;
     cudaError_t rc = cudaGetDeviceCount(&ndev);
     if (rc != cudaSuccess || ndev <= 0) {
-        printf("skipped: no CUDA device (%s)\n",
-               rc != cudaSuccess ? cudaGetErrorString(rc) : "cudaGetDeviceCount found none");
+        /* Without a driver the runtime's own text ("CUDA driver version is insufficient for CUDA
+         * runtime version") reads like a version problem; say what it means. */
+        printf("skipped: no CUDA driver / no GPU (%s)\n",
+               rc != cudaSuccess ? "the CUDA runtime cannot reach a driver" : "the driver finds no device");
         return 0;
     }
     struct cudaDeviceProp prop;
@@ -1187,7 +1189,7 @@ int main(int argc, char **argv) {
     (void)nvocab;
     (void)do_ops;
     (void)do_somp;
-    printf("skipped: no CUDA device (this build has no CUDA backend; --device cpu runs the llava "
+    printf("skipped: no CUDA backend in this build (--device cpu runs the llava "
            "section)\n");
     return 0;
 #endif

@@ -190,7 +190,7 @@ def main():
     a = ap.parse_args()
     dev = a.device
     if dev == "cuda" and not torch.cuda.is_available():
-        print("skipped: no CUDA device")
+        print("skipped: no CUDA driver / no GPU")
         return 0
     torch.manual_seed(a.seed)
     if dev == "cuda":

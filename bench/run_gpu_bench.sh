@@ -13,7 +13,7 @@
 # build/test are for the GPU machine's copy of the tree: like `make`, they relink ./headpursuit.
 #
 # The GPU machine cannot download anything and its image lacks the C libraries headpursuit
-# links (cJSON, PCRE2, OpenBLAS, LAPACKE, cmocka, libpng, libjpeg): `fetch-debs` saves them as
+# links (cJSON, PCRE2, OpenBLAS, cmocka, libpng, libjpeg): `fetch-debs` saves them as
 # .debs in .hpdeps/ (ignored by git through .git/info/exclude, ~19 MB); on the GPU machine they
 # are unpacked under /tmp/hpdeps (never into /) and found through the compiler's and loader's
 # search-path variables (HP_FORCE_DEBS=1 uses them even where the system has the libraries). The
@@ -36,7 +36,7 @@ ARCH='-gencode arch=compute_90a,code=sm_90a'
 JOBS=$(nproc 2>/dev/null || echo 4)
 DEPS=/tmp/hpdeps
 DEB_PKGS="libcjson-dev libcjson1 libpcre2-dev libpcre2-8-0 libpcre2-16-0 libpcre2-32-0
-  libpcre2-posix3 libopenblas0-openmp libopenblas-openmp-dev liblapacke liblapacke-dev liblapack3
+  libpcre2-posix3 libopenblas0-openmp libopenblas-openmp-dev liblapack3
   libgfortran5 libcmocka0 libcmocka-dev libpng-dev libpng16-16 libjpeg62-turbo
   libjpeg62-turbo-dev libjpeg-dev zlib1g-dev"
 MAKEVARS=()
@@ -56,7 +56,7 @@ fetch_debs() {
 
 # Uses the system's libraries when they are there, else the carried .debs under /tmp/hpdeps.
 setup_deps() {
-    if [ -z "${HP_FORCE_DEBS:-}" ] && printf '#include <cJSON.h>\n#include <cblas.h>\n#include <lapacke.h>\n#include <cmocka.h>\n' |
+    if [ -z "${HP_FORCE_DEBS:-}" ] && printf '#include <cJSON.h>\n#include <cblas.h>\n#include <cmocka.h>\n' |
         gcc -E -I/usr/include/cjson -x c - -o /dev/null 2>/dev/null; then
         echo "deps: system libraries"
         DEPS_READY=1

@@ -55,7 +55,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1234)
     a = ap.parse_args()
     if not torch.cuda.is_available():
-        print("skipped: no CUDA device")
+        print("skipped: no CUDA driver / no GPU")
         return 0
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.manual_seed(a.seed)

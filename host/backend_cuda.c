@@ -490,8 +490,8 @@ hp_backend *hp_backend_cuda_create(int device, hp_err *e) {
     cudaError_t rc = cudaGetDeviceCount(&n);
     if (rc != cudaSuccess || n <= 0) {
         cudaGetLastError();
-        hp_errf(e, "no CUDA device (%s)",
-                rc != cudaSuccess ? cudaGetErrorString(rc) : "cudaGetDeviceCount found none");
+        hp_errf(e, "no CUDA driver / no GPU (%s)",
+                rc != cudaSuccess ? cudaGetErrorString(rc) : "the driver finds no device");
         return NULL;
     }
     if (device < 0 || device >= n) {

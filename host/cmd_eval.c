@@ -12,6 +12,8 @@
 #include <cJSON.h>
 #include <ctype.h>
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -267,13 +269,25 @@ int cmd_eval(int argc, char **argv) {
         case E_DATA: data = optarg; break;
         case E_EDIT: edit = optarg; break;
         case E_TOP: tops = optarg; break;
-        case E_ALPHA: alpha = strtof(optarg, NULL); break;
-        case E_RANDOM: n_random = atoi(optarg); break;
-        case E_SEED: seed = strtoull(optarg, NULL, 10); break;
+        case E_ALPHA:
+            if (hp_opt_float("eval", "--alpha", optarg, -HUGE_VAL, HUGE_VAL, &alpha)) return 2;
+            break;
+        case E_RANDOM:
+            if (hp_opt_int("eval", "--random", optarg, 0, INT_MAX, &n_random)) return 2;
+            break;
+        case E_SEED:
+            if (hp_opt_u64("eval", "--seed", optarg, &seed)) return 2;
+            break;
         case E_OUTDIR: outdir = optarg; break;
-        case E_MAXNEW: max_new = atoi(optarg); break;
-        case E_LIMIT: limit = atoi(optarg); break;
-        case E_BATCH: batch = atoi(optarg); break;
+        case E_MAXNEW:
+            if (hp_opt_int("eval", "--max-new", optarg, 1, INT_MAX, &max_new)) return 2;
+            break;
+        case E_LIMIT:
+            if (hp_opt_int("eval", "--limit", optarg, 0, INT_MAX, &limit)) return 2;
+            break;
+        case E_BATCH:
+            if (hp_opt_int("eval", "--batch", optarg, 1, INT_MAX, &batch)) return 2;
+            break;
         case E_DEVICE: device = optarg; break;
         case E_NOCHAT: chat = 0; break;
         case E_COUNTRIES: countries = optarg; break;
@@ -301,15 +315,24 @@ int cmd_eval(int argc, char **argv) {
                    "  --no-chat          raw prompts instead of the model's chat template\n"
                    "  --device D         auto, cpu or cuda\n");
             return 0;
-        default: return 2;
+        default: return hp_opt_unknown("eval");
         }
     }
     int ks[HP_EVAL_MAX_K], nk = 0;
-    if (optind != argc - 1 || !data || strcmp(task, "qa") || (edit && hp_eval_parse_tops(tops, ks, &nk)) ||
-        n_random < 0 || max_new <= 0 || batch <= 0) {
-        fprintf(stderr, "headpursuit eval: need MODEL, --task qa and --data (and --edit for the edited runs); --top like 8,16,32 (see --help)\n");
+    if (hp_eval_parse_tops(tops, ks, &nk)) {
+        fprintf(stderr, "headpursuit eval: --top '%s': expected up to %d increasing integers >= 1, comma-separated "
+                        "(like 8,16,32)\n", tops, HP_EVAL_MAX_K);
         return 2;
     }
+    if (hp_opt_one_arg("eval", "MODEL", argc, argv)) return 2;
+    if (!data) {
+        fprintf(stderr, "headpursuit eval: need --data test.jsonl (see headpursuit eval --help)\n");
+        return 2;
+    }
+    /* Every input file, before the model loads. */
+    if (hp_opt_qa_file("eval", "--data", data) || (edit && hp_opt_input("eval", "--edit", edit, 0)) ||
+        (countries && hp_opt_words_file("eval", "--countries", countries)))
+        return 2;
     hp_err e = {0};
     hp_model *m = hp_cli_open(argv[optind], device, quiet, &e);
     if (!m) return hp_cli_fail(&e);
@@ -515,7 +538,8 @@ int cmd_eval(int argc, char **argv) {
         char title[160], ylabel[64];
         snprintf(title, sizeof title, "QA %s with k heads scaled by %g (normalised to the unedited model)",
                  mt == M_F1 ? "F1" : "answer match", alpha);
-        snprintf(ylabel, sizeof ylabel, "normalised %s", mt == M_F1 ? "F1" : "answer match");
+        snprintf(ylabel, sizeof ylabel, "%s edited / %s unedited", mt == M_F1 ? "F1" : "match",
+                 mt == M_F1 ? "F1" : "match");
         if (hp_eval_plot(mt == M_F1 ? svg_path : match_path, title, ylabel, ks, nk, cv[mt], groups, shorts, 2,
                          n_random > 0, &e))
             goto done;

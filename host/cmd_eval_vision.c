@@ -16,6 +16,8 @@
 #include <cJSON.h>
 #include <ctype.h>
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -126,7 +128,7 @@ static int parse_alphas(const char *s, float *a, int *n) {
     while (*s && *n < MAX_ALPHA) {
         char *end;
         a[(*n)++] = strtof(s, &end);
-        if (end == s || (*end && *end != ',')) return -1;
+        if (end == s || (*end && *end != ',') || !isfinite(a[*n - 1])) return -1;
         s = *end ? end + 1 : end;
     }
     return *n && !*s ? 0 : -1;
@@ -207,18 +209,30 @@ int cmd_eval_vision(int argc, char **argv) {
         case V_EDIT: edit = optarg; break;
         case V_TOP: tops = optarg; break;
         case V_ALPHA: alphas = optarg; break;
-        case V_RANDOM: n_random = atoi(optarg); break;
-        case V_SEED: seed = strtoull(optarg, NULL, 10); break;
+        case V_RANDOM:
+            if (hp_opt_int("eval", "--random", optarg, 0, INT_MAX, &n_random)) return 2;
+            break;
+        case V_SEED:
+            if (hp_opt_u64("eval", "--seed", optarg, &seed)) return 2;
+            break;
         case V_OUTDIR: outdir = optarg; break;
-        case V_MAXNEW: max_new = atoi(optarg); break;
-        case V_LIMIT: vo.limit = atoi(optarg); break;
-        case V_OFFSET: vo.offset = atoi(optarg); break;
-        case V_BATCH: batch = atoi(optarg); break;
+        case V_MAXNEW:
+            if (hp_opt_int("eval", "--max-new", optarg, 1, INT_MAX, &max_new)) return 2;
+            break;
+        case V_LIMIT:
+            if (hp_opt_int("eval", "--limit", optarg, 0, INT_MAX, &vo.limit)) return 2;
+            break;
+        case V_OFFSET:
+            if (hp_opt_int("eval", "--offset", optarg, 0, INT_MAX, &vo.offset)) return 2;
+            break;
+        case V_BATCH:
+            if (hp_opt_int("eval", "--batch", optarg, 1, INT_MAX, &batch)) return 2;
+            break;
         case V_DEVICE: device = optarg; break;
         case V_KEYWORDS: keywords = optarg; break;
         case V_QUIET: quiet = 1; break;
         case V_HELP: print_help(); return 0;
-        default: return 2;
+        default: return hp_opt_unknown("eval");
         }
     }
     int caption = task && !strcmp(task, "caption"), ks[HP_EVAL_MAX_K], nk = 0, na = 0;
@@ -227,13 +241,33 @@ int cmd_eval_vision(int argc, char **argv) {
     if (!alphas) alphas = caption ? "-1,5" : "-1";
     if (!outdir) outdir = caption ? "results/eval_caption" : "results/eval_classify";
     if (max_new == 0) max_new = caption ? 40 : 10;
-    if (optind != argc - 1 || !task || (!caption && strcmp(task, "classify")) || !vo.images || !edit ||
-        (caption && !keywords) || hp_eval_parse_tops(tops, ks, &nk) || parse_alphas(alphas, alpha, &na) ||
-        n_random < 0 || max_new <= 0 || batch <= 0) {
-        fprintf(stderr, "headpursuit eval: need LLAVA_MODEL, --task qa|classify|caption, --images, --edit "
-                        "(and --keywords for caption); --top like 8,16,32, --alpha like -1,5 (see --help)\n");
+    if (!task || (!caption && strcmp(task, "classify"))) {
+        fprintf(stderr, "headpursuit eval: --task '%s': expected qa, classify or caption\n", task ? task : "");
         return 2;
     }
+    if (hp_eval_parse_tops(tops, ks, &nk)) {
+        fprintf(stderr, "headpursuit eval: --top '%s': expected up to %d increasing integers >= 1, comma-separated "
+                        "(like 8,16,32)\n", tops, HP_EVAL_MAX_K);
+        return 2;
+    }
+    if (parse_alphas(alphas, alpha, &na)) {
+        fprintf(stderr, "headpursuit eval: --alpha '%s': expected up to %d numbers, comma-separated (like -1,5)\n",
+                alphas, MAX_ALPHA);
+        return 2;
+    }
+    if (hp_opt_one_arg("eval", "LLAVA_MODEL", argc, argv)) return 2;
+    if (!vo.images || !edit || (caption && !keywords)) {
+        fprintf(stderr, "headpursuit eval: --task %s needs --images, --edit%s (see headpursuit eval --task %s --help)\n",
+                task, caption ? " and --keywords" : "", task);
+        return 2;
+    }
+    /* Every input file, before the model loads. */
+    if (hp_opt_input("eval", "--images", vo.images, 1) || hp_opt_input("eval", "--edit", edit, 0) ||
+        (vo.labels && hp_opt_input("eval", "--labels", vo.labels, 0)) ||
+        (vo.captions && hp_opt_input("eval", "--captions", vo.captions, 0)) ||
+        (vo.classes && hp_opt_words_file("eval", "--classes", vo.classes)) ||
+        (keywords && hp_opt_words_file("eval", "--keywords", keywords)))
+        return 2;
     const char *model_path = argv[optind];
     hp_err e = {0};
     hp_llava *lv = hp_vision_open(model_path, device, quiet, &e);
@@ -524,7 +558,7 @@ int cmd_eval_vision(int argc, char **argv) {
         snprintf(name, sizeof name, "%s_vs_k_alpha%g.svg", caption ? "keywords" : "accuracy", alpha[ai]);
         snprintf(title, sizeof title, "%s with k heads scaled by %g (normalised to the unedited model)",
                  caption ? "Caption keyword count" : "Classification accuracy", alpha[ai]);
-        snprintf(ylabel, sizeof ylabel, "normalised %s", metric_label[caption][0]);
+        snprintf(ylabel, sizeof ylabel, "%s edited / unedited", metric_label[caption][0]);
         if (!(svg = hp_eval_path(outdir, name))) goto oom;
         int prc = hp_eval_plot(svg, title, ylabel, ks, nk, cv[ai], metric_label[caption], NULL, 2, n_random > 0,
                                &e);
@@ -537,7 +571,7 @@ int cmd_eval_vision(int argc, char **argv) {
         snprintf(title, sizeof title, "Caption CIDEr-D with k heads scaled by %g (normalised to the unedited model)",
                  alpha[ai]);
         if (!(svg = hp_eval_path(outdir, name))) goto oom;
-        prc = hp_eval_plot(svg, title, "normalised CIDEr-D", ks, nk, &cv[ai][2], cider_name, NULL, 1, n_random > 0, &e);
+        prc = hp_eval_plot(svg, title, "CIDEr-D edited / unedited", ks, nk, &cv[ai][2], cider_name, NULL, 1, n_random > 0, &e);
         if (!prc && !quiet) fprintf(stderr, "wrote %s\n", svg);
         free(svg);
         if (prc) goto done;

@@ -12,6 +12,7 @@
 
 #include <cJSON.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -43,13 +44,9 @@ static const char *PIXELS_HELP =
     "  --quiet           no log lines on stderr\n"
     "  --help            this text\n";
 
-static int bad_args(const char *cmd) {
-    fprintf(stderr, "headpursuit %s: bad arguments (see headpursuit %s --help)\n", cmd, cmd);
-    return 2;
-}
-
-/* Parses argv; returns -1 after printing help (exit 0), 1 on a bad option, 0 otherwise. */
-static int parse(int argc, char **argv, llava_opts *o, const char *help) {
+/* Parses argv; returns -1 after printing help (exit 0), 1 on a bad option or input file (said
+ * why), 0 otherwise. */
+static int parse(int argc, char **argv, llava_opts *o, const char *help, const char *cmd) {
     memset(o, 0, sizeof *o);
     o->device = "auto";
     o->alpha = -1.0f;
@@ -67,14 +64,38 @@ static int parse(int argc, char **argv, llava_opts *o, const char *help) {
         case L_IDS_FILE: o->ids_file = optarg; break;
         case L_TEXT: o->text = optarg; break;
         case L_HEADS: o->heads = optarg; break;
-        case L_ALPHA: o->alpha = strtof(optarg, NULL); break;
+        case L_ALPHA:
+            if (hp_opt_float(cmd, "--alpha", optarg, -HUGE_VAL, HUGE_VAL, &o->alpha)) return 1;
+            break;
         case L_QUIET: o->quiet = 1; break;
         case L_HELP: printf("%s%s", help, PIXELS_HELP); return -1;
-        default: return 1;
+        default: hp_opt_unknown(cmd); return 1;
         }
     }
-    int input_ok = o->image ? !o->pixels && !o->size : o->pixels && o->size;
-    return optind == argc - 1 && input_ok && o->out ? 0 : 1;
+    if (hp_opt_one_arg(cmd, "MODEL", argc, argv)) return 1;
+    if (o->image ? o->pixels || o->size : !o->pixels || !o->size) {
+        fprintf(stderr, "headpursuit %s: give --image IMG, or --pixels P.npy with --image-size H,W (see headpursuit %s --help)\n",
+                cmd, cmd);
+        return 1;
+    }
+    if (!o->out) {
+        fprintf(stderr, "headpursuit %s: need --out F.npy (see headpursuit %s --help)\n", cmd, cmd);
+        return 1;
+    }
+    if (o->size) {
+        char *end;
+        long h = strtol(o->size, &end, 10), w = *end == ',' ? strtol(end + 1, &end, 10) : -1;
+        if (*end || h <= 0 || w <= 0 || h > 1000000 || w > 1000000) {
+            fprintf(stderr, "headpursuit %s: --image-size '%s': expected HEIGHT,WIDTH (integers 1..1000000)\n", cmd,
+                    o->size);
+            return 1;
+        }
+    }
+    /* Input files, before any weights load. */
+    if ((o->image && hp_opt_input(cmd, "--image", o->image, 0)) || (o->pixels && hp_opt_input(cmd, "--pixels", o->pixels, 0)) ||
+        (o->ids_file && hp_opt_input(cmd, "--ids-file", o->ids_file, 0)))
+        return 1;
+    return 0;
 }
 
 /* --image, or --pixels and --image-size, into an hp_pixels (free with hp_pixels_free). */
@@ -121,12 +142,19 @@ int cmd_llava_features(int argc, char **argv) {
                    "unpadding, image_newline). tower: CLIP's selected hidden state before the projector,\n"
                    "[n_tiles, rows, D_vision]. Only the vision weights are loaded.\n"
                    "  --device D        where the tower and projector run (default cpu: float32, the\n"
-                   "                    reference; cuda: bf16 kernels; auto: cuda when there is one)\n");
+                   "                    reference; cuda: bf16 kernels; auto: cuda when there is one)\n",
+                   "llava-features");
     if (pr < 0) return 0;
+    if (pr) return 2;
     int tower = o.stage && !strcmp(o.stage, "tower");
-    if (pr || (o.stage && !tower && strcmp(o.stage, "packed")) || o.ids || o.ids_file || o.text ||
-        o.heads)
-        return bad_args("llava-features");
+    if (o.stage && !tower && strcmp(o.stage, "packed")) {
+        fprintf(stderr, "headpursuit llava-features: --stage '%s': expected tower or packed\n", o.stage);
+        return 2;
+    }
+    if (o.ids || o.ids_file || o.text || o.heads) {
+        fprintf(stderr, "headpursuit llava-features: --ids, --ids-file, --text and --heads are llava-logits options\n");
+        return 2;
+    }
     hp_err e = {0};
     double t0 = hp_now();
     hp_backend *be = hp_backend_create(o.device_set ? o.device : "cpu", &e);
@@ -213,9 +241,18 @@ int cmd_llava_logits(int argc, char **argv) {
                    "list of ids or a list holding one list.\n"
                    "  --device D        the backend of the language model and the vision tower: auto,\n"
                    "                    cpu or cuda\n"
-                   "  --heads L.H,...   edit these heads of the language model by --alpha (default -1)\n");
+                   "  --heads L.H,...   edit these heads of the language model by --alpha (default -1)\n",
+                   "llava-logits");
     if (pr < 0) return 0;
-    if (pr || o.stage || !!o.ids + !!o.ids_file + !!o.text != 1) return bad_args("llava-logits");
+    if (pr) return 2;
+    if (o.stage) {
+        fprintf(stderr, "headpursuit llava-logits: --stage is a llava-features option\n");
+        return 2;
+    }
+    if (!!o.ids + !!o.ids_file + !!o.text != 1) {
+        fprintf(stderr, "headpursuit llava-logits: give exactly one of --text T, --ids 1,2,3 or --ids-file ids.json\n");
+        return 2;
+    }
     hp_err e = {0};
     hp_backend *be = hp_backend_create(o.device, &e);
     if (!be) return hp_cli_fail(&e);

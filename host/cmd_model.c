@@ -7,6 +7,8 @@
 
 #include <cJSON.h>
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -40,23 +42,30 @@ static const char *COMMON_HELP =
     "  --quiet           no log lines on stderr\n"
     "  --help            this text\n";
 
-/* Returns 1 if the option was a common one. */
-static int common_opt(common_opts *o, int c) {
+/* Returns 1 if the option was a common one with a good value; else 0, having said why (an
+ * unknown option or a bad value; the command exits with 2). */
+static int common_opt(common_opts *o, int c, const char *cmd) {
     switch (c) {
     case O_DEVICE: o->device = optarg; return 1;
     case O_TEXT: o->text = optarg; return 1;
     case O_IDS: o->ids = optarg; return 1;
     case O_IDS_FILE: o->ids_file = optarg; return 1;
     case O_HEADS: o->heads = optarg; return 1;
-    case O_ALPHA: o->alpha = strtof(optarg, NULL); return 1;
+    case O_ALPHA: return !hp_opt_float(cmd, "--alpha", optarg, -HUGE_VAL, HUGE_VAL, &o->alpha);
     case O_NO_SPECIAL: o->no_special = 1; return 1;
     case O_QUIET: o->quiet = 1; return 1;
     case O_JSON: o->json = 1; return 1;
     case O_OUT: o->out = optarg; return 1;
     case O_EDIT: o->edit = optarg; return 1;
-    case O_TOP: o->top = atoi(optarg); return 1;
-    case O_BY: o->by = optarg; return 1;
-    default: return 0;
+    case O_TOP: return !hp_opt_int(cmd, "--top", optarg, 1, INT_MAX, &o->top);
+    case O_BY:
+        o->by = optarg;
+        if (strcmp(optarg, "somp") && strcmp(optarg, "ll")) {
+            fprintf(stderr, "headpursuit %s: --by '%s': expected somp or ll\n", cmd, optarg);
+            return 0;
+        }
+        return 1;
+    default: hp_opt_unknown(cmd); return 0;
     }
 }
 
@@ -91,12 +100,21 @@ static int apply_edits(const common_opts *o, hp_model *m, hp_err *e) {
     return o->heads ? hp_cli_apply_heads(m, o->heads, o->alpha, e) : 0;
 }
 
-static int usage_error(const char *cmd) {
-    fprintf(stderr, "headpursuit %s: bad arguments (see headpursuit %s --help)\n", cmd, cmd);
-    return 2;
+/* Checks, before the model loads, what the common options name: exactly one prompt source when
+ * text_opt is set ("--text"; generate's is "--prompt"), and that --ids-file and --edit are
+ * readable files. Prints why not and returns -1. */
+static int check_common(const common_opts *o, const char *cmd, const char *text_opt) {
+    if (text_opt && !!o->text + !!o->ids + !!o->ids_file != 1) {
+        fprintf(stderr, "headpursuit %s: give exactly one of %s TEXT, --ids 1,2,3 or --ids-file F.json (see headpursuit %s --help)\n",
+                cmd, text_opt, cmd);
+        return -1;
+    }
+    if (o->ids_file && hp_opt_input(cmd, "--ids-file", o->ids_file, 0)) return -1;
+    if (o->edit && hp_opt_input(cmd, "--edit", o->edit, 0)) return -1;
+    return 0;
 }
 
-/* Prompts from --text / --ids / --ids-file (exactly one). */
+/* Prompts from --text / --ids / --ids-file (exactly one, checked by check_common). */
 static int gather_prompts(const common_opts *o, const hp_model *m, hp_prompts *p, hp_err *e) {
     int given = !!o->text + !!o->ids + !!o->ids_file;
     if (given != 1) return hp_errf(e, "give exactly one of --text, --ids, --ids-file");
@@ -118,9 +136,9 @@ int cmd_info(int argc, char **argv) {
                    "chat template of MODEL (a directory with config.json + safetensors, or a .gguf file).\n"
                    "Every tensor is checked against the config; no weights are converted.\n");
             return 0;
-        } else return usage_error("info");
+        } else return hp_opt_unknown("info");
     }
-    if (optind != argc - 1) return usage_error("info");
+    if (hp_opt_one_arg("info", "MODEL", argc, argv)) return 2;
     hp_err e = {0};
     hp_model *m = hp_model_load(argv[optind], NULL, &e);
     if (!m) return hp_cli_fail(&e);
@@ -219,9 +237,13 @@ int cmd_tokenize(int argc, char **argv) {
                    "(add_special_tokens=True unless --no-special). Special tokens written in T count.\n");
             return 0;
         }
-        if (!common_opt(&o, c)) return usage_error("tokenize");
+        if (!common_opt(&o, c, "tokenize")) return 2;
     }
-    if (optind != argc - 1 || !o.text) return usage_error("tokenize");
+    if (hp_opt_one_arg("tokenize", "MODEL", argc, argv)) return 2;
+    if (!o.text) {
+        fprintf(stderr, "headpursuit tokenize: need --text T (see headpursuit tokenize --help)\n");
+        return 2;
+    }
     hp_err e = {0};
     hp_model *m = hp_model_load(argv[optind], NULL, &e);
     if (!m) return hp_cli_fail(&e);
@@ -305,9 +327,13 @@ int cmd_logits(int argc, char **argv) {
                    "  --no-special      with --text: do not add BOS / special tokens\n%s", COMMON_HELP);
             return 0;
         }
-        if (!common_opt(&o, c)) return usage_error("logits");
+        if (!common_opt(&o, c, "logits")) return 2;
     }
-    if (optind != argc - 1 || !o.out) return usage_error("logits");
+    if (hp_opt_one_arg("logits", "MODEL", argc, argv) || check_common(&o, "logits", "--text")) return 2;
+    if (!o.out) {
+        fprintf(stderr, "headpursuit logits: need --out F.npy (see headpursuit logits --help)\n");
+        return 2;
+    }
     hp_err e = {0};
     hp_model *m = hp_cli_open(argv[optind], o.device, o.quiet, &e);
     if (!m) return hp_cli_fail(&e);
@@ -376,11 +402,18 @@ int cmd_capture(int argc, char **argv) {
             return 0;
         }
         if (c == O_POSITIONS) positions = optarg;
-        else if (!common_opt(&o, c)) return usage_error("capture");
+        else if (!common_opt(&o, c, "capture")) return 2;
     }
-    if (optind != argc - 1 || !o.out) return usage_error("capture");
+    if (hp_opt_one_arg("capture", "MODEL", argc, argv) || check_common(&o, "capture", "--text")) return 2;
+    if (!o.out) {
+        fprintf(stderr, "headpursuit capture: need --out H.npy (see headpursuit capture --help)\n");
+        return 2;
+    }
     int last = !strcmp(positions, "last");
-    if (!last && strcmp(positions, "mean")) return usage_error("capture");
+    if (!last && strcmp(positions, "mean")) {
+        fprintf(stderr, "headpursuit capture: --positions '%s': expected mean or last\n", positions);
+        return 2;
+    }
     hp_err e = {0};
     hp_model *m = hp_cli_open(argv[optind], o.device, o.quiet, &e);
     if (!m) return hp_cli_fail(&e);
@@ -455,13 +488,15 @@ int cmd_generate(int argc, char **argv) {
         case O_CHAT: chat = 1; break;
         case O_TEMPLATE: tmpl = optarg; chat = 1; break;
         case O_SYSTEM: system = optarg; break;
-        case O_MAX_NEW: max_new = atoi(optarg); break;
+        case O_MAX_NEW:
+            if (hp_opt_int("generate", "--max-new", optarg, 1, INT_MAX, &max_new)) return 2;
+            break;
         case O_NO_EOS: no_eos = 1; break;
         default:
-            if (!common_opt(&o, c)) return usage_error("generate");
+            if (!common_opt(&o, c, "generate")) return 2;
         }
     }
-    if (optind != argc - 1 || max_new <= 0) return usage_error("generate");
+    if (hp_opt_one_arg("generate", "MODEL", argc, argv) || check_common(&o, "generate", "--prompt")) return 2;
     int kind = -1;
     if (tmpl && (kind = hp_chat_parse(tmpl)) < 0) {
         fprintf(stderr, "headpursuit generate: unknown --template '%s' (chatml, mistral, none)\n", tmpl);

@@ -10,6 +10,7 @@
 
 #include <cJSON.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,8 @@ static const char *VISION_HELP =
     "  --batch B            images per forward batch\n"
     "  without --concept, rank's dictionary is the dataset's class names\n";
 
-/* One image-dataset option into o; 0 when c is not one. */
-static int vision_option(int c, hp_vision_opts *o) {
+/* One image-dataset option into o; 1 when taken, 0 when c is not one (or --offset is bad, said). */
+static int vision_option(int c, hp_vision_opts *o, const char *cmd) {
     switch (c) {
     case R_IMAGES: o->images = optarg; return 1;
     case R_LABELS: o->labels = optarg; return 1;
@@ -61,9 +62,29 @@ static int vision_option(int c, hp_vision_opts *o) {
     case R_KIND: o->prompt_kind = optarg; return 1;
     case R_OBJECT: o->object = optarg; return 1;
     case R_PROMPT: o->prompt = optarg; return 1;
-    case R_OFFSET: o->offset = atoi(optarg); return 1;
+    case R_OFFSET: return !hp_opt_int(cmd, "--offset", optarg, 0, INT_MAX, &o->offset);
     default: return 0;
     }
+}
+
+/* The input files a capture reads, checked before the model loads; prints why not and returns
+ * -1. --reps may not exist yet (it is written then). */
+static int check_rep_inputs(const char *cmd, const rep_opts *o) {
+    if (o->data && hp_opt_qa_file(cmd, "--data", o->data)) return -1;
+    if (o->v.images && hp_opt_input(cmd, "--images", o->v.images, 1)) return -1;
+    if (o->v.labels && hp_opt_input(cmd, "--labels", o->v.labels, 0)) return -1;
+    if (o->v.captions && hp_opt_input(cmd, "--captions", o->v.captions, 0)) return -1;
+    if (o->v.classes && hp_opt_words_file(cmd, "--classes", o->v.classes)) return -1;
+    if (o->reps && hp_file_exists(o->reps) && hp_opt_input(cmd, "--reps", o->reps, 0)) return -1;
+    return 0;
+}
+
+/* --positions checked before the model loads (get_reps parses it again). */
+static int bad_positions(const char *cmd, const rep_opts *o) {
+    if (o->v.images ? hp_vpos_parse(o->positions) >= 0 : hp_positions_parse(o->positions) >= 0) return 0;
+    fprintf(stderr, "headpursuit %s: --positions '%s': expected %s\n", cmd, o->positions,
+            o->v.images ? "image, text, last or all" : "prompt, mean or last");
+    return 1;
 }
 
 /* Arguments that leave the data source ambiguous or unknown; prints why. */
@@ -212,6 +233,7 @@ static char *with_ext(const char *path, const char *ext) {
 }
 
 int cmd_rank(int argc, char **argv) {
+    static const char CMD[] = "rank";
     static const struct option lo[] = {
         {"data", required_argument, 0, R_DATA},       {"concept", required_argument, 0, R_CONCEPT},
         {"out", required_argument, 0, R_OUT},         {"csv", required_argument, 0, R_CSV},
@@ -230,7 +252,9 @@ int cmd_rank(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
         switch (c) {
-        case 'k': so.k = atoi(optarg); break;
+        case 'k':
+            if (hp_opt_int(CMD, "-k", optarg, 1, INT_MAX, &so.k)) return 2;
+            break;
         case R_DATA: ro.data = optarg; break;
         case R_CONCEPT: concept = optarg; break;
         case R_OUT: out = optarg; break;
@@ -241,8 +265,12 @@ int cmd_rank(int argc, char **argv) {
         case R_FOLD: dopt.fold_norm = 1; break;
         case R_NORMAL: dopt.normalize = 1; break;
         case R_SINGLE: dopt.single_token = 1; break;
-        case R_LIMIT: ro.limit = atoi(optarg); break;
-        case R_BATCH: ro.batch = atoi(optarg); break;
+        case R_LIMIT:
+            if (hp_opt_int(CMD, "--limit", optarg, 0, INT_MAX, &ro.limit)) return 2;
+            break;
+        case R_BATCH:
+            if (hp_opt_int(CMD, "--batch", optarg, 1, INT_MAX, &ro.batch)) return 2;
+            break;
         case R_DEVICE: ro.device = optarg; break;
         case R_NOCHAT: ro.chat = 0; break;
         case R_QUIET: ro.quiet = 1; break;
@@ -252,7 +280,8 @@ int cmd_rank(int argc, char **argv) {
                    "       headpursuit rank LLAVA_MODEL --images DIR|IDX [--concept WORDS.txt] [--prompt-kind K]\n"
                    "Scores every attention head for a concept: SOMP explained-variance ratio of the head's\n"
                    "representations on the concept's unembedding rows, and the Logit-Lens baseline (mean\n"
-                   "concept logit). Writes JSON (+ CSV, + a layer x head heatmap SVG beside it).\n"
+                   "concept logit). Writes JSON (+ CSV, + a layer x head heatmap SVG, + .shared_tokens.txt:\n"
+                   "the concept words whose first token an earlier word took, beside it).\n"
                    "  --data FILE          QA JSONL or TriviaQA JSON: the prompts (PAPER.md wording)\n"
                    "  --concept FILE       word list, one word or phrase a line\n"
                    "  -k K                 SOMP iterations (default 50)\n"
@@ -272,15 +301,24 @@ int cmd_rank(int argc, char **argv) {
                    "  --device D           auto, cpu or cuda\n%s", VISION_HELP);
             return 0;
         default:
-            if (vision_option(c, &ro.v)) break;
-            return 2;
+            if (c >= R_IMAGES && c <= R_OFFSET) {
+                if (vision_option(c, &ro.v, CMD)) break;
+                return 2;
+            }
+            return hp_opt_unknown(CMD);
         }
     }
-    if (optind != argc - 1 || bad_source("rank", &ro) || (!concept && !ro.v.images) || so.k <= 0) {
-        fprintf(stderr, "headpursuit rank: need MODEL, --data or --images, and --concept (see --help)\n");
+    if (hp_opt_one_arg(CMD, "MODEL", argc, argv) || bad_source(CMD, &ro)) return 2;
+    if (!concept && !ro.v.images) {
+        fprintf(stderr, "headpursuit rank: need --concept WORDS.txt with --data (see headpursuit rank --help)\n");
         return 2;
     }
+    /* Every input file, before the model loads and the capture runs. */
+    if (check_rep_inputs(CMD, &ro) || (concept && hp_opt_words_file(CMD, "--concept", concept)) ||
+        (control && hp_opt_words_file(CMD, "--control", control)))
+        return 2;
     if (!ro.positions) ro.positions = ro.v.images ? "image" : "prompt";
+    if (bad_positions(CMD, &ro)) return 2;
     ro.v.limit = ro.limit;
     const char *model_path = argv[optind];
     hp_err e = {0};
@@ -297,9 +335,12 @@ int cmd_rank(int argc, char **argv) {
     int *order_s = malloc(sizeof(int) * nh), *order_l = malloc(sizeof(int) * nh);
     double *ks = malloc(sizeof(double) * nh), *kl = malloc(sizeof(double) * nh);
     char *csv_path = csv ? strdup(csv) : with_ext(out, ".csv"), *svg_path = with_ext(out, ".heatmap.svg");
+    char *shared_path = with_ext(out, ".shared_tokens.txt");
+    hp_atomic_file shared = {0};
+    int shared_open = 0;
     cJSON *j = NULL;
     sc = calloc((size_t)nh, sizeof *sc);
-    if (!order_s || !order_l || !ks || !kl || !sc || !csv_path || !svg_path) {
+    if (!order_s || !order_l || !ks || !kl || !sc || !csv_path || !svg_path || !shared_path) {
         hp_errf(&e, "out of memory");
         goto done;
     }
@@ -322,6 +363,13 @@ int cmd_rank(int argc, char **argv) {
         hp_errf(&e, "%s: representations of shape [%d,%d,%d,%d] do not fit this model", ro.reps, r.L, r.H, r.N, r.D);
         goto done;
     }
+    /* Words whose first token another word took: listed in a file beside the ranking. */
+    if (hp_atomic_open(&shared, shared_path, &e)) goto done;
+    shared_open = 1;
+    fprintf(shared.f, "# %s: concept words whose first token an earlier word already took (no atom of their own)\n",
+            concept_path);
+    dopt.shared = shared.f;
+    dopt.shared_name = shared_path;
     if (hp_dict_full(m, &dopt, &full, &e) ||
         hp_dict_concept(m, &full, concept_path, &dopt, ro.quiet ? NULL : stderr, &dict, &e))
         goto done;
@@ -332,10 +380,13 @@ int cmd_rank(int argc, char **argv) {
             hp_errf(&e, "out of memory");
             goto done;
         }
+        fprintf(shared.f, "# %s (--control)\n", control);
         if (hp_dict_concept(m, &full, control, &dopt, ro.quiet ? NULL : stderr, &cdict, &e) ||
             hp_score_heads(&r, &cdict, &so, !ro.quiet, csc, &e))
             goto done;
     }
+    shared_open = 0;
+    if (hp_atomic_commit(&shared, &e)) goto done;
     for (int i = 0; i < nh; i++) {
         order_s[i] = order_l[i] = i;
         ks[i] = sc[i].evr - (csc ? csc[i].evr : 0.0);
@@ -425,10 +476,16 @@ int cmd_rank(int argc, char **argv) {
     if (vals && hl) {
         for (int i = 0; i < nh; i++) vals[i] = (float)ks[i];
         for (int i = 0; i < 8 && i < nh; i++) hl[order_s[i]] = 1;
-        char title[256];
-        snprintf(title, sizeof title, "SOMP %s per head, concept %s (top 8 outlined)",
-                 control ? "EVR minus control EVR" : "explained variance", concept_name);
-        hp_heatmap hm = {.title = title, .xlabel = "head", .ylabel = "layer", .colorbar_label = "EVR",
+        /* The concept's name, not its path: the word list's file name without extension. */
+        const char *base = strrchr(concept_name, '/') ? strrchr(concept_name, '/') + 1 : concept_name;
+        int blen = strrchr(base, '.') && strrchr(base, '.') != base ? (int)(strrchr(base, '.') - base) : (int)strlen(base);
+        char title[256], sub[160];
+        snprintf(title, sizeof title, "Concept \"%.*s\": SOMP %s per head", blen, base,
+                 control ? "EVR minus control EVR" : "explained variance");
+        snprintf(sub, sizeof sub, "k = %d SOMP atoms, %d samples, %d dictionary words; top 8 heads outlined", so.k,
+                 r.N, dict.V);
+        hp_heatmap hm = {.title = title, .subtitle = sub, .xlabel = "head", .ylabel = "layer",
+                         .colorbar_label = control ? "EVR(concept) - EVR(control)" : "explained variance ratio",
                          .values = vals, .rows = m->cfg.L, .cols = m->cfg.H, .highlight = hl,
                          .vmin = NAN, .vmax = NAN};
         if (hp_plot_heatmap_svg(svg_path, &hm, &e)) {
@@ -440,7 +497,7 @@ int cmd_rank(int argc, char **argv) {
     free(vals);
     free(hl);
     if (!ro.quiet) {
-        fprintf(stderr, "wrote %s, %s, %s\n", out, csv_path, svg_path);
+        fprintf(stderr, "wrote %s, %s, %s, %s\n", out, csv_path, svg_path, shared_path);
         printf("top heads for %s (SOMP EVR, k = %d):\n", concept_name, so.k);
         for (int i = 0; i < 10 && i < nh; i++) {
             const hp_head_score *s = &sc[order_s[i]];
@@ -463,8 +520,10 @@ done:
     free(order_l);
     free(ks);
     free(kl);
+    if (shared_open) hp_atomic_abort(&shared);
     free(csv_path);
     free(svg_path);
+    free(shared_path);
     hp_dict_free(&full);
     hp_dict_free(&dict);
     hp_reps_free(&r);
@@ -477,6 +536,7 @@ done:
 }
 
 int cmd_heads(int argc, char **argv) {
+    static const char CMD[] = "heads";
     static const struct option lo[] = {
         {"data", required_argument, 0, R_DATA},   {"vocab", required_argument, 0, R_VOCAB},
         {"out", required_argument, 0, R_OUT},     {"reps", required_argument, 0, R_REPS},
@@ -495,7 +555,9 @@ int cmd_heads(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
         switch (c) {
-        case 'k': so.k = atoi(optarg); break;
+        case 'k':
+            if (hp_opt_int(CMD, "-k", optarg, 1, INT_MAX, &so.k)) return 2;
+            break;
         case R_DATA: ro.data = optarg; break;
         case R_VOCAB: vocab = optarg; break;
         case R_OUT: out = optarg; break;
@@ -504,12 +566,18 @@ int cmd_heads(int argc, char **argv) {
         case R_CENTER: so.center = 1; break;
         case R_FOLD: dopt.fold_norm = 1; break;
         case R_NORMAL: dopt.normalize = 1; break;
-        case R_LIMIT: ro.limit = atoi(optarg); break;
-        case R_BATCH: ro.batch = atoi(optarg); break;
+        case R_LIMIT:
+            if (hp_opt_int(CMD, "--limit", optarg, 0, INT_MAX, &ro.limit)) return 2;
+            break;
+        case R_BATCH:
+            if (hp_opt_int(CMD, "--batch", optarg, 1, INT_MAX, &ro.batch)) return 2;
+            break;
         case R_DEVICE: ro.device = optarg; break;
         case R_NOCHAT: ro.chat = 0; break;
         case R_QUIET: ro.quiet = 1; break;
-        case R_SHOW: show = atoi(optarg); break;
+        case R_SHOW:
+            if (hp_opt_int(CMD, "--show", optarg, 0, INT_MAX, &show)) return 2;
+            break;
         case R_HEADS: heads = optarg; break;
         case R_HELP:
             printf("usage: headpursuit heads MODEL --data FILE [--vocab full|WORDS.txt] [-k 50] [--show 8]\n"
@@ -522,15 +590,18 @@ int cmd_heads(int argc, char **argv) {
                    "  --limit, --batch, --no-chat, --device)\n%s", VISION_HELP);
             return 0;
         default:
-            if (vision_option(c, &ro.v)) break;
-            return 2;
+            if (c >= R_IMAGES && c <= R_OFFSET) {
+                if (vision_option(c, &ro.v, CMD)) break;
+                return 2;
+            }
+            return hp_opt_unknown(CMD);
         }
     }
-    if (optind != argc - 1 || bad_source("heads", &ro) || so.k <= 0) {
-        fprintf(stderr, "headpursuit heads: need MODEL and --data or --images (see --help)\n");
+    if (hp_opt_one_arg(CMD, "MODEL", argc, argv) || bad_source(CMD, &ro) || check_rep_inputs(CMD, &ro) ||
+        (strcmp(vocab, "full") && hp_opt_words_file(CMD, "--vocab", vocab)))
         return 2;
-    }
     if (!ro.positions) ro.positions = ro.v.images ? "image" : "prompt";
+    if (bad_positions(CMD, &ro)) return 2;
     ro.v.limit = ro.limit;
     const char *model_path = argv[optind];
     hp_err e = {0};

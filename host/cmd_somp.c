@@ -1,6 +1,7 @@
 /* cmd_somp.c: `headpursuit somp`: Simultaneous Orthogonal Matching Pursuit (PAPER.md §3) of one
  * or many heads' signal matrices (.npy) against a dictionary (.npy), on the CPU. Writes each
  * head's ordered support, explained-variance curve and least-squares coefficients as JSON. */
+#include "cli.h"
 #include "commands.h"
 #include "fileio.h"
 #include "npy.h"
@@ -8,7 +9,6 @@
 #include "somp.h"
 
 #include <cJSON.h>
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -167,14 +167,9 @@ int cmd_somp(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    char *end;
-    errno = 0;
-    long kl = strtol(k_arg, &end, 10);
-    if (errno || end == k_arg || *end || kl <= 0 || kl > INT_MAX) {
-        fprintf(stderr, "headpursuit somp: -k must be a positive integer (got '%s')\n", k_arg);
-        return 2;
-    }
-    hp_somp_opts o = {.k = (int)kl, .center = center};
+    int kl;
+    if (hp_opt_int("somp", "-k", k_arg, 1, INT_MAX, &kl)) return 2;
+    hp_somp_opts o = {.k = kl, .center = center};
 
     hp_err e = {{0}};
     float *H = NULL, *Dict = NULL;

@@ -7,6 +7,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,12 +27,12 @@ int hp_eval_parse_tops(const char *s, int *k, int *n) {
     while (*s && *n < HP_EVAL_MAX_K) {
         char *end;
         long v = strtol(s, &end, 10);
-        if (end == s || v <= 0) return -1;
+        if (end == s || v <= 0 || v > INT_MAX || (*n && v <= k[*n - 1])) return -1;
         k[(*n)++] = (int)v;
         s = *end == ',' ? end + 1 : end;
         if (*end && *end != ',') return -1;
     }
-    return *n ? 0 : -1;
+    return *n && !*s ? 0 : -1; /* text left over: more than HP_EVAL_MAX_K values */
 }
 
 double hp_eval_ratio(double x, double base) { return base > 0 ? x / base : NAN; }
@@ -104,9 +105,10 @@ int hp_eval_plot(const char *path, const char *title, const char *ylabel, const 
             }
             s->color = kind == 0 ? "#c0392b" : kind == 1 ? "#2471a3" : "#7f8c8d";
             s->dashed = g == 1;
+            s->marker = kind; /* circle SOMP, square Logit Lens, triangle random: overlaps stay visible */
             ns++;
         }
-    hp_line_chart lc = {.title = title, .xlabel = "edited heads k", .ylabel = ylabel, .x = xk, .n_x = nk,
+    hp_line_chart lc = {.title = title, .xlabel = "k, number of edited heads (log2 axis)", .ylabel = ylabel, .x = xk, .n_x = nk,
                         .series = ser, .n_series = ns, .log2_x = 1, .ymin = NAN, .ymax = NAN, .hline = 1.0};
     return hp_plot_line_svg(path, &lc, e);
 }
@@ -122,7 +124,9 @@ int hp_eval_heatmap(const char *path, const hp_ranking *rk, int k_max, hp_err *e
     }
     for (size_t i = 0; i < nh; i++) vals[i] = (float)rk->somp_score[i];
     for (int i = 0; i < k_max && i < rk->n; i++) hlt[rk->somp[i][0] * rk->H + rk->somp[i][1]] = 1;
-    hp_heatmap hm = {.title = "SOMP concept score (EVR) per head; edited heads outlined", .xlabel = "head",
+    char sub[96];
+    snprintf(sub, sizeof sub, "outlined: the top k = %d SOMP heads (the largest k edited)", k_max);
+    hp_heatmap hm = {.title = "SOMP concept score (EVR) per head", .subtitle = sub, .xlabel = "head",
                      .ylabel = "layer", .colorbar_label = "EVR", .values = vals, .rows = rk->L, .cols = rk->H,
                      .highlight = hlt, .vmin = NAN, .vmax = NAN};
     int rc = hp_plot_heatmap_svg(path, &hm, e);

@@ -18,7 +18,7 @@ const char *hp_eval_task(int argc, char **argv);
 /* `eval --task classify|caption` (cmd_eval_vision.c); cmd_eval hands those tasks over. */
 int cmd_eval_vision(int argc, char **argv);
 
-/* "8,16,32" -> k[], *n (at most HP_EVAL_MAX_K positive values); -1 if malformed. */
+/* "8,16,32" -> k[], *n (at most HP_EVAL_MAX_K positive values, increasing); -1 if malformed. */
 int hp_eval_parse_tops(const char *s, int *k, int *n);
 /* x / base, NaN when base is not positive (nothing to normalise by). */
 double hp_eval_ratio(double x, double base);

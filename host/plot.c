@@ -123,6 +123,54 @@ static const char *palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#94
 
 /* ---- line chart ---------------------------------------------------------------------------- */
 
+/* One point marker (hp_plot_series.marker) at (x, y), filled, with a white rim. */
+static void marker_el(sbuf *b, int kind, double x, double y, const char *color) {
+    const char *rim = "stroke=\"white\" stroke-width=\"1\"";
+    switch (kind) {
+    case 1:
+        sb_printf(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"8.4\" height=\"8.4\" fill=\"%s\" %s/>\n", x - 4.2,
+                  y - 4.2, color, rim);
+        break;
+    case 2:
+        sb_printf(b, "<path d=\"M%.1f %.1fL%.1f %.1fL%.1f %.1fZ\" fill=\"%s\" %s/>\n", x, y - 6, x + 5.6, y + 4,
+                  x - 5.6, y + 4, color, rim);
+        break;
+    case 3:
+        sb_printf(b, "<path d=\"M%.1f %.1fL%.1f %.1fL%.1f %.1fL%.1f %.1fZ\" fill=\"%s\" %s/>\n", x, y - 5.5,
+                  x + 5.5, y, x, y + 5.5, x - 5.5, y, color, rim);
+        break;
+    default:
+        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.6\" fill=\"%s\" %s/>\n", x, y, color, rim);
+    }
+}
+
+/* Where series s has the same value as a series drawn over it (an earlier one): that series
+ * (one equal at every x first, else the one equal at most x), and the x values, as text "at
+ * every k" / "at k = 4, 8". -1 when nowhere. */
+static int overlap_of(const hp_line_chart *c, int s, double tol, char *where, size_t n) {
+    const double *a = c->series[s].y;
+    int best = -1, best_hit = 0, finite = 0;
+    for (int i = 0; i < c->n_x; i++) finite += isfinite(a[i]) != 0;
+    for (int t = 0; t < s; t++) {
+        int hit = 0;
+        for (int i = 0; i < c->n_x; i++)
+            hit += isfinite(a[i]) && isfinite(c->series[t].y[i]) && fabs(a[i] - c->series[t].y[i]) <= tol;
+        if (hit > best_hit) best = t, best_hit = hit;
+    }
+    if (best < 0) return -1;
+    if (best_hit == finite) {
+        snprintf(where, n, "at every k");
+        return best;
+    }
+    size_t w = (size_t)snprintf(where, n, "at k =");
+    for (int i = 0, hit = 0; i < c->n_x; i++) {
+        const double o = c->series[best].y[i];
+        if (isfinite(a[i]) && isfinite(o) && fabs(a[i] - o) <= tol && w < n)
+            w += (size_t)snprintf(where + w, n - w, "%s %g", hit++ ? "," : "", c->x[i]);
+    }
+    return best;
+}
+
 int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {
     if (c->n_x < 1 || !c->x) return hp_errf(e, "%s: line chart needs at least one x value", path);
     if (c->n_series < 1 || !c->series) return hp_errf(e, "%s: line chart has no series", path);
@@ -161,11 +209,27 @@ int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {
     if (!(yhi > ylo)) return hp_errf(e, "%s: empty y range [%g, %g]", path, ylo, yhi);
     step = nice_step(yhi - ylo, 5);
 
+    /* Overlap notes for the legend: "<hidden series>" / "= <series over it> <where>" (indented). */
+    char notes[64][2][200];
+    int n_notes = 0;
+    for (int s = 1; s < c->n_series; s++) {
+        char where[96];
+        int t = overlap_of(c, s, 1e-9 * (yhi - ylo), where, sizeof where);
+        if (t < 0) continue;
+        snprintf(notes[n_notes][0], sizeof notes[0][0], "%s", c->series[s].name ? c->series[s].name : "");
+        snprintf(notes[n_notes][1], sizeof notes[0][1], "= %s %s", c->series[t].name ? c->series[t].name : "",
+                 where);
+        for (int k = 0; k < 2; k++)
+            if (text_chars(notes[n_notes][k]) + 2 > name_chars) name_chars = text_chars(notes[n_notes][k]) + 2;
+        n_notes++;
+    }
+
     const double W_plot = 520, H_plot = 320;
     const double ml = 78, mt = c->title ? 52 : 24, mb = 62;
     const double legend_w = 56 + 0.55 * 13 * name_chars;
     double W = ml + W_plot + 24 + legend_w + 12;
-    const double H = mt + H_plot + mb;
+    const double legend_h = 8 + 22 * c->n_series + (n_notes ? 26 + 32 * n_notes : 0);
+    const double H = mt + fmax(H_plot + mb, legend_h + 8);
     if (c->title) W = fmax(W, 0.6 * 17 * text_chars(c->title) + 24);
     const double x0 = ml, x1 = ml + W_plot, y0 = mt, y1 = mt + H_plot;
 
@@ -224,10 +288,11 @@ int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {
         sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
                       "stroke-dasharray=\"2 3\"/>\n", x0, PY(c->hline), x1, PY(c->hline));
 
-    /* Clip to the plot area so values outside a fixed y range do not spill over the axes. */
+    /* Clip to the plot area (plus a marker's size, so points on the edge show whole) so values
+     * outside a fixed y range do not spill over the axes. */
     sb_printf(&b, "<clipPath id=\"plotarea\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" "
                   "height=\"%.1f\"/></clipPath>\n<g clip-path=\"url(#plotarea)\">\n",
-              x0, y0, x1 - x0, y1 - y0);
+              x0, y0 - 7, x1 - x0, y1 - y0 + 14);
     /* Bands first, under every line. A band is drawn over each run of finite lo/hi. */
     for (int s = 0; s < c->n_series; s++) {
         const hp_plot_series *se = &c->series[s];
@@ -254,7 +319,7 @@ int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {
             i = j + 1;
         }
     }
-    for (int s = 0; s < c->n_series; s++) {
+    for (int s = c->n_series - 1; s >= 0; s--) { /* the first series last: on top */
         const hp_plot_series *se = &c->series[s];
         sb_printf(&b, "<g>\n<title>");
         sb_text(&b, se->name);
@@ -272,10 +337,7 @@ int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {
         }
         sb_printf(&b, "\"/>\n");
         for (int i = 0; i < c->n_x; i++)
-            if (isfinite(se->y[i]))
-                sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.6\" fill=\"%s\" "
-                              "stroke=\"white\" stroke-width=\"1\"/>\n",
-                          PX(c->x[i]), PY(se->y[i]), colors[s]);
+            if (isfinite(se->y[i])) marker_el(&b, se->marker, PX(c->x[i]), PY(se->y[i]), colors[s]);
         sb_printf(&b, "</g>\n");
     }
     sb_printf(&b, "</g>\n");
@@ -293,9 +355,16 @@ int hp_plot_line_svg(const char *path, const hp_line_chart *c, hp_err *e) {
         sb_printf(&b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                       "stroke-width=\"2.2\"%s/>\n", lx, cy, lx + 34, cy, colors[s],
                   se->dashed ? " stroke-dasharray=\"7 4\"" : "");
-        sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.6\" fill=\"%s\" stroke=\"white\"/>\n",
-                  lx + 17, cy, colors[s]);
+        marker_el(&b, se->marker, lx + 17, cy, colors[s]);
         text_el(&b, lx + 42, cy + 4.5, "start", 13, NULL, se->name);
+    }
+    if (n_notes) {
+        double ny = ly + 22 * c->n_series + 18;
+        text_el(&b, lx, ny, "start", 12, "font-style=\"italic\" fill=\"#555\"",
+                "overlapping lines (hidden under the one named after =):");
+        for (int i = 0; i < n_notes; i++)
+            for (int k = 0; k < 2; k++)
+                text_el(&b, lx + 12 * k, ny + 18 + 32 * i + 15 * k, "start", 12, "fill=\"#333\"", notes[i][k]);
     }
     sb_printf(&b, "</svg>\n");
     return sb_finish(&b, path, e);
@@ -354,16 +423,21 @@ int hp_plot_heatmap_svg(const char *path, const hp_heatmap *h, hp_err *e) {
     if (cw > 2.5 * ch) cw = 2.5 * ch;
     if (ch > 2.5 * cw) ch = 2.5 * cw;
     const double pw = cw * h->cols, ph = ch * h->rows;
-    const double ml = 70, mt = h->title ? 50 : 20, mb = 58;
+    const double mt = (h->title ? 50 : 20) + (h->subtitle ? 20 : 0), mb = 58;
+    double ml = 70;
     const double cbw = 18, cbx_gap = 22, cb_text = 54;
     double W = ml + pw + cbx_gap + cbw + cb_text + (h->colorbar_label ? 26 : 0) + 10;
+    const double W_map = W; /* the map, its axes and colour bar */
     if (h->title) W = fmax(W, 0.6 * 17 * text_chars(h->title) + 40);
+    if (h->subtitle) W = fmax(W, 0.6 * 13 * text_chars(h->subtitle) + 40);
+    ml += (W - W_map) / 2; /* a title wider than the map: centre the map under it */
     const double H = mt + ph + mb;
     const double x0 = ml, y0 = mt;
 
     sbuf b = {0};
     svg_open(&b, W, H);
     if (h->title) text_el(&b, W / 2, 30, "middle", 17, "font-weight=\"bold\"", h->title);
+    if (h->subtitle) text_el(&b, W / 2, h->title ? 52 : 30, "middle", 13, "fill=\"#444\"", h->subtitle);
 
     sb_printf(&b, "<g shape-rendering=\"crispEdges\">\n");
     for (int l = 0; l < h->rows; l++)
@@ -408,8 +482,8 @@ int hp_plot_heatmap_svg(const char *path, const hp_heatmap *h, hp_err *e) {
     text_el(&b, x0 + pw / 2, y0 + ph + 42, "middle", 14, NULL, h->xlabel ? h->xlabel : "head");
     {
         char rot[96];
-        snprintf(rot, sizeof rot, "transform=\"rotate(-90 %.1f %.1f)\"", 24.0, y0 + ph / 2);
-        text_el(&b, 24, y0 + ph / 2, "middle", 14, rot, h->ylabel ? h->ylabel : "layer");
+        snprintf(rot, sizeof rot, "transform=\"rotate(-90 %.1f %.1f)\"", x0 - 46, y0 + ph / 2);
+        text_el(&b, x0 - 46, y0 + ph / 2, "middle", 14, rot, h->ylabel ? h->ylabel : "layer");
     }
 
     /* Colour bar: a vertical gradient, high values at the top. */

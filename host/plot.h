@@ -13,7 +13,12 @@ typedef struct hp_plot_series {
     const double *lo, *hi; /* optional band, n_x values each (both or neither); NaN = gap */
     const char *color;     /* "#rrggbb", or NULL for the next palette colour */
     int dashed;            /* draw the line dashed (e.g. the "other questions" series) */
+    int marker;            /* point marker: 0 circle, 1 square, 2 triangle, 3 diamond */
 } hp_plot_series;
+
+/* Series are drawn in reverse order, so the first one (the method) lies on top of the controls
+ * that follow it. A series that has the same value as one drawn over it (at every x, or at some)
+ * gets a note under the legend saying so, since its line is hidden there. */
 
 typedef struct hp_line_chart {
     const char *title, *xlabel, *ylabel; /* any may be NULL */
@@ -34,6 +39,7 @@ typedef struct hp_heatmap {
     int rows, cols;                  /* layers L (y axis, layer 0 at the top), heads H (x) */
     const unsigned char *highlight;  /* rows × cols flags, or NULL: nonzero cells are outlined */
     double vmin, vmax;               /* NaN: from the data */
+    const char *subtitle;            /* a smaller second title line (settings), or NULL */
 } hp_heatmap;
 
 int hp_plot_heatmap_svg(const char *path, const hp_heatmap *h, hp_err *e);

@@ -247,9 +247,9 @@ int hp_dict_concept(const hp_model *m, const hp_dict *full, const char *words_pa
             got = 1;
             if (owner[id] == w) continue;
             if (owner[id] >= 0) {
-                if (report)
-                    fprintf(report, "  note: '%s' and '%s' share the first token %d (%s)\n",
-                            wl.words[owner[id]], wl.words[w], id, hp_tok_piece(m->tok, id));
+                if (o->shared) /* one line each would bury the log: 152 for SmolLM2's countries */
+                    fprintf(o->shared, "'%s' and '%s' share the first token %d (%s)\n", wl.words[owner[id]],
+                            wl.words[w], id, hp_tok_piece(m->tok, id));
                 n_coll++;
                 continue;
             }
@@ -265,8 +265,10 @@ int hp_dict_concept(const hp_model *m, const hp_dict *full, const char *words_pa
         }
     }
     if (report)
-        fprintf(report, "dictionary %s: %d words -> %d tokens (%d words without a token, %d shared)\n",
-                words_path, wl.n, n, n_empty, n_coll);
+        fprintf(report, "dictionary %s: %d words -> %d tokens (%d words without a token, %d word variants whose "
+                        "first token an earlier word took%s%s)\n",
+                words_path, wl.n, n, n_empty, n_coll, n_coll && o->shared_name ? ": listed in " : "",
+                n_coll && o->shared_name ? o->shared_name : "");
     hp_wordlist_free(&wl);
     free(owner);
     if (n == 0) {

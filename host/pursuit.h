@@ -45,13 +45,17 @@ typedef struct hp_dict_opts {
     int fold_norm;       /* D·diag(γ) with γ the final RMSNorm weight */
     int normalize;       /* unit-norm atoms */
     int single_token;    /* concept: keep only words whose variant is a single token */
+    FILE *shared;        /* concept: the words whose first token an earlier word took, one pair a
+                          * line (NULL: only counted); shared_name names it in the summary line */
+    const char *shared_name;
 } hp_dict_opts;
 
 /* The full unembedding (V rows). */
 int hp_dict_full(const hp_model *m, const hp_dict_opts *o, hp_dict *out, hp_err *e);
 /* Rows of `full` for the words of a word-list file: each word with and without a leading
- * space, first token of each variant, deduplicated. Words that map to nothing and tokens
- * shared by several words are reported on `report` (may be NULL). */
+ * space, first token of each variant, deduplicated. Words that map to nothing are reported on
+ * `report` (may be NULL), with a summary line; tokens shared by several words are counted there
+ * and listed in o->shared. */
 int hp_dict_concept(const hp_model *m, const hp_dict *full, const char *words_path,
                     const hp_dict_opts *o, FILE *report, hp_dict *out, hp_err *e);
 void hp_dict_free(hp_dict *d);

@@ -24,5 +24,6 @@ echo "== eval: invert the top heads (test split)"
 ./headpursuit eval "$MODEL" --task qa --data results/data/qa/test.jsonl --edit "$OUT/ranking.json" \
     --top 8,16,32 --alpha -1 --random 10 --seed 1 --limit "$EVAL_LIMIT" --out-dir "$OUT/eval"
 echo
-echo "results in $OUT/: ranking.json/.csv/.heatmap.svg, eval/eval.json, eval/eval.csv,"
-echo "eval/f1_vs_k.svg (normalised F1 against k, random IQR band), eval/heads_heatmap.svg"
+echo "results in $OUT/: ranking.json/.csv/.heatmap.svg/.shared_tokens.txt, eval/eval.json, eval/eval.csv,"
+echo "eval/f1_vs_k.svg and eval/match_vs_k.svg (F1 / answer match of the edited model over the unedited one,"
+echo "against k; random IQR band), eval/heads_heatmap.svg (the heads edited at the largest k)"

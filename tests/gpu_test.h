@@ -1,5 +1,5 @@
 /* gpu_test.h: what the GPU tests share: random numbers, a printed (repeatable) seed and the device
- * check that reports "skipped: no CUDA device" (exit 77) where there is none. Any error from
+ * check that reports "skipped: no CUDA driver / no GPU" (exit 77) where there is none. Any error from
  * cudaGetDeviceCount counts as no device: without a driver it fails rather than returning 0. */
 #ifndef HP_GPU_TEST_H
 #define HP_GPU_TEST_H
@@ -52,14 +52,16 @@ static inline uint64_t hp_test_seed(void) {
 /* 1 when a CUDA device can be used (its name printed); else prints the skip line, returns 0. */
 static inline int hp_test_cuda_device(void) {
 #ifndef HP_HAVE_CUDA
-    printf("skipped: no CUDA device (this build has no CUDA backend)\n");
+    printf("skipped: no CUDA backend in this build (nvcc not found, or NO_CUDA=1)\n");
     return 0;
 #else
     int ndev = 0;
     cudaError_t rc = cudaGetDeviceCount(&ndev);
     if (rc != cudaSuccess || ndev <= 0) {
-        printf("skipped: no CUDA device (%s)\n",
-               rc != cudaSuccess ? cudaGetErrorString(rc) : "cudaGetDeviceCount found none");
+        /* Without a driver the runtime's own text ("CUDA driver version is insufficient for CUDA
+         * runtime version") reads like a version problem; say what it means. */
+        printf("skipped: no CUDA driver / no GPU (%s)\n",
+               rc != cudaSuccess ? "the CUDA runtime cannot reach a driver" : "the driver finds no device");
         return 0;
     }
     struct cudaDeviceProp prop;

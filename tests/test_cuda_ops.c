@@ -12,7 +12,7 @@
  *
  * Everywhere, before any GPU check: a self-test of the comparator, and the LLaVA end-to-end
  * checks against a CPU backend that emulates the CUDA backend's bf16 roundings (the basis of
- * the end-to-end tolerances). Exit 0 all passed, 1 a failure, 77 "skipped: no CUDA device" (no
+ * the end-to-end tolerances). Exit 0 all passed, 1 a failure, 77 "skipped: ..." (no
  * CUDA in the build, or cudaGetDeviceCount fails or finds none) once the CPU checks passed. */
 #include "gpu_test.h"
 #include "backend.h"

@@ -135,6 +135,11 @@ def test_pipeline(tmp):
     assert sorted(map(tuple, r["somp_order"])) == sorted(map(tuple, r["ll_order"])), "orders cover the same heads"
     for f in (rk[:-5] + ".csv", rk[:-5] + ".heatmap.svg"):
         assert os.path.getsize(f) > 0, f
+    # Words sharing a first token: one summary line on stderr, the pairs in a file beside the ranking.
+    shared = rk[:-5] + ".shared_tokens.txt"
+    pairs = [x for x in open(shared) if not x.startswith("#")]
+    assert pairs and all("share the first token" in x for x in pairs), shared
+    assert "share the first token" not in p1.stderr and "listed in " + shared in p1.stderr, "shared-token summary"
     p2 = run(*args)
     assert "reusing head representations" in p2.stderr, "second run did not reuse the representations"
     assert json.load(open(rk))["heads"] == r["heads"], "reused representations gave another ranking"

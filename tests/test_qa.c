@@ -367,9 +367,9 @@ static void test_svg_line(void **state) {
     double x[3] = {8, 16, 32};
     double y1[3] = {0.6, 0.4, 0.2}, y2[3] = {0.97, NAN, 0.9};
     double m[3] = {1.0, 0.99, 0.98}, lo[3] = {0.96, 0.95, 0.92}, hi[3] = {1.02, 1.03, 1.01};
-    hp_plot_series s[3] = {{"SOMP country", y1, NULL, NULL, NULL, 0},
-                           {"SOMP other <&>", y2, NULL, NULL, "#d62728", 1},
-                           {"random country", m, lo, hi, NULL, 0}};
+    hp_plot_series s[3] = {{"SOMP country", y1, NULL, NULL, NULL, 0, 0},
+                           {"SOMP other <&>", y2, NULL, NULL, "#d62728", 1, 0},
+                           {"random country", m, lo, hi, NULL, 0, 0}};
     hp_line_chart c = {"F1 after inverting k heads", "edited heads k", "F1 / unedited", x, 3, s,
                        3, 1, NAN, NAN, 1.0};
     hp_err e = {{0}};
@@ -382,7 +382,34 @@ static void test_svg_line(void **state) {
     assert_non_null(strstr(svg, "F1 after inverting k heads"));
     assert_int_equal(count(svg, "fill-opacity=\"0.18\""), 2); /* one band, one legend swatch */
     assert_int_equal(count(svg, ">16</text>"), 1);          /* x ticks at the data's k */
+    /* The first series (the method) is drawn last, on top of the controls. */
+    assert_true(strstr(svg, "<title>SOMP country</title>") > strstr(svg, "<title>random country</title>"));
+    assert_null(strstr(svg, "overlapping lines"));
     free(svg);
+
+    /* A control equal to the method everywhere is hidden under it: the legend says so; a partial
+     * overlap names the k where it happens. Distinct markers per series. */
+    double same[3] = {0.6, 0.4, 0.2}, part[3] = {0.9, 0.8, 0.2};
+    hp_plot_series s2[4] = {{"SOMP country", y1, NULL, NULL, NULL, 0, 0},
+                            {"LL country", same, NULL, NULL, NULL, 0, 1},
+                            {"SOMP other", part, NULL, NULL, NULL, 1, 0},
+                            {"random other", part, NULL, NULL, NULL, 1, 2}};
+    c.series = s2;
+    c.n_series = 4;
+    if (hp_plot_line_svg(path, &c, &e)) fail_msg("%s", e.msg);
+    svg = read_all(path);
+    check_xml(svg);
+    assert_non_null(strstr(svg, "overlapping lines"));
+    assert_non_null(strstr(svg, ">LL country</text>\n<text x=\"")); /* note: the hidden series, then */
+    assert_non_null(strstr(svg, ">= SOMP country at every k</text>"));
+    assert_non_null(strstr(svg, ">= SOMP country at k = 32</text>"));
+    /* Equal to SOMP other everywhere (and to SOMP country at one k): the full overlap is named. */
+    assert_non_null(strstr(svg, ">= SOMP other at every k</text>"));
+    assert_int_equal(count(svg, "<circle"), 2 * (3 + 1)); /* SOMP's points + legend entries */
+    assert_int_equal(count(svg, "width=\"8.4\""), 3 + 1);  /* squares: LL's */
+    free(svg);
+    c.n_series = 3;
+    c.series = s;
 
     /* Broken inputs fail with a message naming the file, and leave no file behind. */
     snprintf(path, sizeof path, "%s/bad.svg", tmpdir);
@@ -407,12 +434,13 @@ static void test_svg_heatmap(void **state) {
     hl[7] = hl[22] = 1;
     char path[128];
     snprintf(path, sizeof path, "%s/heat.svg", tmpdir);
-    hp_heatmap h = {"Country heads & EVR", "head", "layer", "EVR", v, L, H, hl, NAN, NAN};
+    hp_heatmap h = {"Country heads & EVR", "head", "layer", "EVR", v, L, H, hl, NAN, NAN, "k = 2"};
     hp_err e = {{0}};
     if (hp_plot_heatmap_svg(path, &h, &e)) fail_msg("%s", e.msg);
     char *svg = read_all(path);
     check_xml(svg);
     assert_non_null(strstr(svg, "Country heads &amp; EVR"));
+    assert_non_null(strstr(svg, ">k = 2</text>")); /* the subtitle */
     assert_int_equal(count(svg, "stroke=\"black\""), 2);          /* the two selected heads */
     assert_int_equal(count(svg, "<title>L"), L * H);              /* one cell per head */
     assert_non_null(strstr(svg, "fill=\"#440154\"><title>L0 H0:"));  /* vmin: viridis start */

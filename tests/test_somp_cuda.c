@@ -14,7 +14,7 @@
  * the GPU code fills its device outputs with NaN before computing, so an unwritten entry
  * fails. A self-test of the comparator (a shifted EVR, a swapped atom, a NaN coefficient must
  * fail) runs first, everywhere.
- * Exit 0 all passed, 1 a failure, 77 "skipped: no CUDA device" (no CUDA in the build, or
+ * Exit 0 all passed, 1 a failure, 77 "skipped: ..." (no CUDA in the build, or
  * cudaGetDeviceCount fails or finds none). */
 #include "gpu_test.h"
 #include "somp.h"
