@@ -13,13 +13,16 @@
 /* Options most model commands share. */
 typedef struct common_opts {
     const char *device, *text, *ids, *ids_file, *heads, *out, *edit, *by;
+    const char *text_flag; /* the option that gave text (--text, --prompt), for messages */
     float alpha;
     int top;
+    int max_prompt; /* --max-prompt-tokens (0: the model's context) */
     int no_special, quiet, json;
 } common_opts;
 
 enum { O_DEVICE = 1000, O_TEXT, O_IDS, O_IDS_FILE, O_HEADS, O_ALPHA, O_NO_SPECIAL, O_QUIET, O_JSON,
-       O_OUT, O_PROMPT, O_CHAT, O_TEMPLATE, O_SYSTEM, O_MAX_NEW, O_NO_EOS, O_POSITIONS, O_EDIT, O_TOP, O_BY, O_HELP };
+       O_OUT, O_PROMPT, O_CHAT, O_TEMPLATE, O_SYSTEM, O_MAX_NEW, O_NO_EOS, O_POSITIONS, O_EDIT, O_TOP, O_BY, O_HELP,
+       O_MAX_PROMPT };
 
 #define COMMON_LONGOPTS                                                                           \
     {"device", required_argument, 0, O_DEVICE}, {"text", required_argument, 0, O_TEXT},           \
@@ -28,7 +31,8 @@ enum { O_DEVICE = 1000, O_TEXT, O_IDS, O_IDS_FILE, O_HEADS, O_ALPHA, O_NO_SPECIA
         {"no-special", no_argument, 0, O_NO_SPECIAL}, {"quiet", no_argument, 0, O_QUIET},         \
         {"json", no_argument, 0, O_JSON}, {"out", required_argument, 0, O_OUT},                   \
         {"edit", required_argument, 0, O_EDIT}, {"top", required_argument, 0, O_TOP},            \
-        {"by", required_argument, 0, O_BY}, {"help", no_argument, 0, O_HELP}
+        {"by", required_argument, 0, O_BY}, {"help", no_argument, 0, O_HELP},                     \
+        {"max-prompt-tokens", required_argument, 0, O_MAX_PROMPT}
 
 static const char *COMMON_HELP =
     "  --device D        auto (default: CUDA when a GPU exists, else CPU), cpu or cuda\n"
@@ -37,14 +41,17 @@ static const char *COMMON_HELP =
     "  --top K           how many heads of the ranking (default 8)\n"
     "  --by somp|ll      which order of the ranking (default somp)\n"
     "  --alpha A         edit factor (default -1: inversion)\n"
+    "  --max-prompt-tokens N  refuse a prompt of more than N tokens (default: the model's\n"
+    "                    context length, if known)\n"
     "  --quiet           no log lines on stderr\n"
     "  --help            this text\n";
 
-/* Returns 1 if the option was a common one. */
+/* Returns 1 if the option was a common one, -1 if its value is bad (message printed). */
 static int common_opt(common_opts *o, int c) {
     switch (c) {
     case O_DEVICE: o->device = optarg; return 1;
-    case O_TEXT: o->text = optarg; return 1;
+    case O_TEXT: o->text = optarg, o->text_flag = "--text"; return 1;
+    case O_MAX_PROMPT: return hp_cli_max_prompt(optarg, &o->max_prompt) ? -1 : 1;
     case O_IDS: o->ids = optarg; return 1;
     case O_IDS_FILE: o->ids_file = optarg; return 1;
     case O_HEADS: o->heads = optarg; return 1;
@@ -96,13 +103,15 @@ static int usage_error(const char *cmd) {
     return 2;
 }
 
-/* Prompts from --text / --ids / --ids-file (exactly one). */
+/* Prompts from --text / --ids / --ids-file (exactly one), each within the prompt cap. */
 static int gather_prompts(const common_opts *o, const hp_model *m, hp_prompts *p, hp_err *e) {
     int given = !!o->text + !!o->ids + !!o->ids_file;
     if (given != 1) return hp_errf(e, "give exactly one of --text, --ids, --ids-file");
-    if (o->text) return hp_prompts_add_text(p, m, o->text, !o->no_special, e);
-    if (o->ids) return hp_prompts_add_csv(p, o->ids, e);
-    return hp_prompts_from_json(p, o->ids_file, e);
+    int rc = o->text ? hp_prompts_add_text(p, m, o->text, !o->no_special, e)
+             : o->ids ? hp_prompts_add_csv(p, o->ids, e)
+                      : hp_prompts_from_json(p, o->ids_file, e);
+    const char *where = o->text ? o->text_flag : o->ids ? "--ids" : o->ids_file;
+    return rc ? rc : hp_prompts_fit(p, 0, hp_prompt_cap(m, o->max_prompt), where, e);
 }
 
 /* ---------------------------------------------------------------- info */
@@ -219,7 +228,7 @@ int cmd_tokenize(int argc, char **argv) {
                    "(add_special_tokens=True unless --no-special). Special tokens written in T count.\n");
             return 0;
         }
-        if (!common_opt(&o, c)) return usage_error("tokenize");
+        if (common_opt(&o, c) <= 0) return usage_error("tokenize");
     }
     if (optind != argc - 1 || !o.text) return usage_error("tokenize");
     hp_err e = {0};
@@ -305,7 +314,7 @@ int cmd_logits(int argc, char **argv) {
                    "  --no-special      with --text: do not add BOS / special tokens\n%s", COMMON_HELP);
             return 0;
         }
-        if (!common_opt(&o, c)) return usage_error("logits");
+        if (common_opt(&o, c) <= 0) return usage_error("logits");
     }
     if (optind != argc - 1 || !o.out) return usage_error("logits");
     hp_err e = {0};
@@ -376,7 +385,7 @@ int cmd_capture(int argc, char **argv) {
             return 0;
         }
         if (c == O_POSITIONS) positions = optarg;
-        else if (!common_opt(&o, c)) return usage_error("capture");
+        else if (common_opt(&o, c) <= 0) return usage_error("capture");
     }
     if (optind != argc - 1 || !o.out) return usage_error("capture");
     int last = !strcmp(positions, "last");
@@ -451,14 +460,14 @@ int cmd_generate(int argc, char **argv) {
                    "  --json            one JSON object per prompt: {\"ids\": [...], \"text\": \"...\"}\n%s",
                    COMMON_HELP);
             return 0;
-        case O_PROMPT: o.text = optarg; break;
+        case O_PROMPT: o.text = optarg, o.text_flag = "--prompt"; break;
         case O_CHAT: chat = 1; break;
         case O_TEMPLATE: tmpl = optarg; chat = 1; break;
         case O_SYSTEM: system = optarg; break;
         case O_MAX_NEW: max_new = atoi(optarg); break;
         case O_NO_EOS: no_eos = 1; break;
         default:
-            if (!common_opt(&o, c)) return usage_error("generate");
+            if (common_opt(&o, c) <= 0) return usage_error("generate");
         }
     }
     if (optind != argc - 1 || max_new <= 0) return usage_error("generate");
@@ -481,7 +490,9 @@ int cmd_generate(int argc, char **argv) {
             goto done;
         }
         /* The template writes its own special tokens. */
-        if (hp_prompts_add_text(&p, m, formatted, 0, &e)) goto done;
+        if (hp_prompts_add_text(&p, m, formatted, 0, &e) ||
+            hp_prompts_fit(&p, 0, hp_prompt_cap(m, o.max_prompt), "--prompt (in the chat template)", &e))
+            goto done;
     } else if (gather_prompts(&o, m, &p, &e)) {
         goto done;
     }
