@@ -364,6 +364,8 @@ static void test_st_layout(void **state) {
         {"{" F32_2("a", 0, 12) "}", 12, {"'a'", "[0, 12]", "hold 12 bytes", "need 8"}},
         {" {}", 0, {"byte 8", "must start with '{'", "0x20"}},
         {"[]", 0, {"must start with '{'"}},
+        {"{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+         {"byte 11", "not valid UTF-8"}},
     };
     uint8_t data[32] = {0};
     hp_store s;

@@ -4,12 +4,14 @@
  * "__metadata__": {...}}, then the byte buffer that the offsets index. Every offset pair is
  * checked against the buffer size and against dtype x shape before any pointer is formed, and
  * the tensors must tile the buffer exactly as the safetensors library demands: sorted by begin,
- * the first at 0, each beginning where the previous ended, the last ending at end of file. */
+ * the first at 0, each beginning where the previous ended, the last ending at end of file; the
+ * header is UTF-8 JSON starting with '{', at most 100 MB. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <cJSON.h>
 
+#include "dataset.h"
 #include "fileio.h"
 #include "store_internal.h"
 
@@ -133,8 +135,8 @@ static int check_layout(const hp_store *s, int first, const hp_mapping *m, size_
     const char *path = m->path;
     const uint8_t *buf = (const uint8_t *)m->base + data0;
     size_t dlen = m->size - data0, n = (size_t)(s->n - first);
-    const hp_tensor **v = n ? malloc(n * sizeof *v) : NULL;
-    if (n && !v) return hp_errf(e, "%s: out of memory", path);
+    const hp_tensor **v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) return hp_errf(e, "%s: out of memory", path);
     for (size_t i = 0; i < n; i++) v[i] = &s->t[first + (int)i];
     qsort(v, n, sizeof *v, cmp_begin);
     size_t pos = 0; /* where the next tensor must begin */
@@ -204,6 +206,9 @@ static int parse_file(hp_store *s, size_t *cap, int mi, hp_err *e) {
     if (hj[0] != '{')
         return hp_errf(e, "%s: byte 8: the header must start with '{', found byte 0x%02x", path,
                        (unsigned)(uint8_t)hj[0]);
+    long bad = hp_utf8_invalid_at(hj, (size_t)hlen);
+    if (bad >= 0)
+        return hp_errf(e, "%s: byte %zu: the header is not valid UTF-8", path, 8 + (size_t)bad);
     cJSON *root = cJSON_ParseWithLengthOpts(hj, (size_t)hlen, &end, 0);
     if (!root) {
         size_t at = 8 + (end && end >= hj && end <= hj + hlen ? (size_t)(end - hj) : 0);

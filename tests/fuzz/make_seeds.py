@@ -36,7 +36,7 @@ def write_safetensors(path, tensors, metadata=None):
 
 def write_raw(path, header, data):
     """A safetensors file from a header string taken as is (padded with spaces to 8 bytes)."""
-    js = header.encode()
+    js = header.encode("utf-8", "surrogateescape")  # \udcXX: the raw byte XX
     js += b" " * (-len(js) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(js)) + js + data)
@@ -54,6 +54,7 @@ def bad_layouts():
         "bad_offsets_past_eof": ("{%s}" % t("a", 0, 8), 4),
         "bad_size_mismatch": ("{%s}" % t("a", 0, 12), 12),
         "bad_header_start": (" {%s}" % t("a", 0, 8), 8),
+        "bad_header_utf8": ("{%s}" % t("a\udcff", 0, 8), 8),
     }
     for name, (header, dlen) in cases.items():
         write_raw(os.path.join(ST, name + ".safetensors"), header, bytes(range(dlen)))
