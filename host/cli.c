@@ -136,11 +136,11 @@ int hp_prompt_fits(int n, int cap, const char *where, hp_err *e) {
                    where, n, cap);
 }
 
-int hp_prompts_fit(const hp_prompts *p, int first, int cap, const char *where, hp_err *e) {
-    for (int b = first; b < p->B; b++)
+int hp_prompts_fit(const hp_prompts *p, int cap, const char *where, hp_err *e) {
+    for (int b = 0; b < p->B; b++)
         if (cap > 0 && p->len[b] > cap) {
             char w[1100];
-            if (p->B - first > 1) snprintf(w, sizeof w, "%s: entry %d", where, b - first);
+            if (p->B > 1) snprintf(w, sizeof w, "%s: entry %d", where, b);
             else snprintf(w, sizeof w, "%s", where);
             return hp_prompt_fits(p->len[b], cap, w, e);
         }

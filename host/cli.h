@@ -27,8 +27,9 @@ int hp_cli_max_prompt(const char *arg, int *out);
 /* An error naming the prompt (where: the file and its record, or the option) unless its n
  * tokens fit the cap (0: no cap). Commands check every prompt before any forward pass. */
 int hp_prompt_fits(int n, int cap, const char *where, hp_err *e);
-/* The same check over prompts p[first..B): where is the source, each named by its index. */
-int hp_prompts_fit(const hp_prompts *p, int first, int cap, const char *where, hp_err *e);
+/* The same check over every prompt of p: where is their source; with several prompts the
+ * message names the entry (0-based). */
+int hp_prompts_fit(const hp_prompts *p, int cap, const char *where, hp_err *e);
 /* Tokenizes text (add_special as HF's add_special_tokens) and appends it. */
 int hp_prompts_add_text(hp_prompts *p, const hp_model *m, const char *text, int add_special, hp_err *e);
 

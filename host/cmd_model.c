@@ -111,7 +111,7 @@ static int gather_prompts(const common_opts *o, const hp_model *m, hp_prompts *p
              : o->ids ? hp_prompts_add_csv(p, o->ids, e)
                       : hp_prompts_from_json(p, o->ids_file, e);
     const char *where = o->text ? o->text_flag : o->ids ? "--ids" : o->ids_file;
-    return rc ? rc : hp_prompts_fit(p, 0, hp_prompt_cap(m, o->max_prompt), where, e);
+    return rc ? rc : hp_prompts_fit(p, hp_prompt_cap(m, o->max_prompt), where, e);
 }
 
 /* ---------------------------------------------------------------- info */
@@ -491,7 +491,7 @@ int cmd_generate(int argc, char **argv) {
         }
         /* The template writes its own special tokens. */
         if (hp_prompts_add_text(&p, m, formatted, 0, &e) ||
-            hp_prompts_fit(&p, 0, hp_prompt_cap(m, o.max_prompt), "--prompt (in the chat template)", &e))
+            hp_prompts_fit(&p, hp_prompt_cap(m, o.max_prompt), "--prompt (in the chat template)", &e))
             goto done;
     } else if (gather_prompts(&o, m, &p, &e)) {
         goto done;
