@@ -118,6 +118,30 @@ int hp_prompts_add_text(hp_prompts *p, const hp_model *m, const char *text, int 
     return rc;
 }
 
+int hp_prompt_cap(const hp_model *m, int max_prompt_tokens) {
+    if (max_prompt_tokens > 0) return max_prompt_tokens;
+    return m->cfg.max_pos > 0 ? m->cfg.max_pos : 0;
+}
+
+int hp_prompt_fits(int n, int cap, const char *where, hp_err *e) {
+    if (cap <= 0 || n <= cap) return 0;
+    return hp_errf(e,
+                   "%s: the prompt is %d tokens, over the cap of %d (the model's context "
+                   "length, or --max-prompt-tokens N)",
+                   where, n, cap);
+}
+
+int hp_prompts_fit(const hp_prompts *p, int cap, const char *where, hp_err *e) {
+    for (int b = 0; b < p->B; b++)
+        if (cap > 0 && p->len[b] > cap) {
+            char w[1100];
+            if (p->B > 1) snprintf(w, sizeof w, "%s: entry %d", where, b);
+            else snprintf(w, sizeof w, "%s", where);
+            return hp_prompt_fits(p->len[b], cap, w, e);
+        }
+    return 0;
+}
+
 hp_model *hp_cli_open(const char *path, const char *device, int quiet, hp_err *e) {
     hp_backend *be = hp_backend_create(device, e);
     if (!be) return NULL;

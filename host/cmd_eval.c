@@ -18,7 +18,7 @@
 #include <stdlib.h>
 
 enum { E_TASK = 3000, E_DATA, E_EDIT, E_TOP, E_ALPHA, E_RANDOM, E_SEED, E_OUTDIR, E_MAXNEW, E_LIMIT,
-       E_BATCH, E_DEVICE, E_NOCHAT, E_COUNTRIES, E_QUIET, E_HELP };
+       E_BATCH, E_DEVICE, E_NOCHAT, E_COUNTRIES, E_QUIET, E_HELP, E_MAXPROMPT };
 
 typedef struct eval_ctx {
     hp_model *m;
@@ -255,11 +255,11 @@ int cmd_eval(int argc, char **argv) {
         {"batch", required_argument, 0, E_BATCH},   {"device", required_argument, 0, E_DEVICE},
         {"no-chat", no_argument, 0, E_NOCHAT},      {"countries", required_argument, 0, E_COUNTRIES},
         {"quiet", no_argument, 0, E_QUIET},         {"help", no_argument, 0, E_HELP},
-        {0}};
+        {"max-prompt-tokens", required_argument, 0, E_MAXPROMPT}, {0}};
     const char *task = "qa", *data = NULL, *edit = NULL, *tops = "8,16,32", *outdir = "results/eval";
     const char *device = "auto", *countries = NULL;
     float alpha = -1.0f;
-    int n_random = 10, max_new = 16, limit = 0, batch = 32, chat = 1, quiet = 0, c;
+    int n_random = 10, max_new = 16, limit = 0, batch = 32, chat = 1, quiet = 0, max_prompt = 0, c;
     unsigned long long seed = 0;
     if (strcmp(hp_eval_task(argc, argv), "qa")) return cmd_eval_vision(argc, argv);
     optind = 1;
@@ -292,6 +292,9 @@ int cmd_eval(int argc, char **argv) {
         case E_NOCHAT: chat = 0; break;
         case E_COUNTRIES: countries = optarg; break;
         case E_QUIET: quiet = 1; break;
+        case E_MAXPROMPT:
+            if (hp_opt_int("eval", "--max-prompt-tokens", optarg, 1, INT_MAX, &max_prompt)) return 2;
+            break;
         case E_HELP:
             printf("usage: headpursuit eval MODEL --task qa --data test.jsonl --edit ranking.json\n"
                    "                 [--top 8,16,32] [--alpha -1] [--random 10] [--seed S] [--out-dir DIR]\n"
@@ -313,6 +316,8 @@ int cmd_eval(int argc, char **argv) {
                    "  --limit N          first N questions only\n"
                    "  --batch B          questions per generation batch (default 32)\n"
                    "  --no-chat          raw prompts instead of the model's chat template\n"
+                   "  --max-prompt-tokens N  refuse (naming the record) a prompt of more than N tokens\n"
+                   "                     (default: the model's context length, if known)\n"
                    "  --device D         auto, cpu or cuda\n");
             return 0;
         default: return hp_opt_unknown("eval");
@@ -361,7 +366,7 @@ int cmd_eval(int argc, char **argv) {
     }
     n_all = set.n;
     if (limit > 0 && limit < set.n) set.n = limit;
-    if (hp_qa_prompts(m, &set, chat, &p, &e)) goto done;
+    if (hp_qa_prompts(m, &set, chat, hp_prompt_cap(m, max_prompt), data, &p, &e)) goto done;
     if (asprintf(&fingerprint, "model %s|data %s|questions %d|max_new %d|chat %d|alpha %g|prompt %s",
                  argv[optind], data, set.n, max_new, chat, alpha, HP_QA_PROMPT) < 0) {
         fingerprint = NULL;

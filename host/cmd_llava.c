@@ -287,6 +287,9 @@ int cmd_llava_logits(int argc, char **argv) {
         if (hp_llava_image_features(lv, &px, &feats, &nf, &e)) goto done;
         if (hp_llava_expand(lv, p.ids[0], p.len[0], nf, &ids, &T, &pos, &e)) goto done;
     }
+    /* the expanded prompt (image tokens included) within the language model's context */
+    if (hp_prompt_fits(T, hp_prompt_cap(m, 0), o.text ? "--text" : o.ids ? "--ids" : o.ids_file, &e))
+        goto done;
     int V = m->cfg.V;
     rt = hp_runtime_create(m, 1, T, T < 256 ? T : 256, 0, &e);
     logits = malloc(sizeof(float) * (size_t)T * V);

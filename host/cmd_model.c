@@ -15,13 +15,16 @@
 /* Options most model commands share. */
 typedef struct common_opts {
     const char *device, *text, *ids, *ids_file, *heads, *out, *edit, *by;
+    const char *text_flag; /* the option that gave text (--text, --prompt), for messages */
     float alpha;
     int top;
+    int max_prompt; /* --max-prompt-tokens (0: the model's context) */
     int no_special, quiet, json;
 } common_opts;
 
 enum { O_DEVICE = 1000, O_TEXT, O_IDS, O_IDS_FILE, O_HEADS, O_ALPHA, O_NO_SPECIAL, O_QUIET, O_JSON,
-       O_OUT, O_PROMPT, O_CHAT, O_TEMPLATE, O_SYSTEM, O_MAX_NEW, O_NO_EOS, O_POSITIONS, O_EDIT, O_TOP, O_BY, O_HELP };
+       O_OUT, O_PROMPT, O_CHAT, O_TEMPLATE, O_SYSTEM, O_MAX_NEW, O_NO_EOS, O_POSITIONS, O_EDIT, O_TOP, O_BY, O_HELP,
+       O_MAX_PROMPT };
 
 #define COMMON_LONGOPTS                                                                           \
     {"device", required_argument, 0, O_DEVICE}, {"text", required_argument, 0, O_TEXT},           \
@@ -30,7 +33,8 @@ enum { O_DEVICE = 1000, O_TEXT, O_IDS, O_IDS_FILE, O_HEADS, O_ALPHA, O_NO_SPECIA
         {"no-special", no_argument, 0, O_NO_SPECIAL}, {"quiet", no_argument, 0, O_QUIET},         \
         {"json", no_argument, 0, O_JSON}, {"out", required_argument, 0, O_OUT},                   \
         {"edit", required_argument, 0, O_EDIT}, {"top", required_argument, 0, O_TOP},            \
-        {"by", required_argument, 0, O_BY}, {"help", no_argument, 0, O_HELP}
+        {"by", required_argument, 0, O_BY}, {"help", no_argument, 0, O_HELP},                     \
+        {"max-prompt-tokens", required_argument, 0, O_MAX_PROMPT}
 
 static const char *COMMON_HELP =
     "  --device D        auto (default: CUDA when a GPU exists, else CPU), cpu or cuda\n"
@@ -39,6 +43,8 @@ static const char *COMMON_HELP =
     "  --top K           how many heads of the ranking (default 8)\n"
     "  --by somp|ll      which order of the ranking (default somp)\n"
     "  --alpha A         edit factor (default -1: inversion)\n"
+    "  --max-prompt-tokens N  refuse a prompt of more than N tokens (default: the model's\n"
+    "                    context length, if known)\n"
     "  --quiet           no log lines on stderr\n"
     "  --help            this text\n";
 
@@ -47,7 +53,8 @@ static const char *COMMON_HELP =
 static int common_opt(common_opts *o, int c, const char *cmd) {
     switch (c) {
     case O_DEVICE: o->device = optarg; return 1;
-    case O_TEXT: o->text = optarg; return 1;
+    case O_TEXT: o->text = optarg, o->text_flag = "--text"; return 1;
+    case O_MAX_PROMPT: return !hp_opt_int(cmd, "--max-prompt-tokens", optarg, 1, INT_MAX, &o->max_prompt);
     case O_IDS: o->ids = optarg; return 1;
     case O_IDS_FILE: o->ids_file = optarg; return 1;
     case O_HEADS: o->heads = optarg; return 1;
@@ -114,13 +121,16 @@ static int check_common(const common_opts *o, const char *cmd, const char *text_
     return 0;
 }
 
-/* Prompts from --text / --ids / --ids-file (exactly one, checked by check_common). */
+/* Prompts from --text / --ids / --ids-file (exactly one, checked by check_common), each within
+ * the prompt cap. */
 static int gather_prompts(const common_opts *o, const hp_model *m, hp_prompts *p, hp_err *e) {
     int given = !!o->text + !!o->ids + !!o->ids_file;
     if (given != 1) return hp_errf(e, "give exactly one of --text, --ids, --ids-file");
-    if (o->text) return hp_prompts_add_text(p, m, o->text, !o->no_special, e);
-    if (o->ids) return hp_prompts_add_csv(p, o->ids, e);
-    return hp_prompts_from_json(p, o->ids_file, e);
+    int rc = o->text ? hp_prompts_add_text(p, m, o->text, !o->no_special, e)
+             : o->ids ? hp_prompts_add_csv(p, o->ids, e)
+                      : hp_prompts_from_json(p, o->ids_file, e);
+    const char *where = o->text ? o->text_flag : o->ids ? "--ids" : o->ids_file;
+    return rc ? rc : hp_prompts_fit(p, hp_prompt_cap(m, o->max_prompt), where, e);
 }
 
 /* ---------------------------------------------------------------- info */
@@ -484,7 +494,7 @@ int cmd_generate(int argc, char **argv) {
                    "  --json            one JSON object per prompt: {\"ids\": [...], \"text\": \"...\"}\n%s",
                    COMMON_HELP);
             return 0;
-        case O_PROMPT: o.text = optarg; break;
+        case O_PROMPT: o.text = optarg, o.text_flag = "--prompt"; break;
         case O_CHAT: chat = 1; break;
         case O_TEMPLATE: tmpl = optarg; chat = 1; break;
         case O_SYSTEM: system = optarg; break;
@@ -516,7 +526,9 @@ int cmd_generate(int argc, char **argv) {
             goto done;
         }
         /* The template writes its own special tokens. */
-        if (hp_prompts_add_text(&p, m, formatted, 0, &e)) goto done;
+        if (hp_prompts_add_text(&p, m, formatted, 0, &e) ||
+            hp_prompts_fit(&p, hp_prompt_cap(m, o.max_prompt), "--prompt (in the chat template)", &e))
+            goto done;
     } else if (gather_prompts(&o, m, &p, &e)) {
         goto done;
     }

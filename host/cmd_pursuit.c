@@ -18,11 +18,12 @@
 
 enum { R_DATA = 2000, R_CONCEPT, R_OUT, R_CSV, R_REPS, R_POS, R_CENTER, R_FOLD, R_NORMAL, R_SINGLE,
        R_LIMIT, R_BATCH, R_DEVICE, R_NOCHAT, R_QUIET, R_VOCAB, R_SHOW, R_HEADS, R_CONTROL, R_HELP,
-       R_IMAGES, R_LABELS, R_CAPTIONS, R_CLASSES, R_KIND, R_OBJECT, R_PROMPT, R_OFFSET };
+       R_IMAGES, R_LABELS, R_CAPTIONS, R_CLASSES, R_KIND, R_OBJECT, R_PROMPT, R_OFFSET, R_MAXPROMPT };
 
 typedef struct rep_opts {
     const char *data, *reps, *device, *positions;
     int limit, batch, chat, quiet;
+    int max_prompt; /* --max-prompt-tokens (0: the model's context) */
     hp_vision_opts v; /* v.images set: an image dataset through a LLaVA model */
 } rep_opts;
 
@@ -179,7 +180,7 @@ static int get_reps(hp_model *m, const char *model_path, const rep_opts *o, hp_r
     if (o->limit > 0 && o->limit < set.n) set.n = o->limit; /* items past n are still freed by count below */
     hp_prompts p;
     int n_all = set.n;
-    int rc = hp_qa_prompts(m, &set, o->chat, &p, e);
+    int rc = hp_qa_prompts(m, &set, o->chat, hp_prompt_cap(m, o->max_prompt), o->data, &p, e);
     set.n = n_all;
     hp_qa_free(&set);
     if (rc) return -1;
@@ -243,7 +244,8 @@ int cmd_rank(int argc, char **argv) {
         {"limit", required_argument, 0, R_LIMIT},     {"batch", required_argument, 0, R_BATCH},
         {"device", required_argument, 0, R_DEVICE},   {"no-chat", no_argument, 0, R_NOCHAT},
         {"quiet", no_argument, 0, R_QUIET},           {"help", no_argument, 0, R_HELP},
-        {"control", required_argument, 0, R_CONTROL}, VISION_LONGOPTS, {0}};
+        {"control", required_argument, 0, R_CONTROL}, {"max-prompt-tokens", required_argument, 0, R_MAXPROMPT},
+        VISION_LONGOPTS, {0}};
     rep_opts ro = {.device = "auto", .batch = 16, .chat = 1, .v = {.prompt_kind = "classify", .object = "object"}};
     const char *concept = NULL, *out = "ranking.json", *csv = NULL, *control = NULL;
     hp_somp_opts so = {.k = 50};
@@ -274,6 +276,9 @@ int cmd_rank(int argc, char **argv) {
         case R_DEVICE: ro.device = optarg; break;
         case R_NOCHAT: ro.chat = 0; break;
         case R_QUIET: ro.quiet = 1; break;
+        case R_MAXPROMPT:
+            if (hp_opt_int(CMD, "--max-prompt-tokens", optarg, 1, INT_MAX, &ro.max_prompt)) return 2;
+            break;
         case R_CONTROL: control = optarg; break;
         case R_HELP:
             printf("usage: headpursuit rank MODEL --data FILE --concept WORDS.txt [-k 50] [--out ranking.json]\n"
@@ -297,6 +302,8 @@ int cmd_rank(int argc, char **argv) {
                    "  --limit N            first N samples only\n"
                    "  --batch B            prompts per forward batch (default 16)\n"
                    "  --no-chat            raw prompts instead of the model's chat template\n"
+                   "  --max-prompt-tokens N  refuse (naming the record) a prompt of more than N tokens\n"
+                   "                       (default: the model's context length, if known)\n"
                    "  --csv FILE           CSV path (default: the JSON path with .csv)\n"
                    "  --device D           auto, cpu or cuda\n%s", VISION_HELP);
             return 0;
@@ -546,7 +553,7 @@ int cmd_heads(int argc, char **argv) {
         {"device", required_argument, 0, R_DEVICE}, {"no-chat", no_argument, 0, R_NOCHAT},
         {"quiet", no_argument, 0, R_QUIET},       {"show", required_argument, 0, R_SHOW},
         {"heads", required_argument, 0, R_HEADS}, {"help", no_argument, 0, R_HELP},
-        VISION_LONGOPTS, {0}};
+        {"max-prompt-tokens", required_argument, 0, R_MAXPROMPT}, VISION_LONGOPTS, {0}};
     rep_opts ro = {.device = "auto", .batch = 16, .chat = 1, .v = {.prompt_kind = "classify", .object = "object"}};
     const char *vocab = "full", *out = NULL, *heads = NULL;
     hp_somp_opts so = {.k = 50};
@@ -578,6 +585,9 @@ int cmd_heads(int argc, char **argv) {
         case R_SHOW:
             if (hp_opt_int(CMD, "--show", optarg, 0, INT_MAX, &show)) return 2;
             break;
+        case R_MAXPROMPT:
+            if (hp_opt_int(CMD, "--max-prompt-tokens", optarg, 1, INT_MAX, &ro.max_prompt)) return 2;
+            break;
         case R_HEADS: heads = optarg; break;
         case R_HELP:
             printf("usage: headpursuit heads MODEL --data FILE [--vocab full|WORDS.txt] [-k 50] [--show 8]\n"
@@ -587,7 +597,9 @@ int cmd_heads(int argc, char **argv) {
                    "  --heads L.H,...   only these heads (default: all)\n"
                    "  --show N          tokens printed per head (default 8)\n"
                    "  other options as for rank (--positions, --center, --fold-norm, --normalize-atoms,\n"
-                   "  --limit, --batch, --no-chat, --device)\n%s", VISION_HELP);
+                   "  --limit, --batch, --no-chat, --device)\n"
+                   "  --max-prompt-tokens N  refuse (naming the record) a prompt of more than N tokens\n"
+                   "                    (default: the model's context length, if known)\n%s", VISION_HELP);
             return 0;
         default:
             if (c >= R_IMAGES && c <= R_OFFSET) {

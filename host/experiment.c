@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-int hp_qa_prompts(const hp_model *m, const hp_qa_set *s, int chat, hp_prompts *out, hp_err *e) {
+int hp_qa_prompts(const hp_model *m, const hp_qa_set *s, int chat, int cap, const char *src,
+                  hp_prompts *out, hp_err *e) {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < s->n; i++) {
         char *q = NULL;
@@ -21,6 +22,14 @@ int hp_qa_prompts(const hp_model *m, const hp_qa_set *s, int chat, hp_prompts *o
             rc = hp_prompts_add_text(out, m, q, 1, e);
         }
         free(q);
+        if (!rc && cap > 0 && out->len[out->B - 1] > cap) {
+            char where[1200];
+            const hp_qa_item *it = &s->items[i];
+            if (it->line > 0)
+                snprintf(where, sizeof where, "%s:%ld: record id '%.64s'", src, it->line, it->id);
+            else snprintf(where, sizeof where, "%s: record %d, id '%.64s'", src, i, it->id);
+            rc = hp_prompt_fits(out->len[out->B - 1], cap, where, e);
+        }
         if (rc) {
             hp_prompts_free(out);
             return -1;

@@ -12,8 +12,11 @@
     "Answer the following question in 1-3 words only. Do not provide any additional explanation " \
     "for your answer. Question: %s Answer:"
 
-/* chat: 1 = wrap in the model's chat template, 0 = raw text (with the tokenizer's BOS). */
-int hp_qa_prompts(const hp_model *m, const hp_qa_set *s, int chat, hp_prompts *out, hp_err *e);
+/* chat: 1 = wrap in the model's chat template, 0 = raw text (with the tokenizer's BOS). A
+ * prompt longer than cap tokens (0: no cap; see hp_prompt_cap) is an error naming the data
+ * file src, the record's line and id, its length and the cap. */
+int hp_qa_prompts(const hp_model *m, const hp_qa_set *s, int chat, int cap, const char *src,
+                  hp_prompts *out, hp_err *e);
 
 /* A set of heads, as (layer, head) pairs. */
 typedef struct hp_headset {

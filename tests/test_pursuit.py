@@ -7,6 +7,9 @@ Edits on the tiny Llama fixture:
     here by rewriting the safetensors file);
   - the readout of `capture` sums to the attention output projection: sum over heads of a
     token's contributions equals o_proj(z) (checked through alpha = 0 on all heads of a layer).
+Over-long prompts (a 1 MB question in a JSONL set, long --text / --ids) are refused before any
+forward, naming the file and record, the token count and the cap (the model's context or
+--max-prompt-tokens).
 The rank -> eval pipeline on the real SmolLM2 (a few samples): outputs exist and are consistent,
 representations are reused only when model/data/options match, random controls keep the
 per-layer counts of the SOMP heads and never overlap them.
@@ -117,6 +120,76 @@ def test_memory_split(tmp):
     return "split batch identical; OOM message: " + p.stderr.strip().splitlines()[-1][:80]
 
 
+def refused(p, *want):
+    """p exited 1 with one 'headpursuit:' message holding every string of want."""
+    if p.returncode != 1:
+        raise AssertionError(f"exit {p.returncode}, want 1: {p.stderr.strip()[-300:]}")
+    msg = [l for l in p.stderr.splitlines() if l.startswith("headpursuit:")]
+    if len(msg) != 1 or not all(w in msg[0] for w in want):
+        raise AssertionError(f"message {msg} lacks {want}")
+    return msg[0]
+
+
+def test_prompt_cap(tmp):
+    """The tiny Llama with the tiny LLaVA's byte-level tokenizer (275 ids < V 300): its QA prompts
+    are ~160 tokens. Context 256 (config edited; the RoPE default makes it inert) admits them and
+    refuses a 1 MB question; --max-prompt-tokens lowers or raises the cap."""
+    d = os.path.join(tmp, "capmodel")
+    os.makedirs(d)
+    for f in ("config.json", "model.safetensors"):
+        shutil.copy(os.path.join(TINY, f), d)
+    shutil.copy(os.path.join("tests", "fixtures", "tiny-llava", "tokenizer.json"), d)
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg["max_position_embeddings"] = 256
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    data = os.path.join(tmp, "cap.jsonl")
+    rec = lambda i, q: json.dumps({"id": i, "question": q, "answers": ["Paris"], "kind": "country"})
+    with open(data, "w") as f:
+        f.write(rec("q1", "What is the capital of France?") + "\n\n")  # line 2 blank
+        f.write(rec("huge", "Is it " + "France or Spain? " * 60000) + "\n")  # line 3, ~1 MB
+    words = os.path.join(tmp, "cap_words.txt")
+    open(words, "w").write("France\nSpain\n")
+    rk = os.path.join(tmp, "cap_rank.json")
+    rank = ["rank", d, "--data", data, "--concept", words, "-k", "2", "--out", rk, "--device", "cpu"]
+    msg = refused(subprocess.run([BIN, *rank], capture_output=True, text=True),
+                  f"{data}:3: record id 'huge'", "over the cap of 256")
+    n = int(msg.split("the prompt is ")[1].split()[0])
+    assert n > 900000, msg
+    assert not os.path.exists(rk), "a ranking was written although the data was refused"
+    refused(subprocess.run([BIN, *rank, "--max-prompt-tokens", "100"], capture_output=True, text=True),
+            f"{data}:1: record id 'q1'", "over the cap of 100")
+    refused(subprocess.run([BIN, "heads", d, "--data", data, "-k", "2", "--device", "cpu"], capture_output=True,
+                           text=True), f"{data}:3: record id 'huge'", "cap of 256")
+    refused(subprocess.run([BIN, "eval", d, "--task", "qa", "--data", data, "--out-dir", os.path.join(tmp, "cap_ev"),
+                            "--device", "cpu", "--max-new", "2"], capture_output=True, text=True),
+            f"{data}:3: record id 'huge'", "cap of 256")
+    # Without the huge record, rank runs (the cap admits the ~160-token prompt) ...
+    small = os.path.join(tmp, "cap_small.jsonl")
+    open(small, "w").write(rec("q1", "What is the capital of France?") + "\n")
+    run(*[a if a != data else small for a in rank])
+    assert os.path.exists(rk)
+    # ... and --max-prompt-tokens above the context length is the user's call.
+    run("logits", d, "--ids", ",".join(["5"] * 300), "--max-prompt-tokens", "300", "--out",
+        os.path.join(tmp, "cap.npy"), "--quiet")
+    # The other commands name the option or the ids-file entry.
+    refused(run("logits", d, "--ids", ",".join(["5"] * 257), "--out", os.path.join(tmp, "cap.npy"), ok=False),
+            "--ids: the prompt is 257 tokens", "cap of 256")
+    refused(run("generate", d, "--prompt", "Paris " * 100, "--max-new", "2", ok=False), "--prompt:", "cap of 256")
+    refused(run("capture", d, "--text", "x" * 300, "--out", os.path.join(tmp, "cap_h.npy"), ok=False),
+            "--text:", "cap of 256")
+    ids = os.path.join(tmp, "cap_ids.json")
+    json.dump([[1, 2, 3], [4] * 40], open(ids, "w"))
+    refused(run("capture", d, "--ids-file", ids, "--max-prompt-tokens", "20", "--out",
+                os.path.join(tmp, "cap_h.npy"), ok=False), f"{ids}: entry 1: the prompt is 40 tokens", "cap of 20")
+    p = run("logits", d, "--ids", "1,2", "--max-prompt-tokens", "0", "--out", os.path.join(tmp, "cap.npy"), ok=False)
+    assert p.returncode == 2 and "--max-prompt-tokens '0': expected an integer >= 1" in p.stderr, p.stderr
+    # No context length in the config: no cap from the model.
+    del cfg["max_position_embeddings"]
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    run("logits", d, "--ids", ",".join(["5"] * 300), "--out", os.path.join(tmp, "cap.npy"), "--quiet")
+    return msg[msg.index("record id"):][:100]
+
+
 def test_pipeline(tmp):
     if not os.path.exists(GGUF):
         raise SkipTest(f"{GGUF} not found (run scripts/fetch_smollm2.sh)")
@@ -213,6 +286,7 @@ def main():
         check("alpha = 1 is bit-identical", lambda: test_alpha_one(tmp))
         check("alpha = 0 equals zeroed W_O slice", lambda: test_alpha_zero(tmp))
         check("KV cache too big: batch split, OOM error", lambda: test_memory_split(tmp))
+        check("over-long prompts refused, record named", lambda: test_prompt_cap(tmp))
         check("rank -> eval pipeline (SmolLM2)", lambda: test_pipeline(tmp))
     print(f"pursuit: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
     if counts["FAIL"]:

@@ -264,7 +264,7 @@ static void test_st_bad_headers(void **state) {
     (void)state;
     static const bad_case cases[] = {
         {"{\"a\": {", 8, "not valid JSON"},
-        {"[1, 2]", 8, "not a JSON object"},
+        {"[1, 2]", 0, "must start with '{'"},
         {"{}xyz", 8, "unexpected bytes after the header JSON"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 4,
          "outside the data buffer"},
@@ -273,7 +273,7 @@ static void test_st_bad_headers(void **state) {
          "outside the data buffer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
-         12, "overlaps"},
+         12, "overlap tensor 'a'"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-4,4]}}", 8,
          "data_offsets[0] is not a non-negative integer"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0.5,8]}}", 8,
@@ -339,6 +339,100 @@ static void test_st_bad_files(void **state) {
     p = tp("emptydir");
     EXPECT_ERR(hp_store_open_safetensors(&s, p, &e), e, p, "no model.safetensors");
 }
+
+/* The tensors must tile the data buffer exactly (the safetensors library's rules): each case
+ * is refused with the file, the tensor and the offsets named; the layouts after it load. */
+#define F32_2(name, b, e) "\"" name "\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" #b "," #e "]}"
+static void test_st_layout(void **state) {
+    (void)state;
+    static const struct {
+        const char *json;
+        size_t dlen;
+        const char *want[4];
+    } bad[] = {
+        {"{" F32_2("a", 0, 8) "}", 12, {"4 trailing bytes", "'a'", "data offset 8"}},
+        {"{}", 8, {"8 trailing bytes", "no tensor is stored"}},
+        {"{" F32_2("a", 0, 8) "," F32_2("b", 12, 20) "}", 20,
+         {"'b'", "[12, 20]", "gap of 4 bytes after tensor 'a'", "ends at 8"}},
+        {"{" F32_2("a", 4, 12) "}", 12, {"'a'", "[4, 12]", "gap of 4 bytes at the start"}},
+        {"{" F32_2("a", 0, 8) "," F32_2("b", 4, 12) "}", 12,
+         {"'b'", "[4, 12]", "overlap tensor 'a'", "ends at 8"}},
+        {"{" F32_2("a", 0, 8) "," F32_2("b", 0, 8) "}", 8, {"overlap tensor '", "[0, 8]"}},
+        {"{" F32_2("a", 0, 8) ",\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}", 8,
+         {"'z'", "[4, 4]", "overlap tensor 'a'"}},
+        {"{" F32_2("a", 0, 8) "}", 4, {"'a'", "[0, 8]", "outside the data buffer of 4 bytes"}},
+        {"{" F32_2("a", 0, 12) "}", 12, {"'a'", "[0, 12]", "hold 12 bytes", "need 8"}},
+        {" {}", 0, {"byte 8", "must start with '{'", "0x20"}},
+        {"[]", 0, {"must start with '{'"}},
+        {"{\"a\xff\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+         {"byte 11", "not valid UTF-8"}},
+    };
+    uint8_t data[32] = {0};
+    hp_store s;
+    hp_err e;
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "layout%02zu.safetensors", k);
+        const char *path = tp(name);
+        write_st(path, bad[k].json, data, bad[k].dlen);
+        int rc = hp_store_open_safetensors(&s, path, &e);
+        printf("  layout case %zu: %s\n", k, rc ? e.msg : "(opened!)");
+        EXPECT_ERR(rc, e, path);
+        for (int j = 0; j < 4 && bad[k].want[j]; j++)
+            if (!strstr(e.msg, bad[k].want[j]))
+                fail_msg("layout case %zu: '%s' lacks '%s'", k, e.msg, bad[k].want[j]);
+    }
+
+    /* The header length one byte past the end of an otherwise valid file. */
+    const char *p = tp("layout_hlen.safetensors");
+    write_st(p, "{" F32_2("a", 0, 8) "}", data, 8);
+    FILE *f = fopen(p, "r+b");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long fsz = ftell(f);
+    uint8_t hl[8];
+    for (int i = 0; i < 8; i++) hl[i] = (uint8_t)((uint64_t)(fsz - 7) >> (8 * i));
+    fseek(f, 0, SEEK_SET);
+    assert_int_equal(fwrite(hl, 1, 8, f), 8);
+    assert_int_equal(fclose(f), 0);
+    EXPECT_ERR(hp_store_open_safetensors(&s, p, &e), e, p, "runs past the end");
+
+    /* A header longer than the library's 100 MB limit (a sparse file: nothing is written). */
+    p = tp("layout_huge.safetensors");
+    const uint64_t big = 100000001;
+    uint8_t hb[10] = {0};
+    for (int i = 0; i < 8; i++) hb[i] = (uint8_t)(big >> (8 * i));
+    hb[8] = '{', hb[9] = '}';
+    write_file(p, hb, sizeof hb);
+    assert_int_equal(truncate(p, (off_t)(8 + big)), 0);
+    EXPECT_ERR(hp_store_open_safetensors(&s, p, &e), e, p, "exceeds the format's limit");
+
+    /* Valid: tensors listed out of order, empty tensors at either end, no tensor and no data,
+     * and the header padded with JSON whitespace other than spaces. */
+    static const struct {
+        const char *json;
+        size_t dlen;
+        int n;
+    } good[] = {
+        {"{" F32_2("b", 8, 16) "," F32_2("a", 0, 8) "}", 16, 2},
+        {"{\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}," F32_2("a", 0, 8)
+         ",\"z\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[8,8]}}",
+         8, 3},
+        {"{}", 0, 0},
+        {"{}\n\t\r", 0, 0},
+    };
+    for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "layout_ok%zu.safetensors", k);
+        p = tp(name);
+        write_st(p, good[k].json, data, good[k].dlen);
+        int rc = hp_store_open_safetensors(&s, p, &e);
+        if (rc) fail_msg("layout good case %zu: %s", k, e.msg);
+        assert_int_equal(s.n, good[k].n);
+        hp_store_close(&s);
+    }
+}
+#undef F32_2
 
 /* Two shards; index maps x.a, x.b -> shard 1 and y.c -> shard 2. */
 static void make_sharded(const char *dir, const char *index_json, int dup_a) {
@@ -1385,6 +1479,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_st_single),           cmocka_unit_test(test_st_truncations),
         cmocka_unit_test(test_st_bad_headers),      cmocka_unit_test(test_st_bad_files),
+        cmocka_unit_test(test_st_layout),
         cmocka_unit_test(test_st_sharded),          cmocka_unit_test(test_st_shard_errors),
         cmocka_unit_test(test_dtype_conversions),   cmocka_unit_test(test_config_json),
         cmocka_unit_test(test_config_json_errors),  cmocka_unit_test(test_config_rope),

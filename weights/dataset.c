@@ -140,6 +140,7 @@ static int jsonl_record(const cJSON *j, long line, const char *path, hp_qa_item 
     char where[1100];
     snprintf(where, sizeof where, "%s:%ld", path, line);
     memset(it, 0, sizeof *it);
+    it->line = line;
     int acap = 0;
     if (!cJSON_IsObject(j)) return hp_errf(e, "%s: expected a JSON object", where);
 

@@ -20,6 +20,7 @@ typedef struct hp_qa_item {
     char **answers; /* n_answers accepted answers, distinct, n_answers >= 1 */
     int n_answers;
     int kind; /* HP_QA_COUNTRY, HP_QA_OTHER, HP_QA_UNKNOWN */
+    long line; /* JSONL: the record's 1-based line (for messages); TriviaQA: 0 */
 } hp_qa_item;
 
 typedef struct hp_qa_set {

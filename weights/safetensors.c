@@ -2,17 +2,21 @@
  * model.safetensors.index.json) into an hp_store, memory-mapped. Layout: an 8-byte little-endian
  * header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end]}, ...,
  * "__metadata__": {...}}, then the byte buffer that the offsets index. Every offset pair is
- * checked against the buffer size and against dtype x shape before any pointer is formed. */
-#include <ctype.h>
+ * checked against the buffer size and against dtype x shape before any pointer is formed, and
+ * the tensors must tile the buffer exactly as the safetensors library demands: sorted by begin,
+ * the first at 0, each beginning where the previous ended, the last ending at end of file; the
+ * header is UTF-8 JSON starting with '{', at most 100 MB. */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <cJSON.h>
 
+#include "dataset.h"
 #include "fileio.h"
 #include "store_internal.h"
 
 #define ST_MAX_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact in a double */
+#define ST_MAX_HEADER 100000000       /* the safetensors library's limit on the JSON header */
 
 static int st_dtype(const char *s, hp_dtype *dt) {
     static const struct {
@@ -116,6 +120,66 @@ static int parse_tensor(hp_store *s, size_t *cap, const hp_mapping *m, const cJS
     return 0;
 }
 
+static int cmp_begin(const void *a, const void *b) {
+    const hp_tensor *x = *(const hp_tensor *const *)a, *y = *(const hp_tensor *const *)b;
+    if (x->data != y->data) return x->data < y->data ? -1 : 1;
+    return x->nbytes < y->nbytes ? -1 : x->nbytes > y->nbytes; /* empty before non-empty */
+}
+
+/* The tensors t[first..s->n) of the file m, whose data buffer starts at file byte data0, must
+ * cover the buffer [0, dlen) with no gap, no overlap and no trailing byte (the safetensors
+ * library's InvalidOffset and MetadataIncompleteBuffer rules). Offsets in messages are the
+ * header's data_offsets, with the file byte in parentheses. */
+static int check_layout(const hp_store *s, int first, const hp_mapping *m, size_t data0,
+                        hp_err *e) {
+    const char *path = m->path;
+    const uint8_t *buf = (const uint8_t *)m->base + data0;
+    size_t dlen = m->size - data0, n = (size_t)(s->n - first);
+    const hp_tensor **v = malloc((n ? n : 1) * sizeof *v);
+    if (!v) return hp_errf(e, "%s: out of memory", path);
+    for (size_t i = 0; i < n; i++) v[i] = &s->t[first + (int)i];
+    qsort(v, n, sizeof *v, cmp_begin);
+    size_t pos = 0; /* where the next tensor must begin */
+    const hp_tensor *prev = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t b = (size_t)(v[i]->data - buf), end = b + v[i]->nbytes;
+        if (b < pos)
+            rc = hp_errf(e,
+                         "%s: tensor '%s': data_offsets [%zu, %zu] (file bytes %zu..%zu) overlap "
+                         "tensor '%s', which ends at %zu",
+                         path, v[i]->name, b, end, data0 + b, data0 + end, prev->name, pos);
+        else if (b > pos && prev)
+            rc = hp_errf(e,
+                         "%s: tensor '%s': data_offsets [%zu, %zu] (file bytes %zu..%zu) leave a "
+                         "gap of %zu bytes after tensor '%s', which ends at %zu",
+                         path, v[i]->name, b, end, data0 + b, data0 + end, b - pos, prev->name,
+                         pos);
+        else if (b > pos)
+            rc = hp_errf(e,
+                         "%s: tensor '%s': data_offsets [%zu, %zu] (file bytes %zu..%zu) leave a "
+                         "gap of %zu bytes at the start of the data buffer (the first tensor "
+                         "must begin at 0)",
+                         path, v[i]->name, b, end, data0 + b, data0 + end, b);
+        prev = v[i];
+        pos = end;
+    }
+    if (!rc && pos != dlen) {
+        if (prev)
+            rc = hp_errf(e,
+                         "%s: %zu trailing bytes: the last tensor '%s' ends at data offset %zu "
+                         "(file byte %zu) but the file runs to byte %zu",
+                         path, dlen - pos, prev->name, pos, data0 + pos, m->size);
+        else
+            rc = hp_errf(e,
+                         "%s: %zu trailing bytes: no tensor is stored but the data buffer (file "
+                         "bytes %zu..%zu) is not empty",
+                         path, dlen, data0, m->size);
+    }
+    free(v);
+    return rc;
+}
+
 /* Parses the mapped file s->maps[mi] and appends its tensors. */
 static int parse_file(hp_store *s, size_t *cap, int mi, hp_err *e) {
     const hp_mapping *m = &s->maps[mi];
@@ -135,31 +199,37 @@ static int parse_file(hp_store *s, size_t *cap, int mi, hp_err *e) {
     if (hlen < 2)
         return hp_errf(e, "%s: byte 0: header length %llu is too small for a JSON object", path,
                        (unsigned long long)hlen);
+    if (hlen > ST_MAX_HEADER)
+        return hp_errf(e, "%s: byte 0: header length %llu exceeds the format's limit of %d bytes",
+                       path, (unsigned long long)hlen, ST_MAX_HEADER);
     const char *hj = (const char *)base + 8, *end = NULL;
+    if (hj[0] != '{')
+        return hp_errf(e, "%s: byte 8: the header must start with '{', found byte 0x%02x", path,
+                       (unsigned)(uint8_t)hj[0]);
+    long bad = hp_utf8_invalid_at(hj, (size_t)hlen);
+    if (bad >= 0)
+        return hp_errf(e, "%s: byte %zu: the header is not valid UTF-8", path, 8 + (size_t)bad);
     cJSON *root = cJSON_ParseWithLengthOpts(hj, (size_t)hlen, &end, 0);
     if (!root) {
         size_t at = 8 + (end && end >= hj && end <= hj + hlen ? (size_t)(end - hj) : 0);
         return hp_errf(e, "%s: byte %zu: header is not valid JSON", path, at);
     }
     int rc = 0;
-    /* Writers pad the header with spaces to align the data buffer; anything else is corruption. */
+    /* Writers pad the header with spaces to align the data buffer; JSON whitespace is accepted
+     * there, as the safetensors library's JSON reader does; anything else is corruption. */
     for (const char *p = end; p < hj + hlen; p++)
-        if (!isspace((unsigned char)*p)) {
+        if (!*p || !strchr(" \t\n\r", *p)) {
             rc = hp_errf(e, "%s: byte %zu: unexpected bytes after the header JSON", path,
                          (size_t)(8 + (p - hj)));
             goto out;
         }
-    if (!cJSON_IsObject(root)) {
-        rc = hp_errf(e, "%s: byte 8: header is not a JSON object", path);
-        goto out;
-    }
     int first = s->n;
     const cJSON *it;
     cJSON_ArrayForEach(it, root) {
         if (!strcmp(it->string, "__metadata__")) continue;
         if ((rc = parse_tensor(s, cap, m, it, 8 + (size_t)hlen, e))) goto out;
     }
-    rc = hp_store_check_overlap(s, first, base, e);
+    rc = check_layout(s, first, m, 8 + (size_t)hlen, e);
 out:
     cJSON_Delete(root);
     return rc;

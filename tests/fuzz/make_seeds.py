@@ -34,6 +34,36 @@ def write_safetensors(path, tensors, metadata=None):
         f.write(struct.pack("<Q", len(js)) + js + b"".join(blobs))
 
 
+def write_raw(path, header, data):
+    """A safetensors file from a header string taken as is (padded with spaces to 8 bytes)."""
+    js = header.encode("utf-8", "surrogateescape")  # \udcXX: the raw byte XX
+    js += b" " * (-len(js) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(js)) + js + data)
+
+
+def bad_layouts():
+    """Files the reader must refuse, one per rule of the format (seeds near the valid ones)."""
+    def t(name, b, e, dt="F32", n=2):
+        return '"%s":{"dtype":"%s","shape":[%d],"data_offsets":[%d,%d]}' % (name, dt, n, b, e)
+    cases = {
+        "bad_trailing": ("{%s}" % t("a", 0, 8), 12),
+        "bad_gap": ("{%s,%s}" % (t("a", 0, 8), t("b", 12, 20)), 20),
+        "bad_gap_start": ("{%s}" % t("a", 4, 12), 12),
+        "bad_overlap": ("{%s,%s}" % (t("a", 0, 8), t("b", 4, 12)), 12),
+        "bad_offsets_past_eof": ("{%s}" % t("a", 0, 8), 4),
+        "bad_size_mismatch": ("{%s}" % t("a", 0, 12), 12),
+        "bad_header_start": (" {%s}" % t("a", 0, 8), 8),
+        "bad_header_utf8": ("{%s}" % t("a\udcff", 0, 8), 8),
+    }
+    for name, (header, dlen) in cases.items():
+        write_raw(os.path.join(ST, name + ".safetensors"), header, bytes(range(dlen)))
+    # the header length one byte past the end of the file
+    js = ("{%s}" % t("a", 0, 8)).encode()
+    with open(os.path.join(ST, "bad_header_len.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(js) + 9) + js + bytes(8))
+
+
 def main():
     os.makedirs(ST, exist_ok=True)
     os.makedirs(GG, exist_ok=True)
@@ -51,6 +81,7 @@ def main():
     write_safetensors(os.path.join(ST, "one.safetensors"),
                       [("model.embed_tokens.weight", "BF16", (4, 2), bytes(range(16)))])
     write_safetensors(os.path.join(ST, "empty.safetensors"), [])
+    bad_layouts()
 
     w = gguf.GGUFWriter(os.path.join(GG, "metadata.gguf"), arch="llama")
     w.add_uint8("k.u8", 200)
