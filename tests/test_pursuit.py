@@ -181,6 +181,17 @@ def test_prompt_cap(tmp):
     json.dump([[1, 2, 3], [4] * 40], open(ids, "w"))
     refused(run("capture", d, "--ids-file", ids, "--max-prompt-tokens", "20", "--out",
                 os.path.join(tmp, "cap_h.npy"), ok=False), f"{ids}: entry 1: the prompt is 40 tokens", "cap of 20")
+    # TriviaQA JSON has no lines: its records are named by their index in "Data".
+    trivia = os.path.join(tmp, "cap_trivia.json")
+    json.dump({"Data": [{"Question": "Capital of Chad?", "QuestionId": "tc_1", "Answer": {"Value": "N'Djamena"}},
+                        {"Question": "Why? " * 2000, "QuestionId": "tc_2", "Answer": {"Value": "x"}}]},
+              open(trivia, "w"))
+    refused(subprocess.run([BIN, "heads", d, "--data", trivia, "-k", "2", "--device", "cpu"], capture_output=True,
+                           text=True), f"{trivia}: record 1, id 'tc_2'", "cap of 256")
+    # A GGUF's cap is its context_length (256 in this fixture).
+    gguf = os.path.join("tests", "fixtures", "tiny-llama-rope-llama3.gguf")
+    refused(run("logits", gguf, "--ids", ",".join(["5"] * 257), "--out", os.path.join(tmp, "cap.npy"), ok=False),
+            "--ids: the prompt is 257 tokens", "cap of 256")
     p = run("logits", d, "--ids", "1,2", "--max-prompt-tokens", "0", "--out", os.path.join(tmp, "cap.npy"), ok=False)
     assert p.returncode == 2 and "--max-prompt-tokens '0': expected an integer >= 1" in p.stderr, p.stderr
     # No context length in the config: no cap from the model.

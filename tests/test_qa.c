@@ -178,6 +178,11 @@ static void test_jsonl_good(void **state) {
     assert_int_equal(s.items[2].kind, HP_QA_UNKNOWN);
     assert_string_equal(s.items[3].id, "q5");
     assert_int_equal(s.items[3].kind, HP_QA_UNKNOWN);
+    /* each record's line, for messages about it (blank and whitespace-only lines counted) */
+    assert_int_equal(s.items[0].line, 1);
+    assert_int_equal(s.items[1].line, 3);
+    assert_int_equal(s.items[2].line, 4);
+    assert_int_equal(s.items[3].line, 6);
     hp_qa_free(&s);
     assert_null(s.items);
 
@@ -227,6 +232,7 @@ static void test_triviaqa(void **state) {
     assert_int_equal(s.items[0].kind, HP_QA_UNKNOWN);
     assert_int_equal(s.items[2].n_answers, 1);
     assert_string_equal(s.items[2].answers[0], "The Netherlands");
+    assert_int_equal(s.items[2].line, 0); /* TriviaQA records are named by their Data index */
     hp_qa_free(&s);
 
     /* hp_qa_load tells the two formats apart by content. */
