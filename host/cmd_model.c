@@ -138,6 +138,7 @@ int cmd_info(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "hidden_size", k->D);
     cJSON_AddNumberToObject(j, "intermediate_size", k->F);
     cJSON_AddNumberToObject(j, "vocab_size", k->V);
+    cJSON_AddStringToObject(j, "hidden_act", hp_mlp_act_name(k->mlp_act));
     cJSON_AddNumberToObject(j, "rope_theta", k->rope_theta);
     cJSON_AddStringToObject(j, "rope_scaling", hp_rope_type_name(k->rope_type));
     if (k->rope_type != HP_ROPE_DEFAULT) cJSON_AddNumberToObject(j, "rope_factor", k->rope_factor);
@@ -171,7 +172,8 @@ int cmd_info(int argc, char **argv) {
         printf("  parameters        %.2fM\n", m->n_params / 1e6);
         printf("  layers x heads    %d x %d = %d heads (KV heads %d, head_dim %d)\n", k->L, k->H,
                k->L * k->H, k->KV, k->Dh);
-        printf("  hidden / mlp      %d / %d\n", k->D, k->F);
+        printf("  hidden / mlp      %d / %d (act(gate)·up, act %s)\n", k->D, k->F,
+               hp_mlp_act_name(k->mlp_act));
         printf("  vocab             %d\n", k->V);
         printf("  rope_theta        %g\n  rms_norm_eps      %g\n", k->rope_theta, k->rms_eps);
         if (k->rope_type == HP_ROPE_LLAMA3)

@@ -202,7 +202,7 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
             STEP(be->add_bias(be, rt->gate, w->b_gate, n, c->F));
             STEP(be->add_bias(be, rt->up, w->b_up, n, c->F));
         }
-        STEP(be->swiglu(be, rt->gate, rt->gate, rt->up, (size_t)n * c->F));
+        STEP(be->glu(be, rt->gate, rt->gate, rt->up, (size_t)n * c->F, c->mlp_act));
         STEP(be->matmul(be, rt->o, rt->gate, w->w_down, n, c->D, c->F));
         if (w->b_down) STEP(be->add_bias(be, rt->o, w->b_down, n, c->D));
         STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));

@@ -118,9 +118,7 @@ for k, v in {"bad_words_ids": [[5]], "begin_suppress_tokens": [5], "diversity_pe
              "temperature": 0.5, "top_k": 3, "top_p": 0.5, "typical_p": 0.5}.items():
     GENERIC[k] = inert(GEN, v)
 
-HIDDEN_ACT = pending("the hidden_act work (Gemma 3 branch) implements the decoder's activation "
-                     "(silu, gelu, gelu_pytorch_tanh, relu) through hp_config_from_cjson, which "
-                     "LLaVA's text_config shares", "gelu")
+HIDDEN_ACT = read("gelu")  # silu, gelu, gelu_pytorch_tanh, relu; others refused (test_parity)
 
 # Keys of both decoders (LlamaConfig / MistralConfig and LLaVA's text_config).
 DECODER = {

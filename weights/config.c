@@ -13,6 +13,7 @@
 
 #include "fileio.h"
 #include "gguf.h"
+#include "ops_cpu.h"
 #include "store.h"
 
 /* ---- config.json ---------------------------------------------------------------------------- */
@@ -128,6 +129,34 @@ static int j_rope(const cJSON *o, const char *key, double *theta, hp_config *c, 
     return hp_errf(e, "%s: unsupported %s type %s (default, linear, llama3)", path, key, name);
 }
 
+const char *hp_mlp_act_name(int act) {
+    switch (act) {
+    case HP_GLU_SILU: return "silu";
+    case HP_GLU_GELU: return "gelu";
+    case HP_GLU_GELU_TANH: return "gelu_pytorch_tanh";
+    case HP_GLU_RELU: return "relu";
+    }
+    return "?";
+}
+
+/* The MLP activation under `key` (absent or null: def). transformers' ACT2FN names; "swish"
+ * is its other name for silu. Every other activation is refused by name. */
+static int j_act(const cJSON *o, const char *key, int def, int *out, const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = def;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v)) return hp_errf(e, "%s: key '%s' must be a string", path, key);
+    const char *a = v->valuestring;
+    if (!strcmp(a, "silu") || !strcmp(a, "swish")) *out = HP_GLU_SILU;
+    else if (!strcmp(a, "gelu")) *out = HP_GLU_GELU;
+    else if (!strcmp(a, "gelu_pytorch_tanh")) *out = HP_GLU_GELU_TANH;
+    else if (!strcmp(a, "relu")) *out = HP_GLU_RELU;
+    else
+        return hp_errf(e, "%s: unsupported %s '%s' (silu, gelu, gelu_pytorch_tanh, relu)", path,
+                       key, a);
+    return 0;
+}
+
 static int check_shapes(hp_config *c, const char *path, hp_err *e) {
     if (c->D <= 0 || c->L <= 0 || c->H <= 0 || c->KV <= 0 || c->F <= 0 || c->V <= 0 || c->Dh <= 0)
         return hp_errf(e, "%s: sizes must be positive (D %d, L %d, H %d, KV %d, Dh %d, F %d, V %d)",
@@ -206,6 +235,7 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         j_float(o, "rms_norm_eps", 1, 0, &eps, path, e) ||
         j_float(o, "rope_theta", 0, 10000, &theta, path, e) ||
         j_bool(o, "tie_word_embeddings", 0, &c->tie_embeddings, path, e) ||
+        j_act(o, "hidden_act", HP_GLU_SILU, &c->mlp_act, path, e) ||
         (c->arch != HP_ARCH_QWEN2 && (j_bool(o, "attention_bias", 0, &c->attn_bias, path, e) ||
                                       j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e))) ||
         j_rope(o, "rope_scaling", &theta, c, path, e) ||
@@ -394,6 +424,7 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
     if (c->eos_id >= 0) c->eos_ids[c->n_eos++] = c->eos_id;
     c->rope_theta = (float)theta;
     c->rms_eps = (float)eps;
+    c->mlp_act = HP_GLU_SILU; /* llama, qwen2: SwiGLU (llama.cpp's graph for these) */
     c->tie_embeddings = 0; /* decided by hp_config_from_gguf_store, which sees the tensors */
     return check_shapes(c, g->path, e);
 }

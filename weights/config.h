@@ -44,6 +44,9 @@ typedef struct hp_config {
     float rope_low_freq;    /* llama3: low_freq_factor */
     float rope_high_freq;   /* llama3: high_freq_factor */
     int rope_orig_max_pos;  /* llama3: original_max_position_embeddings */
+    int mlp_act;            /* the gated MLP's act(gate)·up: HP_GLU_* of kernels/ops_cpu.h, from
+                               hidden_act (silu, gelu, gelu_pytorch_tanh, relu); GGUF: by
+                               architecture */
     int rope_freqs_tensor;  /* GGUF: rope_freqs.weight [Dh/2] divides each pair's frequency (how
                                llama.cpp stores Llama 3.1 scaling) */
 } hp_config;
@@ -67,6 +70,8 @@ int hp_config_no_pruned_heads(const struct cJSON *o, const char *in, const char 
  * transformers computes them (default: theta^(-2i/Dh) from a double pow, rounded to float).
  * freq_factors: GGUF's rope_freqs.weight [Dh/2] when c->rope_freqs_tensor, else NULL. */
 int hp_rope_inv_freq(const hp_config *c, const float *freq_factors, float *inv, hp_err *e);
+/* "silu", "gelu", "gelu_pytorch_tanh" or "relu" (transformers' names). */
+const char *hp_mlp_act_name(int act);
 /* "default", "linear" or "llama3" (and " + rope_freqs" for a GGUF frequency tensor). */
 const char *hp_rope_type_name(hp_rope_type t);
 
