@@ -1,6 +1,6 @@
 /* decoder.c: the Llama/Mistral/Qwen2 forward pass over packed token batches, written once against the
  * backend interface: embedding, per layer RMSNorm -> Q/K/V -> RoPE -> KV cache -> attention ->
- * (head edit) -> (head readout) -> o_proj -> residual -> RMSNorm -> SwiGLU MLP -> residual, then
+ * (head edit) -> (head readout) -> o_proj -> residual -> RMSNorm -> gated MLP act(gate)·up -> residual, then
  * the final norm and the lm_head for the requested rows only. Greedy generation on top. */
 #include "model.h"
 #include "nvtx.h"
