@@ -150,7 +150,7 @@ int cmd_info(int argc, char **argv) {
     cJSON *dt = cJSON_AddObjectToObject(j, "dtypes");
     for (int r = 0; r < HP_T_COUNT; r++) {
         if (!hp_role_needed(k, r)) continue;
-        const char *nm = m->is_gguf ? hp_tensor_table[r].gguf : hp_tensor_table[r].hf;
+        const char *nm = hp_tensor_name(k, r, m->is_gguf);
         char name[160];
         snprintf(name, sizeof name, nm, 0);
         cJSON_AddStringToObject(dt, name, hp_dtype_name(m->file_dtype[r]));
@@ -194,7 +194,7 @@ int cmd_info(int argc, char **argv) {
             int64_t sh[2];
             int nd = hp_tensor_shape(k, r, sh);
             char name[160];
-            snprintf(name, sizeof name, m->is_gguf ? hp_tensor_table[r].gguf : hp_tensor_table[r].hf, 0);
+            snprintf(name, sizeof name, hp_tensor_name(k, r, m->is_gguf), 0);
             if (nd == 2)
                 printf("    %-44s %-5s [%lld, %lld]\n", name, hp_dtype_name(m->file_dtype[r]),
                        (long long)sh[0], (long long)sh[1]);

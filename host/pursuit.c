@@ -167,8 +167,7 @@ void hp_reps_free(hp_reps *r) {
 
 static const hp_tensor *model_tensor(const hp_model *m, hp_role role) {
     char name[256];
-    const hp_tensor_spec *s = &hp_tensor_table[role];
-    snprintf(name, sizeof name, "%s%s", m->prefix, m->is_gguf ? s->gguf : s->hf);
+    snprintf(name, sizeof name, "%s%s", m->prefix, hp_tensor_name(&m->cfg, role, m->is_gguf));
     return hp_store_find(&m->store, name);
 }
 
