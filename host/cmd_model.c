@@ -443,7 +443,7 @@ int cmd_generate(int argc, char **argv) {
         switch (c) {
         case O_HELP:
             printf("usage: headpursuit generate MODEL (--prompt T | --ids 1,2 | --ids-file F.json)\n"
-                   "                   [--chat] [--template chatml|mistral|none] [--system S]\n"
+                   "                   [--chat] [--template chatml|mistral|gemma|none] [--system S]\n"
                    "                   [--max-new N] [--no-eos] [--json]\n"
                    "Greedy generation with a KV cache; stops at EOS or after N new tokens (default 64).\n"
                    "  --chat            wrap the prompt in the model's chat template (ChatML for\n"
@@ -466,7 +466,7 @@ int cmd_generate(int argc, char **argv) {
     if (optind != argc - 1 || max_new <= 0) return usage_error("generate");
     int kind = -1;
     if (tmpl && (kind = hp_chat_parse(tmpl)) < 0) {
-        fprintf(stderr, "headpursuit generate: unknown --template '%s' (chatml, mistral, none)\n", tmpl);
+        fprintf(stderr, "headpursuit generate: unknown --template '%s' (chatml, mistral, gemma, none)\n", tmpl);
         return 2;
     }
     hp_err e = {0};

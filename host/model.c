@@ -155,6 +155,7 @@ static int unpermute_rows(float *w, int heads, int Dh, int cols, hp_err *e) {
 static hp_chat_kind detect_chat(const hp_model *m) {
     if (m->tok && hp_tok_id(m->tok, "<|im_start|>") >= 0) return HP_CHAT_CHATML;
     if (m->tok && hp_tok_id(m->tok, "[INST]") >= 0) return HP_CHAT_MISTRAL;
+    if (m->tok && hp_tok_id(m->tok, "<start_of_turn>") >= 0) return HP_CHAT_GEMMA;
     if (m->cfg.arch == HP_ARCH_MISTRAL) return HP_CHAT_MISTRAL;
     return HP_CHAT_NONE;
 }
@@ -382,6 +383,13 @@ hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e) {
     }
     hp_model_clear_edits(m);
     m->chat = detect_chat(m);
+    /* A Gemma turn ends with <end_of_turn> (its generation_config lists it beside <eos>) */
+    if (m->chat == HP_CHAT_GEMMA && m->cfg.n_eos < 8) {
+        int id = hp_tok_id(m->tok, "<end_of_turn>");
+        int seen = id < 0;
+        for (int i = 0; i < m->cfg.n_eos; i++) seen |= m->cfg.eos_ids[i] == id;
+        if (!seen) m->cfg.eos_ids[m->cfg.n_eos++] = id;
+    }
     if (check_tensors(m, e)) goto fail;
     if (be && (load_weights(m, e) || hp_model_init_rope(m, e))) goto fail;
     return m;
