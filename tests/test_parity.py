@@ -45,6 +45,9 @@ TINY = [  # (model dir, reference dir)
     ("tiny-llama-act-gelu", "tiny-llama-act-gelu"),
     ("tiny-llama-act-gelu_pytorch_tanh", "tiny-llama-act-gelu_pytorch_tanh"),
     ("tiny-llama-act-relu", "tiny-llama-act-relu"),
+    # Gemma 3 (tests/ref/make_gemma3_fixtures.py, transformers 4.53.3): sliding + global layers,
+    # window 4 < prompts, query_pre_attn_scalar != head_dim, soft-capped logits
+    ("tiny-gemma3", "tiny-gemma3"),
 ]
 # Real GGUFs (models/, fetched by scripts/fetch_model.sh) and their reference directories.
 GGUF_REFS = [
