@@ -192,6 +192,8 @@ int hp_dict_full(const hp_model *m, const hp_dict_opts *o, hp_dict *out, hp_err 
         hp_dict_free(out);
         return -1;
     }
+    if (c->gemma && !m->is_gguf) /* Gemma's HF norm weight w acts as 1 + w */
+        for (int d = 0; d < c->D; d++) gamma[d] += 1.0f;
     for (int v = 0; v < c->V; v++) {
         out->token[v] = v;
         float *a = out->atoms + (size_t)v * c->D;
