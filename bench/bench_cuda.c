@@ -39,6 +39,7 @@
 #include "llava.h"
 #include "metrics.h"
 #include "model.h"
+#include "ops_cpu.h" /* HP_GLU_SILU */
 #include "nvtx.h"
 
 #ifdef HP_HAVE_CUDA

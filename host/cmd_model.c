@@ -147,6 +147,14 @@ int cmd_info(int argc, char **argv) {
     if (k->sliding_window) cJSON_AddNumberToObject(j, "sliding_window", k->sliding_window);
     else cJSON_AddNullToObject(j, "sliding_window");
     cJSON_AddBoolToObject(j, "tie_word_embeddings", k->tie_embeddings);
+    if (k->gemma) {
+        cJSON *lt = cJSON_AddArrayToObject(j, "sliding_layers");
+        for (int l = 0; l < k->L; l++)
+            if (k->layer_local[l]) cJSON_AddItemToArray(lt, cJSON_CreateNumber(l));
+        cJSON_AddNumberToObject(j, "rope_local_base_freq", k->rope_local_theta);
+        cJSON_AddNumberToObject(j, "query_scale", k->query_scale);
+        cJSON_AddNumberToObject(j, "final_logit_softcapping", k->final_softcap);
+    }
     cJSON *dt = cJSON_AddObjectToObject(j, "dtypes");
     for (int r = 0; r < HP_T_COUNT; r++) {
         if (!hp_role_needed(k, r)) continue;
@@ -186,6 +194,13 @@ int cmd_info(int argc, char **argv) {
         if (k->sliding_window) printf("  sliding_window    %d\n", k->sliding_window);
         else printf("  sliding_window    none\n");
         printf("  tied embeddings   %s\n", k->tie_embeddings ? "yes" : "no");
+        if (k->gemma) {
+            int nl = 0;
+            for (int l = 0; l < k->L; l++) nl += k->layer_local[l];
+            printf("  gemma 3           %d sliding layers (rope base %g), %d global; query scale %g; "
+                   "final logit softcap %g\n", nl, k->rope_local_theta, k->L - nl, k->query_scale,
+                   k->final_softcap);
+        }
         printf("  tokenizer         %s\n", m->tok ? (hp_tok_kind_of(m->tok) == HP_TOK_SPM_BPE ? "SentencePiece-style BPE" : "byte-level BPE") : "none");
         printf("  chat template     %s\n", hp_chat_name(m->chat));
         printf("  tensors (layer 0 shown for per-layer tensors):\n");
