@@ -293,12 +293,10 @@ int hp_model_init_rope(hp_model *m, hp_err *e) {
     if (!m->rope_inv && !(m->rope_inv = be->alloc(be, (size_t)half, HP_MEM_F32, e))) goto out;
     if (be->upload(be, m->rope_inv, inv, (size_t)half, HP_MEM_F32, e)) goto out;
     if (c->gemma) {
-        /* the sliding layers' table, and the embedding multiplier: HF multiplies by
-         * sqrt(D) as a tensor of the activations' dtype, i.e. the stored weights' when loaded
-         * as stored (GGUF: float32, as llama.cpp) */
+        /* the sliding layers' table, and the embedding multiplier: transformers multiplies by
+         * sqrt(D) cast to the dtype the weights run in; here that is float32 (a bf16 checkpoint
+         * is upcast, as the bf16 fixtures' reference loads it; llama.cpp uses float32 too) */
         float s = c->emb_scale;
-        if (!m->is_gguf && m->file_dtype[HP_T_EMBED] == HP_BF16) s = hp_bf16_to_f32(hp_f32_to_bf16(s));
-        if (!m->is_gguf && m->file_dtype[HP_T_EMBED] == HP_F16) s = hp_f16_to_f32(hp_f32_to_f16(s));
         if (hp_rope_inv_freq_local(c, inv, e)) goto out;
         if (!m->rope_inv_local && !(m->rope_inv_local = be->alloc(be, (size_t)half, HP_MEM_F32, e)))
             goto out;

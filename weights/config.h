@@ -57,7 +57,7 @@ typedef struct hp_config {
     /* Gemma 3 (all 0 for the other architectures). */
     int gemma;              /* embeddings × sqrt(D), RMSNorm x·(1 + w) (HF files; GGUF stores 1 + w),
                                q_norm/k_norm per head before RoPE, norms after attention and MLP */
-    float emb_scale;        /* sqrt(D), rounded to the embedding's stored dtype (HF casts it) */
+    float emb_scale;        /* sqrt(D) as float32 (the dtype the weights run in here) */
     float query_scale;      /* query_pre_attn_scalar^-1/2 (attention otherwise scales Dh^-1/2) */
     float rope_local_theta; /* rope_local_base_freq: the base of the sliding-window layers (their
                                rope is never scaled; rope_type applies to global layers) */
