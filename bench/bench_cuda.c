@@ -39,6 +39,7 @@
 #include "llava.h"
 #include "metrics.h"
 #include "model.h"
+#include "ops_cpu.h" /* HP_GLU_SILU */
 #include "nvtx.h"
 
 #ifdef HP_HAVE_CUDA
@@ -428,7 +429,7 @@ static int op_launch(hp_backend *be, op *o, int k) {
         return be->kv_store(be, b[0], b[1], b[2], b[3], b[4], b[5], o->T, MKV * MDH, o->Tcap);
     case OP_ATTN:
         return be->attention(be, b[0], b[1], b[2], b[3], b[4], b[5], o->T, MH, MKV, MDH, o->Tcap, 0);
-    case OP_SWIGLU: return be->swiglu(be, b[0], b[0], b[1], (size_t)o->T * MF);
+    case OP_SWIGLU: return be->glu(be, b[0], b[0], b[1], (size_t)o->T * MF, HP_GLU_SILU);
     case OP_ADD: return be->add(be, b[0], b[1], (size_t)o->T * MD);
     case OP_HEAD_SCALE: return be->head_scale(be, b[0], b[1], o->T, MH, MDH);
     case OP_READOUT:

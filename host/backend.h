@@ -52,7 +52,8 @@ struct hp_backend {
     int (*head_scale)(hp_backend *be, void *z, const void *alpha, int T, int H, int Dh);
     int (*head_readout)(hp_backend *be, void *out, const void *z, const void *w, const void *seq,
                         const void *Wo, int T, int B, int H, int Dh, int D);
-    int (*swiglu)(hp_backend *be, void *out, const void *gate, const void *up, size_t n);
+    /* out = act(gate) * up, act an HP_GLU_* (kernels/ops_cpu.h: silu, gelu, gelu tanh, relu). */
+    int (*glu)(hp_backend *be, void *out, const void *gate, const void *up, size_t n, int act);
     int (*add)(hp_backend *be, void *x, const void *y, size_t n);
     /* out[i, :] = x[rows[i], :] (rows of a [T, D] activation), output as float32. */
     int (*gather_rows_f32)(hp_backend *be, void *out, const void *x, const void *rows, int n, int D);

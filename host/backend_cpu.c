@@ -104,9 +104,10 @@ static int cpu_head_readout(hp_backend *be, void *out, const void *z, const void
     (void)be;
     return hp_cpu_head_readout(out, z, w, seq, Wo, T, B, H, Dh, D);
 }
-static int cpu_swiglu(hp_backend *be, void *out, const void *gate, const void *up, size_t n) {
+static int cpu_glu(hp_backend *be, void *out, const void *gate, const void *up, size_t n,
+                   int act) {
     (void)be;
-    hp_cpu_swiglu(out, gate, up, n);
+    hp_cpu_glu(out, gate, up, n, act);
     return 0;
 }
 static int cpu_add(hp_backend *be, void *x, const void *y, size_t n) {
@@ -181,7 +182,7 @@ hp_backend *hp_backend_cpu_create(int threads, hp_err *e) {
     be->attention = cpu_attention;
     be->head_scale = cpu_head_scale;
     be->head_readout = cpu_head_readout;
-    be->swiglu = cpu_swiglu;
+    be->glu = cpu_glu;
     be->add = cpu_add;
     be->gather_rows_f32 = cpu_gather_rows_f32;
     be->matmul_f32 = cpu_matmul;

@@ -361,9 +361,10 @@ static int cuda_head_readout(hp_backend *be, void *out, const void *z, const voi
     return 0;
 }
 
-static int cuda_swiglu(hp_backend *be, void *out, const void *gate, const void *up, size_t n) {
+static int cuda_glu(hp_backend *be, void *out, const void *gate, const void *up, size_t n,
+                    int act) {
     cuda_impl *ci = be->impl;
-    CU(hp_cuda_swiglu(out, gate, up, n, ci->stream));
+    CU(hp_cuda_glu(out, gate, up, n, act, ci->stream));
     return 0;
 }
 
@@ -550,7 +551,7 @@ hp_backend *hp_backend_cuda_create(int device, hp_err *e) {
     be->attention = cuda_attention;
     be->head_scale = cuda_head_scale;
     be->head_readout = cuda_head_readout;
-    be->swiglu = cuda_swiglu;
+    be->glu = cuda_glu;
     be->add = cuda_add;
     be->gather_rows_f32 = cuda_gather_rows_f32;
     be->matmul_f32 = cuda_matmul_f32;

@@ -1,4 +1,4 @@
-/* chat.c: chat templates. The model's template is not interpreted (no Jinja engine): the two
+/* chat.c: chat templates. The model's template is not interpreted (no Jinja engine): the
  * families this tool targets are formatted directly, and ChatML's default system prompt is read
  * out of the GGUF template text so the prompt matches what the model was tuned with. */
 #include "chat.h"
@@ -11,12 +11,13 @@
 int hp_chat_parse(const char *name) {
     if (!strcmp(name, "chatml")) return HP_CHAT_CHATML;
     if (!strcmp(name, "mistral")) return HP_CHAT_MISTRAL;
+    if (!strcmp(name, "gemma")) return HP_CHAT_GEMMA;
     if (!strcmp(name, "none")) return HP_CHAT_NONE;
     return -1;
 }
 
 const char *hp_chat_name(hp_chat_kind k) {
-    return k == HP_CHAT_CHATML ? "chatml" : k == HP_CHAT_MISTRAL ? "mistral" : "none";
+    return k == HP_CHAT_CHATML ? "chatml" : k == HP_CHAT_MISTRAL ? "mistral" : k == HP_CHAT_GEMMA ? "gemma" : "none";
 }
 
 char *hp_chat_default_system(const hp_model *m) {
@@ -49,6 +50,12 @@ char *hp_chat_format(const hp_model *m, hp_chat_kind k, const char *system, cons
         const char *bos = (m->tok && hp_tok_bos(m->tok) >= 0) ? hp_tok_piece(m->tok, hp_tok_bos(m->tok)) : "";
         rc = asprintf(&out, "%s[INST] %s%s%s [/INST]", bos ? bos : "", system ? system : "",
                       system ? "\n\n" : "", user);
+    } else if (k == HP_CHAT_GEMMA) {
+        /* Gemma 3's template: <bos>, turns between <start_of_turn>ROLE\n and <end_of_turn>\n; no
+         * system role: a system text opens the first user turn, followed by a blank line. */
+        const char *bos = (m->tok && hp_tok_bos(m->tok) >= 0) ? hp_tok_piece(m->tok, hp_tok_bos(m->tok)) : "";
+        rc = asprintf(&out, "%s<start_of_turn>user\n%s%s%s<end_of_turn>\n<start_of_turn>model\n",
+                      bos ? bos : "", system ? system : "", system ? "\n\n" : "", user);
     } else {
         out = strdup(user);
     }

@@ -1,11 +1,11 @@
-/* chat.h: chat templates (ChatML for SmolLM2-style models, Mistral-Instruct [INST]) chosen from
+/* chat.h: chat templates (ChatML for SmolLM2-style models, Mistral-Instruct [INST], Gemma's turns) chosen from
  * the model, with an override. */
 #ifndef HP_CHAT_H
 #define HP_CHAT_H
 
 #include "model.h"
 
-/* "chatml", "mistral", "none" -> kind; -1 if unknown. */
+/* "chatml", "mistral", "gemma", "none" -> kind; -1 if unknown. */
 int hp_chat_parse(const char *name);
 const char *hp_chat_name(hp_chat_kind k);
 /* The default system prompt the model's own template inserts (GGUF tokenizer.chat_template),

@@ -166,6 +166,7 @@ int cmd_info(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "hidden_size", k->D);
     cJSON_AddNumberToObject(j, "intermediate_size", k->F);
     cJSON_AddNumberToObject(j, "vocab_size", k->V);
+    cJSON_AddStringToObject(j, "hidden_act", hp_mlp_act_name(k->mlp_act));
     cJSON_AddNumberToObject(j, "rope_theta", k->rope_theta);
     cJSON_AddStringToObject(j, "rope_scaling", hp_rope_type_name(k->rope_type));
     if (k->rope_type != HP_ROPE_DEFAULT) cJSON_AddNumberToObject(j, "rope_factor", k->rope_factor);
@@ -174,10 +175,18 @@ int cmd_info(int argc, char **argv) {
     if (k->sliding_window) cJSON_AddNumberToObject(j, "sliding_window", k->sliding_window);
     else cJSON_AddNullToObject(j, "sliding_window");
     cJSON_AddBoolToObject(j, "tie_word_embeddings", k->tie_embeddings);
+    if (k->gemma) {
+        cJSON *lt = cJSON_AddArrayToObject(j, "sliding_layers");
+        for (int l = 0; l < k->L; l++)
+            if (k->layer_local[l]) cJSON_AddItemToArray(lt, cJSON_CreateNumber(l));
+        cJSON_AddNumberToObject(j, "rope_local_base_freq", k->rope_local_theta);
+        cJSON_AddNumberToObject(j, "query_scale", k->query_scale);
+        cJSON_AddNumberToObject(j, "final_logit_softcapping", k->final_softcap);
+    }
     cJSON *dt = cJSON_AddObjectToObject(j, "dtypes");
     for (int r = 0; r < HP_T_COUNT; r++) {
         if (!hp_role_needed(k, r)) continue;
-        const char *nm = m->is_gguf ? hp_tensor_table[r].gguf : hp_tensor_table[r].hf;
+        const char *nm = hp_tensor_name(k, r, m->is_gguf);
         char name[160];
         snprintf(name, sizeof name, nm, 0);
         cJSON_AddStringToObject(dt, name, hp_dtype_name(m->file_dtype[r]));
@@ -199,7 +208,8 @@ int cmd_info(int argc, char **argv) {
         printf("  parameters        %.2fM\n", m->n_params / 1e6);
         printf("  layers x heads    %d x %d = %d heads (KV heads %d, head_dim %d)\n", k->L, k->H,
                k->L * k->H, k->KV, k->Dh);
-        printf("  hidden / mlp      %d / %d\n", k->D, k->F);
+        printf("  hidden / mlp      %d / %d (act(gate)·up, act %s)\n", k->D, k->F,
+               hp_mlp_act_name(k->mlp_act));
         printf("  vocab             %d\n", k->V);
         printf("  rope_theta        %g\n  rms_norm_eps      %g\n", k->rope_theta, k->rms_eps);
         if (k->rope_type == HP_ROPE_LLAMA3)
@@ -212,6 +222,13 @@ int cmd_info(int argc, char **argv) {
         if (k->sliding_window) printf("  sliding_window    %d\n", k->sliding_window);
         else printf("  sliding_window    none\n");
         printf("  tied embeddings   %s\n", k->tie_embeddings ? "yes" : "no");
+        if (k->gemma) {
+            int nl = 0;
+            for (int l = 0; l < k->L; l++) nl += k->layer_local[l];
+            printf("  gemma 3           %d sliding layers (rope base %g), %d global; query scale %g; "
+                   "final logit softcap %g\n", nl, k->rope_local_theta, k->L - nl, k->query_scale,
+                   k->final_softcap);
+        }
         printf("  tokenizer         %s\n", m->tok ? (hp_tok_kind_of(m->tok) == HP_TOK_SPM_BPE ? "SentencePiece-style BPE" : "byte-level BPE") : "none");
         printf("  chat template     %s\n", hp_chat_name(m->chat));
         printf("  tensors (layer 0 shown for per-layer tensors):\n");
@@ -220,7 +237,7 @@ int cmd_info(int argc, char **argv) {
             int64_t sh[2];
             int nd = hp_tensor_shape(k, r, sh);
             char name[160];
-            snprintf(name, sizeof name, m->is_gguf ? hp_tensor_table[r].gguf : hp_tensor_table[r].hf, 0);
+            snprintf(name, sizeof name, hp_tensor_name(k, r, m->is_gguf), 0);
             if (nd == 2)
                 printf("    %-44s %-5s [%lld, %lld]\n", name, hp_dtype_name(m->file_dtype[r]),
                        (long long)sh[0], (long long)sh[1]);
@@ -484,7 +501,7 @@ int cmd_generate(int argc, char **argv) {
         switch (c) {
         case O_HELP:
             printf("usage: headpursuit generate MODEL (--prompt T | --ids 1,2 | --ids-file F.json)\n"
-                   "                   [--chat] [--template chatml|mistral|none] [--system S]\n"
+                   "                   [--chat] [--template chatml|mistral|gemma|none] [--system S]\n"
                    "                   [--max-new N] [--no-eos] [--json]\n"
                    "Greedy generation with a KV cache; stops at EOS or after N new tokens (default 64).\n"
                    "  --chat            wrap the prompt in the model's chat template (ChatML for\n"
@@ -509,7 +526,7 @@ int cmd_generate(int argc, char **argv) {
     if (hp_opt_one_arg("generate", "MODEL", argc, argv) || check_common(&o, "generate", "--prompt")) return 2;
     int kind = -1;
     if (tmpl && (kind = hp_chat_parse(tmpl)) < 0) {
-        fprintf(stderr, "headpursuit generate: unknown --template '%s' (chatml, mistral, none)\n", tmpl);
+        fprintf(stderr, "headpursuit generate: unknown --template '%s' (chatml, mistral, gemma, none)\n", tmpl);
         return 2;
     }
     hp_err e = {0};

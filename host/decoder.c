@@ -1,11 +1,12 @@
-/* decoder.c: the Llama/Mistral/Qwen2 forward pass over packed token batches, written once against the
+/* decoder.c: the Llama/Mistral/Qwen2/Gemma 3 forward pass over packed token batches, written once against the
  * backend interface: embedding, per layer RMSNorm -> Q/K/V -> RoPE -> KV cache -> attention ->
- * (head edit) -> (head readout) -> o_proj -> residual -> RMSNorm -> SwiGLU MLP -> residual, then
+ * (head edit) -> (head readout) -> o_proj -> residual -> RMSNorm -> gated MLP act(gate)·up -> residual, then
  * the final norm and the lm_head for the requested rows only. Greedy generation on top. */
 #include "model.h"
 #include "nvtx.h"
 #include "progress.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -136,6 +137,9 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
     if (f->cap_w) CHECK(be->upload(be, rt->capw, f->cap_w + s0, n, HP_MEM_F32, e));
     if (m->n_edited) CHECK(be->upload(be, rt->alpha, m->alpha, (size_t)c->L * c->H, HP_MEM_F32, e));
     CHECK(be->embed(be, rt->x, m->embed, rt->ids, n, c->D, c->V));
+    /* Gemma: embeddings × sqrt(D) (head_scale with one "head" of width D); injected rows are
+     * final embeddings and come after it */
+    if (m->emb_scale) CHECK(be->head_scale(be, rt->x, m->emb_scale, n, 1, c->D));
     /* Injected rows, one upload per run of consecutive rows (an image's tokens are one run:
      * thousands of rows in one copy instead of one each). */
     for (int i = 0, k; i < f->n_inject; i += k) {
@@ -169,14 +173,23 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
             STEP(be->add_bias(be, rt->k, w->bk, n, KVD));
             STEP(be->add_bias(be, rt->v, w->bv, n, KVD));
         }
-        STEP(be->rope(be, rt->q, rt->pos, m->rope_inv, n, c->H, c->Dh));
-        STEP(be->rope(be, rt->k, rt->pos, m->rope_inv, n, c->KV, c->Dh));
+        if (w->q_norm) { /* Gemma 3: RMSNorm of each head's query / key, n*H and n*KV rows */
+            STEP(be->rmsnorm(be, rt->q, rt->q, w->q_norm, n * c->H, c->Dh, c->rms_eps));
+            STEP(be->rmsnorm(be, rt->k, rt->k, w->k_norm, n * c->KV, c->Dh, c->rms_eps));
+        }
+        const void *rinv = c->gemma && c->layer_local[l] ? m->rope_inv_local : m->rope_inv;
+        STEP(be->rope(be, rt->q, rt->pos, rinv, n, c->H, c->Dh));
+        STEP(be->rope(be, rt->k, rt->pos, rinv, n, c->KV, c->Dh));
         STEP(be->kv_store(be, rt->kc[l], rt->vc[l], rt->k, rt->v, rt->seq, rt->pos, n, KVD, rt->Tcap));
         STEP(be->attention(be, rt->z, rt->q, rt->kc[l], rt->vc[l], rt->seq, rt->pos, n, c->H, c->KV,
-                           c->Dh, rt->Tcap, c->sliding_window));
+                           c->Dh, rt->Tcap, hp_layer_window(c, l)));
         if (m->n_edited && layer_edited(m, l))
             STEP(be->head_scale(be, rt->z, be->offset(be, rt->alpha, (size_t)l * c->H, HP_MEM_F32), n,
                                 c->H, c->Dh));
+        /* A head's contribution is z_h · W_O,h (its o_proj slice). In Gemma 3 the attention
+         * output then goes through post_attention_layernorm, which normalises the SUM of the
+         * heads: not linear per head, so the captured contribution is the one before that norm
+         * (what each head writes into the attention output, not the residual stream). */
         if (f->cap_w) {
             HP_NVTX_PUSH("readout");
             int bad = be->zero(be, rt->cap, cap_n, HP_MEM_F32, e) ||
@@ -194,6 +207,8 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
         }
         STEP(be->matmul(be, rt->o, rt->z, w->wo, n, c->D, Q));
         if (w->bo) STEP(be->add_bias(be, rt->o, w->bo, n, c->D)); /* no head's contribution */
+        if (w->post_attn_norm)
+            STEP(be->rmsnorm(be, rt->o, rt->o, w->post_attn_norm, n, c->D, c->rms_eps));
         STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));
         STEP(be->rmsnorm(be, rt->xn, rt->x, w->ffn_norm, n, c->D, c->rms_eps));
         STEP(be->matmul(be, rt->gate, rt->xn, w->w_gate, n, c->F, c->D));
@@ -202,9 +217,11 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
             STEP(be->add_bias(be, rt->gate, w->b_gate, n, c->F));
             STEP(be->add_bias(be, rt->up, w->b_up, n, c->F));
         }
-        STEP(be->swiglu(be, rt->gate, rt->gate, rt->up, (size_t)n * c->F));
+        STEP(be->glu(be, rt->gate, rt->gate, rt->up, (size_t)n * c->F, c->mlp_act));
         STEP(be->matmul(be, rt->o, rt->gate, w->w_down, n, c->D, c->F));
         if (w->b_down) STEP(be->add_bias(be, rt->o, w->b_down, n, c->D));
+        if (w->post_ffn_norm)
+            STEP(be->rmsnorm(be, rt->o, rt->o, w->post_ffn_norm, n, c->D, c->rms_eps));
         STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));
 #undef STEP
     }
@@ -236,6 +253,11 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
             if (!tmp || be->download(be, tmp, rt->logits, (size_t)nr * c->V, HP_MEM_F32, e)) {
                 bad = 1;
             } else {
+                /* Gemma's final_logit_softcapping, on the host (float32 as HF: divide,
+                 * tanh, multiply) */
+                if (c->final_softcap > 0)
+                    for (size_t i = 0; i < (size_t)nr * c->V; i++)
+                        tmp[i] = tanhf(tmp[i] / c->final_softcap) * c->final_softcap;
                 for (int i = 0; i < nr; i++)
                     memcpy(f->logits_out + (size_t)dst[i] * c->V, tmp + (size_t)i * c->V,
                            sizeof(float) * c->V);

@@ -8,6 +8,7 @@
 
 #include <cJSON.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -32,7 +33,25 @@ const hp_tensor_spec hp_tensor_table[HP_T_COUNT] = {
     {HP_T_B_GATE, 1, "model.layers.%d.mlp.gate_proj.bias", "blk.%d.ffn_gate.bias", {'F', 0}},
     {HP_T_B_UP, 1, "model.layers.%d.mlp.up_proj.bias", "blk.%d.ffn_up.bias", {'F', 0}},
     {HP_T_B_DOWN, 1, "model.layers.%d.mlp.down_proj.bias", "blk.%d.ffn_down.bias", {'D', 0}},
+    {HP_T_Q_NORM, 1, "model.layers.%d.self_attn.q_norm.weight", "blk.%d.attn_q_norm.weight", {'h', 0}},
+    {HP_T_K_NORM, 1, "model.layers.%d.self_attn.k_norm.weight", "blk.%d.attn_k_norm.weight", {'h', 0}},
+    {HP_T_POST_ATTN_NORM, 1, "model.layers.%d.post_attention_layernorm.weight",
+     "blk.%d.post_attention_norm.weight", {'D', 0}},
+    {HP_T_POST_FFN_NORM, 1, "model.layers.%d.post_feedforward_layernorm.weight",
+     "blk.%d.post_ffw_norm.weight", {'D', 0}},
 };
+
+const char *hp_tensor_name(const hp_config *c, hp_role r, int gguf) {
+    /* Gemma names the pre-MLP norm for what it is; post_attention_layernorm is its post-norm */
+    if (!gguf && c->arch == HP_ARCH_GEMMA3 && r == HP_T_FFN_NORM)
+        return "model.layers.%d.pre_feedforward_layernorm.weight";
+    return gguf ? hp_tensor_table[r].gguf : hp_tensor_table[r].hf;
+}
+
+int hp_role_is_norm(hp_role r) {
+    return r == HP_T_FINAL_NORM || r == HP_T_ATTN_NORM || r == HP_T_FFN_NORM || r == HP_T_Q_NORM ||
+           r == HP_T_K_NORM || r == HP_T_POST_ATTN_NORM || r == HP_T_POST_FFN_NORM;
+}
 
 static int64_t dim_value(const hp_config *c, char d) {
     switch (d) {
@@ -41,6 +60,7 @@ static int64_t dim_value(const hp_config *c, char d) {
     case 'Q': return (int64_t)c->H * c->Dh;
     case 'K': return (int64_t)c->KV * c->Dh;
     case 'F': return c->F;
+    case 'h': return c->Dh;
     default: return 0;
     }
 }
@@ -74,6 +94,10 @@ void **hp_model_slot(hp_model *m, hp_role r, int l) {
     case HP_T_B_GATE: return &ly->b_gate;
     case HP_T_B_UP: return &ly->b_up;
     case HP_T_B_DOWN: return &ly->b_down;
+    case HP_T_Q_NORM: return &ly->q_norm;
+    case HP_T_K_NORM: return &ly->k_norm;
+    case HP_T_POST_ATTN_NORM: return &ly->post_attn_norm;
+    case HP_T_POST_FFN_NORM: return &ly->post_ffn_norm;
     default: return NULL;
     }
 }
@@ -88,6 +112,10 @@ int hp_role_needed(const hp_config *c, hp_role r) {
     case HP_T_B_GATE:
     case HP_T_B_UP:
     case HP_T_B_DOWN: return c->mlp_bias;
+    case HP_T_Q_NORM:
+    case HP_T_K_NORM:
+    case HP_T_POST_ATTN_NORM:
+    case HP_T_POST_FFN_NORM: return c->gemma;
     default: return 1;
     }
 }
@@ -127,17 +155,17 @@ static int unpermute_rows(float *w, int heads, int Dh, int cols, hp_err *e) {
 static hp_chat_kind detect_chat(const hp_model *m) {
     if (m->tok && hp_tok_id(m->tok, "<|im_start|>") >= 0) return HP_CHAT_CHATML;
     if (m->tok && hp_tok_id(m->tok, "[INST]") >= 0) return HP_CHAT_MISTRAL;
+    if (m->tok && hp_tok_id(m->tok, "<start_of_turn>") >= 0) return HP_CHAT_GEMMA;
     if (m->cfg.arch == HP_ARCH_MISTRAL) return HP_CHAT_MISTRAL;
     return HP_CHAT_NONE;
 }
 
 /* Finds the tensor of role r in layer l and checks its shape and dtype against the config. */
 static const hp_tensor *find_checked(hp_model *m, hp_role r, int l, hp_err *e) {
-    const hp_tensor_spec *s = &hp_tensor_table[r];
     int64_t shape[2];
     int nd = hp_tensor_shape(&m->cfg, r, shape);
     char fmt[256], name[256];
-    snprintf(fmt, sizeof fmt, "%s%s", m->prefix, m->is_gguf ? s->gguf : s->hf);
+    snprintf(fmt, sizeof fmt, "%s%s", m->prefix, hp_tensor_name(&m->cfg, r, m->is_gguf));
     snprintf(name, sizeof name, fmt, l);
     const hp_tensor *t = hp_store_find(&m->store, name);
     if (!t) {
@@ -216,6 +244,16 @@ static int load_weights(hp_model *m, hp_err *e) {
                 unpermute_rows(tmp, r == HP_T_WQ || r == HP_T_BQ ? c->H : c->KV, c->Dh,
                                r == HP_T_WQ || r == HP_T_WK ? c->D : 1, e))
                 goto fail;
+            /* Gemma's RMSNorm is x·(1 + w): HF files store w, llama.cpp's GGUF 1 + w */
+            if (c->gemma && !m->is_gguf && hp_role_is_norm(r))
+                for (size_t i = 0; i < n; i++) tmp[i] = 1.0f + tmp[i];
+            /* Gemma 3 scales q·k by query_pre_attn_scalar^-1/2, the attention op by Dh^-1/2:
+             * the ratio goes into q_norm (RoPE and the norm's output are linear in it). */
+            if (c->gemma && r == HP_T_Q_NORM) {
+                float f = (float)(sqrt((double)c->Dh) * (double)c->query_scale);
+                if (f != 1.0f)
+                    for (size_t i = 0; i < n; i++) tmp[i] *= f;
+            }
             void *dst = be->offset(be, m->wblock, off, HP_MEM_WEIGHT);
             *hp_model_slot(m, r, l) = dst;
             if (be->upload(be, dst, tmp, n, HP_MEM_WEIGHT, e)) goto fail;
@@ -253,7 +291,21 @@ int hp_model_init_rope(hp_model *m, hp_err *e) {
         goto out;
     }
     if (!m->rope_inv && !(m->rope_inv = be->alloc(be, (size_t)half, HP_MEM_F32, e))) goto out;
-    rc = be->upload(be, m->rope_inv, inv, (size_t)half, HP_MEM_F32, e);
+    if (be->upload(be, m->rope_inv, inv, (size_t)half, HP_MEM_F32, e)) goto out;
+    if (c->gemma) {
+        /* the sliding layers' table, and the embedding multiplier: transformers multiplies by
+         * sqrt(D) cast to the dtype the weights run in; here that is float32 (a bf16 checkpoint
+         * is upcast, as the bf16 fixtures' reference loads it; llama.cpp uses float32 too) */
+        float s = c->emb_scale;
+        if (hp_rope_inv_freq_local(c, inv, e)) goto out;
+        if (!m->rope_inv_local && !(m->rope_inv_local = be->alloc(be, (size_t)half, HP_MEM_F32, e)))
+            goto out;
+        if (!m->emb_scale && !(m->emb_scale = be->alloc(be, 1, HP_MEM_F32, e))) goto out;
+        if (be->upload(be, m->rope_inv_local, inv, (size_t)half, HP_MEM_F32, e) ||
+            be->upload(be, m->emb_scale, &s, 1, HP_MEM_F32, e))
+            goto out;
+    }
+    rc = 0;
 out:
     free(inv);
     return rc;
@@ -329,6 +381,13 @@ hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e) {
     }
     hp_model_clear_edits(m);
     m->chat = detect_chat(m);
+    /* A Gemma turn ends with <end_of_turn> (its generation_config lists it beside <eos>) */
+    if (m->chat == HP_CHAT_GEMMA && m->cfg.n_eos < 8) {
+        int id = hp_tok_id(m->tok, "<end_of_turn>");
+        int seen = id < 0;
+        for (int i = 0; i < m->cfg.n_eos; i++) seen |= m->cfg.eos_ids[i] == id;
+        if (!seen) m->cfg.eos_ids[m->cfg.n_eos++] = id;
+    }
     if (check_tensors(m, e)) goto fail;
     if (be && (load_weights(m, e) || hp_model_init_rope(m, e))) goto fail;
     return m;
@@ -341,6 +400,8 @@ void hp_model_free(hp_model *m) {
     if (!m) return;
     if (m->wblock) m->be->free(m->be, m->wblock);
     if (m->rope_inv) m->be->free(m->be, m->rope_inv);
+    if (m->rope_inv_local) m->be->free(m->be, m->rope_inv_local);
+    if (m->emb_scale) m->be->free(m->be, m->emb_scale);
 
     if (m->tok) hp_tok_free(m->tok);
     hp_store_close(&m->store);

@@ -31,6 +31,11 @@ typedef enum hp_role {
     HP_T_B_GATE,     /* [F] */
     HP_T_B_UP,       /* [F] */
     HP_T_B_DOWN,     /* [D] */
+    /* Gemma 3 only. */
+    HP_T_Q_NORM,     /* per layer [Dh]: RMSNorm of every query head (before RoPE) */
+    HP_T_K_NORM,     /* [Dh]: of every key head */
+    HP_T_POST_ATTN_NORM, /* [D]: RMSNorm of the attention output (sum of the heads' o_proj) */
+    HP_T_POST_FFN_NORM,  /* [D]: RMSNorm of the MLP output */
     HP_T_COUNT
 } hp_role;
 
@@ -39,10 +44,15 @@ typedef struct hp_tensor_spec {
     int per_layer;
     const char *hf;    /* HF name (printf format with the layer index) */
     const char *gguf;  /* GGUF name */
-    char dim[2];       /* 'V','D','Q' (H*Dh),'K' (KV*Dh),'F', or 0 for a vector */
+    char dim[2];       /* 'V','D','Q' (H*Dh),'K' (KV*Dh),'F','h' (Dh), or 0 for a vector */
 } hp_tensor_spec;
 
 extern const hp_tensor_spec hp_tensor_table[HP_T_COUNT];
+/* The tensor-name format of role r in a file of c's architecture (HF or GGUF): the table's,
+ * except Gemma 3's HF pre-MLP norm (pre_feedforward_layernorm). */
+const char *hp_tensor_name(const hp_config *c, hp_role r, int gguf);
+/* Whether role r is an RMSNorm weight (Gemma's HF files store them as w of x·(1 + w)). */
+int hp_role_is_norm(hp_role r);
 /* Expected shape of a role under a config; returns ndim. */
 int hp_tensor_shape(const hp_config *c, hp_role r, int64_t shape[2]);
 /* Whether a model of this config has the tensor of role r (tied lm_head, optional biases). */
@@ -51,9 +61,10 @@ int hp_role_needed(const hp_config *c, hp_role r);
 typedef struct hp_layer {
     void *attn_norm, *wq, *wk, *wv, *wo, *ffn_norm, *w_gate, *w_up, *w_down;
     void *bq, *bk, *bv, *bo, *b_gate, *b_up, *b_down; /* NULL when the model has none */
+    void *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm; /* Gemma 3, else NULL */
 } hp_layer;
 
-typedef enum hp_chat_kind { HP_CHAT_NONE = 0, HP_CHAT_CHATML, HP_CHAT_MISTRAL } hp_chat_kind;
+typedef enum hp_chat_kind { HP_CHAT_NONE = 0, HP_CHAT_CHATML, HP_CHAT_MISTRAL, HP_CHAT_GEMMA } hp_chat_kind;
 
 typedef struct hp_model {
     char *path;
@@ -72,6 +83,8 @@ typedef struct hp_model {
     void *lm_head;          /* [V, D]; == embed when tied */
     hp_layer *layers;       /* L */
     void *rope_inv;         /* F32 [Dh/2]: the rotary pairs' inverse frequencies (own allocation) */
+    void *rope_inv_local;   /* F32 [Dh/2]: those of Gemma 3's sliding layers; NULL otherwise */
+    void *emb_scale;        /* F32 [1]: Gemma 3's embedding multiplier; NULL otherwise */
     float *alpha;           /* host [L*H]: head edit factors, 1 = unedited */
     int n_edited;
     char prefix[32];        /* tensor-name prefix of the language model ("language_model." in

@@ -74,7 +74,7 @@ hp_model *hp_model_random(const hp_config *cfg, hp_backend *be, uint64_t seed, h
         int64_t shape[2];
         int nd = hp_tensor_shape(c, r, shape);
         size_t n = (size_t)shape[0] * (nd == 2 ? (size_t)shape[1] : 1);
-        float base = nd == 2 || r >= HP_T_BQ ? 0.0f : 1.0f; /* norm weights near 1, biases near 0 */
+        float base = hp_role_is_norm(r) ? 1.0f : 0.0f; /* norm weights near 1, biases near 0 */
         float amp = nd == 2 ? (float)sqrt(3.0 / (double)shape[1]) : 0.05f; /* std 1/sqrt(K) */
         for (int l = 0; l < (hp_tensor_table[r].per_layer ? c->L : 1); l++) {
             void *dst = be->offset(be, m->wblock, off, HP_MEM_WEIGHT);

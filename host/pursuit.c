@@ -167,8 +167,7 @@ void hp_reps_free(hp_reps *r) {
 
 static const hp_tensor *model_tensor(const hp_model *m, hp_role role) {
     char name[256];
-    const hp_tensor_spec *s = &hp_tensor_table[role];
-    snprintf(name, sizeof name, "%s%s", m->prefix, m->is_gguf ? s->gguf : s->hf);
+    snprintf(name, sizeof name, "%s%s", m->prefix, hp_tensor_name(&m->cfg, role, m->is_gguf));
     return hp_store_find(&m->store, name);
 }
 
@@ -193,6 +192,8 @@ int hp_dict_full(const hp_model *m, const hp_dict_opts *o, hp_dict *out, hp_err 
         hp_dict_free(out);
         return -1;
     }
+    if (c->gemma && !m->is_gguf) /* Gemma's HF norm weight w acts as 1 + w */
+        for (int d = 0; d < c->D; d++) gamma[d] += 1.0f;
     for (int v = 0; v < c->V; v++) {
         out->token[v] = v;
         float *a = out->atoms + (size_t)v * c->D;

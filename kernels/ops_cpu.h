@@ -32,8 +32,10 @@ void hp_cpu_attention(float *z, const float *q, const float *kc, const float *vc
                       const int32_t *seq, const int32_t *pos, int T, int H, int KV, int Dh,
                       int Tcap, int window);
 
-/* act.c: out = silu(gate) * up; x += y. */
-void hp_cpu_swiglu(float *out, const float *gate, const float *up, size_t n);
+/* act.c: the gated MLP out = act(gate) * up (out may alias gate or up), act one of these
+ * (transformers' hidden_act names; hp_config.mlp_act holds one); x += y. */
+enum { HP_GLU_SILU = 0, HP_GLU_GELU = 1, HP_GLU_GELU_TANH = 2, HP_GLU_RELU = 3 };
+void hp_cpu_glu(float *out, const float *gate, const float *up, size_t n, int act);
 void hp_cpu_add(float *x, const float *y, size_t n);
 
 /* readout.c: head editing and per-head residual contributions.

@@ -55,9 +55,10 @@ cudaError_t hp_cuda_rmsnorm(hp_bf16 *out, const hp_bf16 *x, const hp_bf16 *w, in
 cudaError_t hp_cuda_rope(hp_bf16 *x, const int32_t *pos, const float *inv_freq, int T, int nh,
                          int Dh, cudaStream_t st);
 
-/* act.cu: out = silu(gate) * up (out may alias gate or up); x += y. */
-cudaError_t hp_cuda_swiglu(hp_bf16 *out, const hp_bf16 *gate, const hp_bf16 *up, size_t n,
-                           cudaStream_t st);
+/* act.cu: out = act(gate) * up, act an HP_GLU_* of ops_cpu.h (out may alias gate or up);
+ * x += y. */
+cudaError_t hp_cuda_glu(hp_bf16 *out, const hp_bf16 *gate, const hp_bf16 *up, size_t n, int act,
+                        cudaStream_t st);
 cudaError_t hp_cuda_add(hp_bf16 *x, const hp_bf16 *y, size_t n, cudaStream_t st);
 
 /* attention.cu: KV-cache writes and causal / sliding-window GQA attention over packed tokens,

@@ -118,9 +118,7 @@ for k, v in {"bad_words_ids": [[5]], "begin_suppress_tokens": [5], "diversity_pe
              "temperature": 0.5, "top_k": 3, "top_p": 0.5, "typical_p": 0.5}.items():
     GENERIC[k] = inert(GEN, v)
 
-HIDDEN_ACT = pending("the hidden_act work (Gemma 3 branch) implements the decoder's activation "
-                     "(silu, gelu, gelu_pytorch_tanh, relu) through hp_config_from_cjson, which "
-                     "LLaVA's text_config shares", "gelu")
+HIDDEN_ACT = read("gelu")  # silu, gelu, gelu_pytorch_tanh, relu; others refused (test_parity)
 
 # Keys of both decoders (LlamaConfig / MistralConfig and LLaVA's text_config).
 DECODER = {
@@ -163,6 +161,22 @@ QWEN2 = dict({k: v for k, v in DECODER.items() if k != "head_dim"}, **{  # 4.46:
     "sliding_window": inert("the window applies only with use_sliding_window", 2),
     "tie_word_embeddings": read(False, expect="lm_head"),  # tiny-qwen2 is tied
     "use_sliding_window": refused(True),
+})
+GEMMA3 = dict({k: v for k, v in DECODER.items() if k != "hidden_act"}, **{  # hidden_activation
+    "_sliding_window_pattern": inert("layer_types (saved beside it) decides which layers are "
+                                     "sliding; transformers derives it from the pattern only "
+                                     "when layer_types is absent", 2),
+    "attention_bias": read(True, expect="bias"),
+    "attn_logit_softcapping": refused(50.0),
+    "final_logit_softcapping": read(4.0),
+    "hidden_activation": read("gelu"),
+    "layer_types": read(["full_attention"] * 6),
+    "query_pre_attn_scalar": read(16),
+    "rope_local_base_freq": read(1000.0),
+    "rope_scaling": read({"rope_type": "linear", "factor": 2.0}),  # global layers only
+    "sliding_window": read(2),
+    "tie_word_embeddings": read(False, expect="lm_head"),  # tiny-gemma3 is tied
+    "use_bidirectional_attention": refused(True, newer=True),
 })
 LLAVA_NEXT = {
     "architectures": refused(["LlavaForConditionalGeneration"], expect="architectures"),
@@ -219,6 +233,7 @@ LLAVA_NEXT_PROC = {
 }
 
 TABLES = {"LlamaConfig": LLAMA, "MistralConfig": MISTRAL, "Qwen2Config": QWEN2,
+          "Gemma3TextConfig": GEMMA3,
           "LlavaNextConfig": LLAVA_NEXT,
           "CLIPVisionConfig": CLIP_VISION, "LlavaNextImageProcessor": LLAVA_NEXT_PROC}
 PROCESSORS = {"LlavaNextImageProcessor"}  # not PretrainedConfigs: no GENERIC keys
@@ -243,6 +258,8 @@ TARGETS = [
     ("LlamaConfig (tiny-llama)", "LlamaConfig", "tiny-llama", "config.json", None, text_cmd),
     ("MistralConfig (tiny-mistral)", "MistralConfig", "tiny-mistral", "config.json", None, text_cmd),
     ("Qwen2Config (tiny-qwen2)", "Qwen2Config", "tiny-qwen2", "config.json", None, text_cmd),
+    ("Gemma3TextConfig (tiny-gemma3)", "Gemma3TextConfig", "tiny-gemma3", "config.json", None,
+     text_cmd),
     ("LlavaNextConfig (tiny-llava)", "LlavaNextConfig", "tiny-llava", "config.json", None, llava_cmd),
     ("text_config (tiny-llava)", "MistralConfig", "tiny-llava", "config.json", "text_config",
      llava_cmd),

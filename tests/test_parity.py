@@ -41,6 +41,13 @@ TINY = [  # (model dir, reference dir)
     ("tiny-llama-rope-llama3", "tiny-llama-rope-llama3"),
     ("tiny-llama-rope-llama3.gguf", "tiny-llama-rope-llama3"),
     ("tiny-llama-rope-linear", "tiny-llama-rope-linear"),
+    # hidden_act (make_fixtures.py --only act): one set of weights under three MLP activations
+    ("tiny-llama-act-gelu", "tiny-llama-act-gelu"),
+    ("tiny-llama-act-gelu_pytorch_tanh", "tiny-llama-act-gelu_pytorch_tanh"),
+    ("tiny-llama-act-relu", "tiny-llama-act-relu"),
+    # Gemma 3 (tests/ref/make_gemma3_fixtures.py, transformers 4.53.3): sliding + global layers,
+    # window 4 < prompts, query_pre_attn_scalar != head_dim, soft-capped logits
+    ("tiny-gemma3", "tiny-gemma3"),
 ]
 # Real GGUFs (models/, fetched by scripts/fetch_model.sh) and their reference directories.
 GGUF_REFS = [
@@ -279,6 +286,53 @@ def rope_parameters_copy(model):
     return dst
 
 
+def config_copy(model, tag, **changes):
+    """The model's directory with config keys changed (weights linked, not copied)."""
+    src = os.path.join(FIX, model)
+    dst = os.path.join(TMP, f"{model}-{tag}")
+    os.makedirs(dst, exist_ok=True)
+    with open(os.path.join(src, "config.json")) as f:
+        cfg = json.load(f)
+    cfg.update(changes)
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    os.symlink(os.path.abspath(os.path.join(src, "model.safetensors")),
+               os.path.join(dst, "model.safetensors"))
+    return dst
+
+
+def act_checks():
+    """hidden_act is read: an unknown one is refused by name, and the gelu model run as
+    gelu_pytorch_tanh or silu misses its reference (the tolerance tells the activations apart)."""
+    model = "tiny-llama-act-gelu"
+    ref = os.path.join(FIX, model, "ref")
+    if not os.path.isdir(ref):
+        return check("hidden_act checks", raiser(Skip(f"{ref} missing")))
+    ids = ["--ids-file", os.path.join(ref, "prompts.json")]
+
+    def refused():
+        d = config_copy(model, "bogus", hidden_act="gelu_bogus")
+        try:
+            run(["logits", d] + ids + ["--out", os.path.join(TMP, "bogus.npy")])
+        except Fail as e:
+            if "hidden_act" in str(e) and "gelu_bogus" in str(e):
+                return "refused: " + str(e).splitlines()[-1].strip()
+            raise Fail(f"error does not name hidden_act 'gelu_bogus': {e}")
+        raise Fail("hidden_act 'gelu_bogus' was accepted")
+    check("hidden_act gelu_bogus refused", refused)
+
+    with open(os.path.join(ref, "prompts.json")) as f:
+        lens = [len(p) for p in json.load(f)]
+    want = np.load(os.path.join(ref, "logits.npy"))
+    for wrong in ("gelu_pytorch_tanh", "silu"):
+        def differs(wrong=wrong):
+            out = run_npy(["logits", config_copy(model, wrong, hidden_act=wrong)] + ids,
+                          f"act_{wrong}.npy")
+            must_fail(lambda: compare_padded(out, want, lens, TOL_TINY, "logits"), f"{wrong} for gelu")
+            return f"gelu model run as {wrong}: max rel err {max(rel_err(out[b, :n], want[b, :n])[0] for b, n in enumerate(lens)):.2e} > {TOL_TINY:g}"
+        check(f"hidden_act {wrong} instead of gelu fails", differs)
+
+
 # ---------------------------------------------------------------- real GGUFs
 
 def gguf_checks(name, GGUF, refdir):
@@ -339,6 +393,7 @@ def main():
             tiny_checks(model, refname)
         for model in ("tiny-llama-rope-llama3", "tiny-llama-rope-linear"):
             tiny_checks(rope_parameters_copy(model), model, model + " (5.x rope_parameters)")
+        act_checks()
         for name, path, refdir in GGUF_REFS:
             gguf_checks(name, path, refdir)
     shutil.rmtree(TMP, ignore_errors=True)

@@ -13,6 +13,7 @@
 
 #include "fileio.h"
 #include "gguf.h"
+#include "ops_cpu.h"
 #include "store.h"
 
 /* ---- config.json ---------------------------------------------------------------------------- */
@@ -128,6 +129,34 @@ static int j_rope(const cJSON *o, const char *key, double *theta, hp_config *c, 
     return hp_errf(e, "%s: unsupported %s type %s (default, linear, llama3)", path, key, name);
 }
 
+const char *hp_mlp_act_name(int act) {
+    switch (act) {
+    case HP_GLU_SILU: return "silu";
+    case HP_GLU_GELU: return "gelu";
+    case HP_GLU_GELU_TANH: return "gelu_pytorch_tanh";
+    case HP_GLU_RELU: return "relu";
+    }
+    return "?";
+}
+
+/* The MLP activation under `key` (absent or null: def). transformers' ACT2FN names; "swish"
+ * is its other name for silu. Every other activation is refused by name. */
+static int j_act(const cJSON *o, const char *key, int def, int *out, const char *path, hp_err *e) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    *out = def;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsString(v)) return hp_errf(e, "%s: key '%s' must be a string", path, key);
+    const char *a = v->valuestring;
+    if (!strcmp(a, "silu") || !strcmp(a, "swish")) *out = HP_GLU_SILU;
+    else if (!strcmp(a, "gelu")) *out = HP_GLU_GELU;
+    else if (!strcmp(a, "gelu_pytorch_tanh")) *out = HP_GLU_GELU_TANH;
+    else if (!strcmp(a, "relu")) *out = HP_GLU_RELU;
+    else
+        return hp_errf(e, "%s: unsupported %s '%s' (silu, gelu, gelu_pytorch_tanh, relu)", path,
+                       key, a);
+    return 0;
+}
+
 static int check_shapes(hp_config *c, const char *path, hp_err *e) {
     if (c->D <= 0 || c->L <= 0 || c->H <= 0 || c->KV <= 0 || c->F <= 0 || c->V <= 0 || c->Dh <= 0)
         return hp_errf(e, "%s: sizes must be positive (D %d, L %d, H %d, KV %d, Dh %d, F %d, V %d)",
@@ -143,6 +172,60 @@ static int check_shapes(hp_config *c, const char *path, hp_err *e) {
         return hp_errf(e, "%s: rope_theta must be positive", path);
     if (c->sliding_window < 0) return hp_errf(e, "%s: sliding_window must be >= 0", path);
     return 0;
+}
+
+/* Gemma3TextConfig's own keys (transformers 4.50..4.5x): local/global layers (layer_types, or
+ * the older sliding_window_pattern: every pattern-th layer global), their rope bases and window,
+ * the query scale and the final logit soft-capping. Attention-logit soft-capping and
+ * bidirectional attention are refused by name. Needs c->L, c->D, c->Dh. */
+static int gemma3_keys(const cJSON *o, hp_config *c, const char *path, hp_err *e) {
+    double local_theta, qpas, cap;
+    int pattern, bidir;
+    c->gemma = 1;
+    if (j_float(o, "rope_local_base_freq", 0, 10000, &local_theta, path, e) ||
+        j_float(o, "query_pre_attn_scalar", 0, 256, &qpas, path, e) ||
+        j_int(o, "sliding_window", 0, 4096, &c->sliding_window, path, e) ||
+        j_int(o, "sliding_window_pattern", 0, 6, &pattern, path, e) ||
+        j_float(o, "final_logit_softcapping", 0, 0, &cap, path, e) ||
+        j_bool(o, "use_bidirectional_attention", 0, &bidir, path, e))
+        return -1;
+    const cJSON *alc = cJSON_GetObjectItemCaseSensitive(o, "attn_logit_softcapping");
+    if (alc && !cJSON_IsNull(alc))
+        return hp_errf(e, "%s: attn_logit_softcapping is not supported (only null)", path);
+    if (bidir)
+        return hp_errf(e, "%s: use_bidirectional_attention = true is not supported", path);
+    if (!(local_theta > 0)) return hp_errf(e, "%s: rope_local_base_freq must be positive", path);
+    if (!(qpas > 0)) return hp_errf(e, "%s: query_pre_attn_scalar must be positive", path);
+    if (cap < 0) return hp_errf(e, "%s: final_logit_softcapping must be >= 0", path);
+    if (c->sliding_window <= 0) return hp_errf(e, "%s: sliding_window must be positive", path);
+    if (c->L > HP_MAX_LAYERS)
+        return hp_errf(e, "%s: %d layers, at most %d supported", path, c->L, HP_MAX_LAYERS);
+    c->rope_local_theta = (float)local_theta;
+    c->query_scale = (float)(1.0 / sqrt(qpas));
+    c->final_softcap = (float)cap;
+    c->emb_scale = (float)sqrt((double)c->D);
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(o, "layer_types");
+    if (lt && !cJSON_IsNull(lt)) {
+        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->L)
+            return hp_errf(e, "%s: key 'layer_types' must list %d layer types", path, c->L);
+        for (int l = 0; l < c->L; l++) {
+            const cJSON *v = cJSON_GetArrayItem(lt, l);
+            if (cJSON_IsString(v) && !strcmp(v->valuestring, "sliding_attention"))
+                c->layer_local[l] = 1;
+            else if (!(cJSON_IsString(v) && !strcmp(v->valuestring, "full_attention")))
+                return hp_errf(e, "%s: layer_types[%d] must be \"sliding_attention\" or "
+                                  "\"full_attention\"", path, l);
+        }
+    } else {
+        if (pattern <= 0) return hp_errf(e, "%s: sliding_window_pattern must be positive", path);
+        for (int l = 0; l < c->L; l++) c->layer_local[l] = (l + 1) % pattern != 0;
+    }
+    return 0;
+}
+
+int hp_layer_window(const hp_config *c, int l) {
+    if (c->arch == HP_ARCH_GEMMA3) return c->layer_local[l] ? c->sliding_window : 0;
+    return c->sliding_window;
 }
 
 int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err *e) {
@@ -167,9 +250,11 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
             an = "MistralForCausalLM";
         else if (!strcmp(mt->valuestring, "qwen2"))
             an = "Qwen2ForCausalLM";
+        else if (!strcmp(mt->valuestring, "gemma3_text"))
+            an = "Gemma3ForCausalLM";
         else
-            return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral, qwen2)", path,
-                           mt->valuestring);
+            return hp_errf(e, "%s: unsupported model_type '%s' (llama, mistral, qwen2, gemma3_text)",
+                           path, mt->valuestring);
     } else {
         return hp_errf(e, "%s: missing key 'architectures' (or 'model_type')", path);
     }
@@ -179,15 +264,18 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         c->arch = HP_ARCH_MISTRAL;
     else if (!strcmp(an, "Qwen2ForCausalLM"))
         c->arch = HP_ARCH_QWEN2;
+    else if (!strcmp(an, "Gemma3ForCausalLM"))
+        c->arch = HP_ARCH_GEMMA3;
     else
         return hp_errf(e,
                        "%s: unsupported architecture '%s' (LlamaForCausalLM, MistralForCausalLM, "
-                       "Qwen2ForCausalLM)",
+                       "Qwen2ForCausalLM, Gemma3ForCausalLM)",
                        path, an);
     snprintf(c->arch_name, sizeof c->arch_name, "%s", an);
     /* transformers' AutoModel builds the class of model_type: a disagreeing one is not a guess */
     static const char *const arch_mt[] = {[HP_ARCH_LLAMA] = "llama", [HP_ARCH_MISTRAL] = "mistral",
-                                          [HP_ARCH_QWEN2] = "qwen2"};
+                                          [HP_ARCH_QWEN2] = "qwen2",
+                                          [HP_ARCH_GEMMA3] = "gemma3_text"};
     if (cJSON_IsString(mt) && strcmp(mt->valuestring, arch_mt[c->arch]))
         return hp_errf(e, "%s: model_type '%s' does not match architecture %s", path,
                        mt->valuestring, an);
@@ -205,15 +293,20 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         j_int(o, "max_position_embeddings", 0, 0, &c->max_pos, path, e) ||
         j_float(o, "rms_norm_eps", 1, 0, &eps, path, e) ||
         j_float(o, "rope_theta", 0, 10000, &theta, path, e) ||
-        j_bool(o, "tie_word_embeddings", 0, &c->tie_embeddings, path, e) ||
-        (c->arch != HP_ARCH_QWEN2 && (j_bool(o, "attention_bias", 0, &c->attn_bias, path, e) ||
-                                      j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e))) ||
+        j_bool(o, "tie_word_embeddings", c->arch == HP_ARCH_GEMMA3, &c->tie_embeddings, path, e) ||
+        (c->arch == HP_ARCH_GEMMA3
+             ? j_act(o, "hidden_activation", HP_GLU_GELU_TANH, &c->mlp_act, path, e)
+             : j_act(o, "hidden_act", HP_GLU_SILU, &c->mlp_act, path, e)) ||
+        (c->arch != HP_ARCH_QWEN2 && j_bool(o, "attention_bias", 0, &c->attn_bias, path, e)) ||
+        (c->arch != HP_ARCH_QWEN2 && c->arch != HP_ARCH_GEMMA3 &&
+         j_bool(o, "mlp_bias", 0, &c->mlp_bias, path, e)) ||
         j_rope(o, "rope_scaling", &theta, c, path, e) ||
         j_rope(o, "rope_parameters", &theta, c, path, e))
         return -1;
     if (c->H <= 0) return hp_errf(e, "%s: num_attention_heads must be positive", path);
-    if (j_int(o, "head_dim", 0, c->D / c->H, &c->Dh, path, e)) return -1;
-    if (!cJSON_GetObjectItemCaseSensitive(o, "head_dim") && c->D % c->H)
+    if (j_int(o, "head_dim", 0, c->arch == HP_ARCH_GEMMA3 ? 256 : c->D / c->H, &c->Dh, path, e))
+        return -1;
+    if (!cJSON_GetObjectItemCaseSensitive(o, "head_dim") && c->arch != HP_ARCH_GEMMA3 && c->D % c->H)
         return hp_errf(e, "%s: hidden_size %d is not a multiple of num_attention_heads %d", path,
                        c->D, c->H);
     /* Llama has no sliding window; HF ignores the key there. */
@@ -221,6 +314,7 @@ int hp_config_from_cjson(const cJSON *o, const char *path, hp_config *c, hp_err 
         return -1;
     c->rope_theta = (float)theta;
     c->rms_eps = (float)eps;
+    if (c->arch == HP_ARCH_GEMMA3 && gemma3_keys(o, c, path, e)) return -1;
     if (c->arch == HP_ARCH_QWEN2) {
         /* Qwen2 always has q/k/v biases (no key says so) and no o_proj / MLP biases; its
          * sliding window applies only when use_sliding_window is true. */
@@ -321,6 +415,37 @@ static int gguf_rope(const hp_gguf *g, const char *arch, hp_config *c, hp_err *e
     return 0;
 }
 
+/* Gemma 3 as llama.cpp runs it: GeGLU (tanh gelu), every 6th layer global and the others
+ * windowed (attention.sliding_window), local rope base 10000 (or rope.freq_base_swa where a
+ * converter wrote it), query scale head_dim^-1/2 except the 27B model's (hidden/heads)^-1/2,
+ * final_logit_softcapping when present. The norm weights are stored as 1 + w already. */
+static int gguf_gemma3(const hp_gguf *g, hp_config *c, hp_err *e) {
+    double local = 10000, cap = 0;
+    if (hp_gguf_get(g, "gemma3.rope.freq_base_swa") &&
+        hp_gguf_get_float(g, "gemma3.rope.freq_base_swa", &local, e))
+        return -1;
+    if (hp_gguf_get(g, "gemma3.final_logit_softcapping") &&
+        hp_gguf_get_float(g, "gemma3.final_logit_softcapping", &cap, e))
+        return -1;
+    if (hp_gguf_get(g, "gemma3.attn_logit_softcapping"))
+        return hp_errf(e, "%s: gemma3.attn_logit_softcapping is not supported", g->path);
+    if (c->sliding_window <= 0)
+        return hp_errf(e, "%s: gemma3 needs attention.sliding_window", g->path);
+    if (c->L > HP_MAX_LAYERS)
+        return hp_errf(e, "%s: %d layers, at most %d supported", g->path, c->L, HP_MAX_LAYERS);
+    if (!(local > 0) || cap < 0)
+        return hp_errf(e, "%s: bad gemma3 rope.freq_base_swa %g or softcapping %g", g->path, local, cap);
+    c->gemma = 1;
+    c->mlp_act = HP_GLU_GELU_TANH;
+    c->rope_local_theta = (float)local;
+    c->final_softcap = (float)cap;
+    c->emb_scale = (float)sqrt((double)c->D);
+    int is27b = c->L == 62 && c->D == 5376; /* llama.cpp's LLM_TYPE_27B */
+    c->query_scale = (float)(1.0 / sqrt(is27b ? (double)c->D / c->H : (double)c->Dh));
+    for (int l = 0; l < c->L; l++) c->layer_local[l] = (l + 1) % 6 != 0;
+    return 0;
+}
+
 int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
     memset(c, 0, sizeof *c);
     c->rope_factor = 1;
@@ -335,8 +460,11 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
     } else if (!strcmp(arch, "qwen2")) {
         c->arch = HP_ARCH_QWEN2;
         snprintf(c->arch_name, sizeof c->arch_name, "Qwen2ForCausalLM");
+    } else if (!strcmp(arch, "gemma3")) {
+        c->arch = HP_ARCH_GEMMA3;
+        snprintf(c->arch_name, sizeof c->arch_name, "Gemma3ForCausalLM");
     } else {
-        return hp_errf(e, "%s: unsupported architecture '%s' (llama, qwen2)", g->path, arch);
+        return hp_errf(e, "%s: unsupported architecture '%s' (llama, qwen2, gemma3)", g->path, arch);
     }
     /* Hyper-parameters live under "<arch>.": K("x") is that key. */
     char kb[128];
@@ -394,6 +522,8 @@ int hp_config_from_gguf(const hp_gguf *g, hp_config *c, hp_err *e) {
     if (c->eos_id >= 0) c->eos_ids[c->n_eos++] = c->eos_id;
     c->rope_theta = (float)theta;
     c->rms_eps = (float)eps;
+    c->mlp_act = HP_GLU_SILU; /* llama, qwen2: SwiGLU (llama.cpp's graph for these) */
+    if (c->arch == HP_ARCH_GEMMA3 && gguf_gemma3(g, c, e)) return -1;
     c->tie_embeddings = 0; /* decided by hp_config_from_gguf_store, which sees the tensors */
     return check_shapes(c, g->path, e);
 }
@@ -418,6 +548,14 @@ int hp_config_from_gguf_store(const hp_store *s, hp_config *c, hp_err *e) {
 }
 
 /* ---- rotary frequencies --------------------------------------------------------------------- */
+
+int hp_rope_inv_freq_local(const hp_config *c, float *inv, hp_err *e) {
+    hp_config l = *c;
+    l.rope_theta = c->rope_local_theta;
+    l.rope_type = HP_ROPE_DEFAULT;
+    l.rope_freqs_tensor = 0;
+    return hp_rope_inv_freq(&l, NULL, inv, e);
+}
 
 const char *hp_rope_type_name(hp_rope_type t) {
     switch (t) {

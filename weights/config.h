@@ -8,7 +8,14 @@
 
 struct hp_gguf;
 
-typedef enum hp_arch { HP_ARCH_LLAMA = 0, HP_ARCH_MISTRAL = 1, HP_ARCH_QWEN2 = 2 } hp_arch;
+typedef enum hp_arch {
+    HP_ARCH_LLAMA = 0,
+    HP_ARCH_MISTRAL = 1,
+    HP_ARCH_QWEN2 = 2,
+    HP_ARCH_GEMMA3 = 3, /* Gemma3ForCausalLM (gemma3_text): the text decoder of Gemma 3 */
+} hp_arch;
+
+#define HP_MAX_LAYERS 512 /* bound of hp_config.layer_local */
 
 /* RoPE frequency scaling (HF rope_scaling / rope_parameters "rope_type"; GGUF rope.scaling.type). */
 typedef enum hp_rope_type {
@@ -44,6 +51,18 @@ typedef struct hp_config {
     float rope_low_freq;    /* llama3: low_freq_factor */
     float rope_high_freq;   /* llama3: high_freq_factor */
     int rope_orig_max_pos;  /* llama3: original_max_position_embeddings */
+    int mlp_act;            /* the gated MLP's act(gate)·up: HP_GLU_* of kernels/ops_cpu.h, from
+                               hidden_act (silu, gelu, gelu_pytorch_tanh, relu); GGUF: by
+                               architecture */
+    /* Gemma 3 (all 0 for the other architectures). */
+    int gemma;              /* embeddings × sqrt(D), RMSNorm x·(1 + w) (HF files; GGUF stores 1 + w),
+                               q_norm/k_norm per head before RoPE, norms after attention and MLP */
+    float emb_scale;        /* sqrt(D) as float32 (the dtype the weights run in here) */
+    float query_scale;      /* query_pre_attn_scalar^-1/2 (attention otherwise scales Dh^-1/2) */
+    float rope_local_theta; /* rope_local_base_freq: the base of the sliding-window layers (their
+                               rope is never scaled; rope_type applies to global layers) */
+    float final_softcap;    /* final_logit_softcapping: logits = cap·tanh(logits / cap); 0 = none */
+    unsigned char layer_local[HP_MAX_LAYERS]; /* 1: sliding-window layer (Gemma 3 layer_types) */
     int rope_freqs_tensor;  /* GGUF: rope_freqs.weight [Dh/2] divides each pair's frequency (how
                                llama.cpp stores Llama 3.1 scaling) */
 } hp_config;
@@ -67,6 +86,13 @@ int hp_config_no_pruned_heads(const struct cJSON *o, const char *in, const char 
  * transformers computes them (default: theta^(-2i/Dh) from a double pow, rounded to float).
  * freq_factors: GGUF's rope_freqs.weight [Dh/2] when c->rope_freqs_tensor, else NULL. */
 int hp_rope_inv_freq(const hp_config *c, const float *freq_factors, float *inv, hp_err *e);
+/* The same for Gemma 3's sliding-window layers: base rope_local_theta, no scaling. */
+int hp_rope_inv_freq_local(const hp_config *c, float *inv, hp_err *e);
+/* The attention window of layer l: c->sliding_window for Mistral (every layer) and Gemma 3's
+ * sliding layers, 0 (causal, unbounded) otherwise. */
+int hp_layer_window(const hp_config *c, int l);
+/* "silu", "gelu", "gelu_pytorch_tanh" or "relu" (transformers' names). */
+const char *hp_mlp_act_name(int act);
 /* "default", "linear" or "llama3" (and " + rope_freqs" for a GGUF frequency tensor). */
 const char *hp_rope_type_name(hp_rope_type t);
 

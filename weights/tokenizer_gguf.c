@@ -246,7 +246,8 @@ static int load(gctx *c) {
     int bytelevel = !strcmp(model, "gpt2");
     if (!bytelevel && strcmp(model, "llama"))
         return hp_errf(c->e, "%s: tokenizer.ggml.model \"%s\" is not supported (gpt2, llama)", c->path, model);
-    if (!bytelevel && arch && !strncmp(arch, "gemma", 5))
+    int gemma3 = arch && !strcmp(arch, "gemma3");
+    if (!bytelevel && arch && !strncmp(arch, "gemma", 5) && !gemma3)
         return hp_errf(c->e, "%s: the %s sentencepiece tokenizer is not supported", c->path, arch);
 
     c->tokens = hp_gguf_get(c->g, "tokenizer.ggml.tokens");
@@ -347,6 +348,28 @@ static int load(gctx *c) {
     t->kind = HP_TOK_SPM_BPE;
     t->byte_fallback = 1;
     t->fuse_unk = 1;
+    if (gemma3) {
+        /* Gemma 3's tokenizer.json (and transformers' GGUF converter): spaces become U+2581 in
+         * a normalizer, no prefix space (tokenizer.ggml.add_space_prefix false), no
+         * pre-tokenizer; the decoder strips nothing */
+        int asp;
+        if (opt_bool(c, "tokenizer.ggml.add_space_prefix", 0, &asp)) return -1;
+        if (asp)
+            return hp_errf(c->e, "%s: gemma3 with tokenizer.ggml.add_space_prefix true is not supported", c->path);
+        tk_norm *nm = calloc(1, sizeof *nm);
+        if (!nm) return hp_errf(c->e, "%s: out of memory", c->path);
+        t->norm = nm;
+        t->n_norm = 1;
+        nm[0].type = TK_NORM_REPLACE;
+        if (!(nm[0].a = strdup(" ")) || !(nm[0].b = strdup("\xE2\x96\x81")))
+            return hp_errf(c->e, "%s: out of memory", c->path);
+        nm[0].alen = 1;
+        nm[0].blen = 3;
+        if (add_dec(c, TK_DEC_REPLACE, "\xE2\x96\x81", " ") || add_dec(c, TK_DEC_BYTEFALLBACK, NULL, NULL) ||
+            add_dec(c, TK_DEC_FUSE, NULL, NULL))
+            return -1;
+        return 0;
+    }
     if (arch && !strcmp(arch, "phi3")) {
         /* transformers' phi3_tokenizer: the prefix space comes from a normalizer */
         tk_norm *nm = calloc(2, sizeof *nm);

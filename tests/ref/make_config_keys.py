@@ -10,11 +10,14 @@ vision_config) are listed as keys here and audited through their own classes.
 
 Run with the reference environment (tests/ref/setup_ref_env.sh):
   .venv-ref/bin/python tests/ref/make_config_keys.py
+Gemma3TextConfig needs transformers >= 4.50 (make_gemma3_fixtures.py's environment, 4.53.3):
+  /work/venv-g3/bin/python tests/ref/make_config_keys.py --gemma3
 A new architecture is audited by adding its class here and an expectation table for its keys
 in tests/test_config_keys.py.
 """
 import json
 import os
+import sys
 
 import transformers
 from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextImageProcessor,
@@ -34,9 +37,13 @@ def plain(v):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    classes = {c.__name__: c().to_dict() for c in (LlamaConfig, MistralConfig, Qwen2Config,
-                                                   LlavaNextConfig, CLIPVisionConfig)}
-    classes["LlavaNextImageProcessor"] = LlavaNextImageProcessor().to_dict()
+    if sys.argv[1:] == ["--gemma3"]:
+        from transformers import Gemma3TextConfig
+        classes = {"Gemma3TextConfig": Gemma3TextConfig().to_dict()}
+    else:
+        classes = {c.__name__: c().to_dict() for c in (LlamaConfig, MistralConfig, Qwen2Config,
+                                                       LlavaNextConfig, CLIPVisionConfig)}
+        classes["LlavaNextImageProcessor"] = LlavaNextImageProcessor().to_dict()
     for name, d in classes.items():
         d.pop("transformers_version", None)  # written by save_pretrained, not a setting
         with open(os.path.join(OUT, name + ".json"), "w") as f:

@@ -5,10 +5,11 @@ Writes tests/fixtures/ (see tests/fixtures/README.md for what every file is):
   tiny-mistral/, tiny-mistral-sharded/, tiny-llama/, tiny-llama-bf16/  random-weight models
   <model>/ref/   prompts, logits, greedy continuations, head contributions, edited logits
   tiny-qwen2/, tiny-llama-bias/  random-weight models with linear-layer biases
+  tiny-llama-act-{gelu,gelu_pytorch_tanh,relu}/  one random Llama with three MLP activations
   smollm2-ref/, qwen2.5-0.5b-ref/   references for the real GGUFs in models/ (skipped if absent)
 
 Run with the reference environment (tests/ref/setup_ref_env.sh):
-  .venv-ref/bin/python tests/ref/make_fixtures.py [--only tiny|bias|smollm2|qwen2.5-0.5b]
+  .venv-ref/bin/python tests/ref/make_fixtures.py [--only tiny|bias|act|smollm2|qwen2.5-0.5b]
 Everything is float32, eager attention, fixed seeds: re-running reproduces the same files.
 """
 import argparse
@@ -336,6 +337,29 @@ def build_bias_models():
     write_ref(bl, "tiny-llama-bias", bprompts)
 
 
+ACTS = ("gelu", "gelu_pytorch_tanh", "relu")
+
+
+def build_act_models():
+    """hidden_act other than silu: the same random weights (seed 9) under each activation, so a
+    model run with the wrong one is off. GQA 4/2, untied, prompts up to 10 tokens."""
+    for act in ACTS:
+        cfg = LlamaConfig(
+            vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+            rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False, hidden_act=act,
+            bos_token_id=1, eos_token_id=2, torch_dtype="float32", attn_implementation="eager")
+        torch.manual_seed(0)
+        m = LlamaForCausalLM(cfg).eval()
+        randomize(m, seed=9)
+        d = os.path.join(FIX, f"tiny-llama-act-{act}")
+        m.save_pretrained(d, safe_serialization=True)
+        m = LlamaForCausalLM.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
+        assert m.config.hidden_act == act
+        prompts = make_prompts(10, 128, [3, 6, 10], [(m, None)])
+        write_ref(m, f"tiny-llama-act-{act}", prompts, with_heads=False)
+
+
 # Real GGUF checkpoints checked against transformers' GGUF loader: name -> (file, tie, stop token,
 # whether the chat template inserts a default system prompt).
 GGUF_REFS = {
@@ -412,7 +436,7 @@ def build_gguf_ref(name):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["tiny", "bias"] + list(GGUF_REFS))
+    ap.add_argument("--only", choices=["tiny", "bias", "act"] + list(GGUF_REFS))
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -425,6 +449,10 @@ def main():
         for n in ("tiny-qwen2", "tiny-llama-bias"):
             shutil.rmtree(os.path.join(FIX, n), ignore_errors=True)
         build_bias_models()
+    if args.only in (None, "act"):
+        for act in ACTS:
+            shutil.rmtree(os.path.join(FIX, f"tiny-llama-act-{act}"), ignore_errors=True)
+        build_act_models()
     for name in GGUF_REFS:
         if args.only in (None, name):
             build_gguf_ref(name)
