@@ -179,6 +179,10 @@ static int run_qa_fresh(const eval_ctx *c, const char *label, kind_scores *ks, c
             }
             char *nl = strchr(text, '\n'); /* the answer is the first line */
             if (nl) *nl = 0;
+            /* ... up to where a base model (no chat template) starts the next question of the
+             * prompt's own "Question: ... Answer:" pattern. */
+            char *nq = strstr(text, "Question:");
+            if (nq) *nq = 0;
             const hp_qa_item *it = &c->set->items[b0 + b];
             double em, f1;
             if (hp_qa_score(text, (const char *const *)it->answers, it->n_answers, &em, &f1)) {
@@ -298,7 +302,8 @@ int cmd_eval(int argc, char **argv) {
         case E_HELP:
             printf("usage: headpursuit eval MODEL --task qa --data test.jsonl --edit ranking.json\n"
                    "                 [--top 8,16,32] [--alpha -1] [--random 10] [--seed S] [--out-dir DIR]\n"
-                   "Answers each question greedily (PAPER.md prompt, at most --max-new tokens, first line),\n"
+                   "Answers each question greedily (PAPER.md prompt, at most --max-new tokens; the answer is\n"
+                   "the reply's first line, cut where a base model starts a new \"Question:\"),\n"
                    "scores SQuAD F1 / exact match for concept (country) and other questions, normalised to\n"
                    "the unedited model, with the top-k SOMP heads, the top-k Logit-Lens heads and --random\n"
                    "random controls (same per-layer counts as the SOMP heads, disjoint from them) edited by\n"

@@ -6,7 +6,9 @@
 # top 8/16/32 heads (alpha = -1) on the test split against 10 random draws and the Logit-Lens
 # heads. Extra arguments go to `rank` and `heads` (e.g. --center --normalize-atoms).
 # Environment: HP_EVAL_LIMIT (test questions, default 128; 0 = all), HP_MAX_NEW (answer budget,
-# default 16 tokens), HP_RANDOM (random draws, default 10), HP_DATA (default results/data/qa).
+# default 16 tokens), HP_RANDOM (random draws, default 10), HP_TOPS (default 8,16,32), HP_DATA
+# (default results/data/qa), HP_EVAL_ARGS (more eval options, e.g. --no-chat for a base model,
+# which rank then needs among the extra arguments too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
@@ -19,6 +21,7 @@ DATA=${HP_DATA:-results/data/qa}
 LIMIT=${HP_EVAL_LIMIT:-128}
 MAXNEW=${HP_MAX_NEW:-16}
 NRAND=${HP_RANDOM:-10}
+TOPS=${HP_TOPS:-8,16,32}
 BIN=${HP_BIN:-./headpursuit}
 [ -f "$DATA/train.jsonl" ] || python3 scripts/build_qa.py --out-dir "$DATA"
 mkdir -p "$OUT"
@@ -31,5 +34,5 @@ echo "== heads: what the top SOMP heads ($top) write over the whole vocabulary"
     --reps "$OUT/reps_train.safetensors" --out "$OUT/heads_top8.json" | tee "$OUT/heads_top8.txt"
 echo "== eval: invert the top heads (test split, $LIMIT questions, $MAXNEW new tokens)"
 "$BIN" eval "$MODEL" --task qa --data "$DATA/test.jsonl" --edit "$OUT/ranking.json" \
-    --top 8,16,32 --alpha -1 --random "$NRAND" --seed 1 --limit "$LIMIT" --max-new "$MAXNEW" \
-    --out-dir "$OUT/eval"
+    --top "$TOPS" --alpha -1 --random "$NRAND" --seed 1 --limit "$LIMIT" --max-new "$MAXNEW" \
+    --out-dir "$OUT/eval" ${HP_EVAL_ARGS:-}
