@@ -237,6 +237,14 @@ static void add_scores(cJSON *r, const kind_scores *k, const kind_scores *base) 
     }
 }
 
+/* j["unedited"]: the unedited model's scores and question counts. */
+static void add_unedited(cJSON *j, const kind_scores *base) {
+    cJSON *bj = cJSON_AddObjectToObject(j, "unedited");
+    add_scores(bj, base, NULL);
+    cJSON_AddNumberToObject(bj, "n_country", base->n[0]);
+    cJSON_AddNumberToObject(bj, "n_other", base->n[1]);
+}
+
 /* j["unedited_answers"]: each question with its kind and the unedited model's answer. */
 static void add_answers(cJSON *j, const hp_qa_set *set, char **answers) {
     cJSON *aj = cJSON_AddArrayToObject(j, "unedited_answers");
@@ -394,10 +402,7 @@ int cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "max_new", max_new);
         cJSON_AddStringToObject(j, "prompt", HP_QA_PROMPT);
         cJSON_AddBoolToObject(j, "chat", chat);
-        cJSON *bj = cJSON_AddObjectToObject(j, "unedited");
-        add_scores(bj, &base, NULL);
-        cJSON_AddNumberToObject(bj, "n_country", base.n[0]);
-        cJSON_AddNumberToObject(bj, "n_other", base.n[1]);
+        add_unedited(j, &base);
         add_answers(j, &set, base_answers);
         char *js = cJSON_Print(j);
         char *bpath = hp_eval_path(outdir, "baseline.json");
@@ -429,10 +434,7 @@ int cmd_eval(int argc, char **argv) {
     cJSON_AddNumberToObject(j, "questions", set.n);
     cJSON_AddStringToObject(j, "prompt", HP_QA_PROMPT);
     cJSON_AddBoolToObject(j, "chat", chat);
-    cJSON *bj = cJSON_AddObjectToObject(j, "unedited");
-    add_scores(bj, &base, NULL);
-    cJSON_AddNumberToObject(bj, "n_country", base.n[0]);
-    cJSON_AddNumberToObject(bj, "n_other", base.n[1]);
+    add_unedited(j, &base);
     cJSON *rows = cJSON_AddArrayToObject(j, "results");
     uint64_t rng = seed ^ 0x5eed5eedull;
     for (int ki = 0; ki < nk; ki++) {
