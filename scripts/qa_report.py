@@ -3,9 +3,14 @@
 (OUT/ranking.json, OUT/heads_top8.json, OUT/eval/eval.json): the unedited scores, the top SOMP
 heads (EVR, Logit-Lens score, first SOMP tokens on the concept dictionary and over the whole
 vocabulary: PAPER.md's Table 1 form) and the normalised F1 / answer match of the SOMP,
-Logit-Lens and random (median [IQR]) edits at each k. Standard library only."""
+Logit-Lens and random (median [IQR]) edits at each k, and the right answers by kind of question
+for every configuration whose answers are kept (OUT/eval/runs/; OUT may also be an eval
+directory). Standard library only."""
+import glob
 import json
 import os
+import re
+import string
 import sys
 
 
@@ -71,12 +76,52 @@ def report(out, n_heads=8, n_tokens=8):
     return "\n".join(lines) + "\n"
 
 
+def norm(s):
+    """SQuAD's normalize_answer: lower case, no punctuation, no articles, single spaces."""
+    s = "".join(c for c in s.lower() if c not in set(string.punctuation))
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
+
+
+def by_kind(out):
+    """Answer matches per kind of question (country / capital of a country / the quiz file of the
+    other questions) for every configuration whose answers eval kept in OUT/eval/runs/."""
+    d = os.path.join(out, "eval") if os.path.isdir(os.path.join(out, "eval")) else out  # OUT or an eval dir
+    ev = load(os.path.join(d, "eval.json"))
+    runs = sorted(glob.glob(os.path.join(d, "runs", "*.json")))
+    if ev is None or not runs:
+        return ""
+    items = []
+    with open(ev["data"]) as f:
+        for line in f:
+            if line.strip():
+                items.append(json.loads(line))
+    items = items[: ev["questions"]]
+    kind = lambda q: "country" if q["kind"] == "country" else (
+        "capital" if q.get("source") in ("africa", "america", "asia", "europe", "asia+europe") else q.get("source", "other"))
+    kinds = sorted({kind(q) for q in items}, key=lambda k: (k != "country", k != "capital", k))
+    lines = ["Right answers by kind of question (a normalised accepted answer occurs in the reply):", "",
+             "| configuration | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for path in runs:
+        r = load(path)
+        ans = r.get("answers")
+        if not ans or len(ans) != len(items):
+            continue
+        hit = {k: [0, 0] for k in kinds}
+        for a, q in zip(ans, items):
+            h = hit[kind(q)]
+            h[1] += 1
+            h[0] += any(norm(g) and norm(g) in norm(a) for g in q["answers"])
+        lines.append(f"| {r['label']} | " + " | ".join(f"{hit[k][0]}/{hit[k][1]}" for k in kinds) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__)
         return 0 if len(sys.argv) > 1 else 2
     for out in sys.argv[1:]:
         print(report(out))
+        print(by_kind(out))
     return 0
 
 
