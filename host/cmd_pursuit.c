@@ -53,6 +53,28 @@ static const char *VISION_HELP =
     "  --batch B            images per forward batch\n"
     "  without --concept, rank's dictionary is the dataset's class names\n";
 
+/* One option rank and heads share (the data, the representations, SOMP and the dictionary): 1 when
+ * taken, 0 when c is not one, -1 for a bad value (said). */
+static int rep_option(int c, rep_opts *ro, hp_somp_opts *so, hp_dict_opts *dopt, const char *cmd) {
+    switch (c) {
+    case 'k': return hp_opt_int(cmd, "-k", optarg, 1, INT_MAX, &so->k) ? -1 : 1;
+    case R_DATA: ro->data = optarg; return 1;
+    case R_REPS: ro->reps = optarg; return 1;
+    case R_POS: ro->positions = optarg; return 1;
+    case R_CENTER: so->center = 1; return 1;
+    case R_FOLD: dopt->fold_norm = 1; return 1;
+    case R_NORMAL: dopt->normalize = 1; return 1;
+    case R_LIMIT: return hp_opt_int(cmd, "--limit", optarg, 0, INT_MAX, &ro->limit) ? -1 : 1;
+    case R_BATCH: return hp_opt_int(cmd, "--batch", optarg, 1, INT_MAX, &ro->batch) ? -1 : 1;
+    case R_DEVICE: ro->device = optarg; return 1;
+    case R_NOCHAT: ro->chat = 0; return 1;
+    case R_QUIET: ro->quiet = 1; return 1;
+    case R_MAXPROMPT:
+        return hp_opt_int(cmd, "--max-prompt-tokens", optarg, 1, INT_MAX, &ro->max_prompt) ? -1 : 1;
+    default: return 0;
+    }
+}
+
 /* One image-dataset option into o; 1 when taken, 0 when c is not one (or --offset is bad, said). */
 static int vision_option(int c, hp_vision_opts *o, const char *cmd) {
     switch (c) {
@@ -254,31 +276,10 @@ int cmd_rank(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
         switch (c) {
-        case 'k':
-            if (hp_opt_int(CMD, "-k", optarg, 1, INT_MAX, &so.k)) return 2;
-            break;
-        case R_DATA: ro.data = optarg; break;
         case R_CONCEPT: concept = optarg; break;
         case R_OUT: out = optarg; break;
         case R_CSV: csv = optarg; break;
-        case R_REPS: ro.reps = optarg; break;
-        case R_POS: ro.positions = optarg; break;
-        case R_CENTER: so.center = 1; break;
-        case R_FOLD: dopt.fold_norm = 1; break;
-        case R_NORMAL: dopt.normalize = 1; break;
         case R_SINGLE: dopt.single_token = 1; break;
-        case R_LIMIT:
-            if (hp_opt_int(CMD, "--limit", optarg, 0, INT_MAX, &ro.limit)) return 2;
-            break;
-        case R_BATCH:
-            if (hp_opt_int(CMD, "--batch", optarg, 1, INT_MAX, &ro.batch)) return 2;
-            break;
-        case R_DEVICE: ro.device = optarg; break;
-        case R_NOCHAT: ro.chat = 0; break;
-        case R_QUIET: ro.quiet = 1; break;
-        case R_MAXPROMPT:
-            if (hp_opt_int(CMD, "--max-prompt-tokens", optarg, 1, INT_MAX, &ro.max_prompt)) return 2;
-            break;
         case R_CONTROL: control = optarg; break;
         case R_HELP:
             printf("usage: headpursuit rank MODEL --data FILE --concept WORDS.txt [-k 50] [--out ranking.json]\n"
@@ -307,12 +308,16 @@ int cmd_rank(int argc, char **argv) {
                    "  --csv FILE           CSV path (default: the JSON path with .csv)\n"
                    "  --device D           auto, cpu or cuda\n%s", VISION_HELP);
             return 0;
-        default:
+        default: {
+            int t = rep_option(c, &ro, &so, &dopt, CMD);
+            if (t > 0) break;
+            if (t < 0) return 2;
             if (c >= R_IMAGES && c <= R_OFFSET) {
                 if (vision_option(c, &ro.v, CMD)) break;
                 return 2;
             }
             return hp_opt_unknown(CMD);
+        }
         }
     }
     if (hp_opt_one_arg(CMD, "MODEL", argc, argv) || bad_source(CMD, &ro)) return 2;
@@ -562,31 +567,10 @@ int cmd_heads(int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "k:", lo, NULL)) != -1) {
         switch (c) {
-        case 'k':
-            if (hp_opt_int(CMD, "-k", optarg, 1, INT_MAX, &so.k)) return 2;
-            break;
-        case R_DATA: ro.data = optarg; break;
         case R_VOCAB: vocab = optarg; break;
         case R_OUT: out = optarg; break;
-        case R_REPS: ro.reps = optarg; break;
-        case R_POS: ro.positions = optarg; break;
-        case R_CENTER: so.center = 1; break;
-        case R_FOLD: dopt.fold_norm = 1; break;
-        case R_NORMAL: dopt.normalize = 1; break;
-        case R_LIMIT:
-            if (hp_opt_int(CMD, "--limit", optarg, 0, INT_MAX, &ro.limit)) return 2;
-            break;
-        case R_BATCH:
-            if (hp_opt_int(CMD, "--batch", optarg, 1, INT_MAX, &ro.batch)) return 2;
-            break;
-        case R_DEVICE: ro.device = optarg; break;
-        case R_NOCHAT: ro.chat = 0; break;
-        case R_QUIET: ro.quiet = 1; break;
         case R_SHOW:
             if (hp_opt_int(CMD, "--show", optarg, 0, INT_MAX, &show)) return 2;
-            break;
-        case R_MAXPROMPT:
-            if (hp_opt_int(CMD, "--max-prompt-tokens", optarg, 1, INT_MAX, &ro.max_prompt)) return 2;
             break;
         case R_HEADS: heads = optarg; break;
         case R_HELP:
@@ -601,12 +585,16 @@ int cmd_heads(int argc, char **argv) {
                    "  --max-prompt-tokens N  refuse (naming the record) a prompt of more than N tokens\n"
                    "                    (default: the model's context length, if known)\n%s", VISION_HELP);
             return 0;
-        default:
+        default: {
+            int t = rep_option(c, &ro, &so, &dopt, CMD);
+            if (t > 0) break;
+            if (t < 0) return 2;
             if (c >= R_IMAGES && c <= R_OFFSET) {
                 if (vision_option(c, &ro.v, CMD)) break;
                 return 2;
             }
             return hp_opt_unknown(CMD);
+        }
         }
     }
     if (hp_opt_one_arg(CMD, "MODEL", argc, argv) || bad_source(CMD, &ro) || check_rep_inputs(CMD, &ro) ||

@@ -120,8 +120,6 @@ int hp_role_needed(const hp_config *c, hp_role r) {
     }
 }
 
-static int role_needed(const hp_model *m, hp_role r) { return hp_role_needed(&m->cfg, r); }
-
 static int check_config(const hp_config *c, const char *path, hp_err *e) {
     if (c->D <= 0 || c->L <= 0 || c->H <= 0 || c->KV <= 0 || c->Dh <= 0 || c->F <= 0 || c->V <= 0)
         return hp_errf(e, "%s: non-positive model dimension in config", path);
@@ -202,7 +200,7 @@ static size_t role_elems(const hp_config *c, hp_role r) {
 static int check_tensors(hp_model *m, hp_err *e) {
     m->n_params = 0;
     for (int r = 0; r < HP_T_COUNT; r++) {
-        if (!role_needed(m, r)) continue;
+        if (!hp_role_needed(&m->cfg, r)) continue;
         int nl = hp_tensor_table[r].per_layer ? m->cfg.L : 1;
         for (int l = 0; l < nl; l++) {
             const hp_tensor *t = find_checked(m, r, l, e);
@@ -223,7 +221,7 @@ static int load_weights(hp_model *m, hp_err *e) {
     float *tmp = NULL;
     size_t tmp_cap = 0, off = 0;
     for (int r = 0; r < HP_T_COUNT; r++) {
-        if (!role_needed(m, r)) continue;
+        if (!hp_role_needed(&m->cfg, r)) continue;
         size_t n = role_elems(c, r);
         for (int l = 0; l < (hp_tensor_table[r].per_layer ? c->L : 1); l++) {
             const hp_tensor *t = find_checked(m, r, l, e);
