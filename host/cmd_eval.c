@@ -8,6 +8,7 @@
 #include "fileio.h"
 #include "metrics.h"
 #include "progress.h"
+#include "sweep.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -24,9 +25,7 @@ typedef struct eval_ctx {
     hp_model *m;
     const hp_qa_set *set;
     const hp_prompts *p;
-    int max_new, batch, quiet;
-    const char *outdir; /* DIR/runs/ keeps each finished configuration: a re-run resumes */
-    const char *fingerprint; /* model, data, questions, budget, template, alpha */
+    int max_new, batch;
 } eval_ctx;
 
 /* Mean F1 / EM for country and other questions under the model's current edits. */
@@ -35,140 +34,33 @@ typedef struct kind_scores {
     int n[2];
 } kind_scores;
 
-/* DIR/runs/<label>.json: one finished configuration (its scores and answers), valid while its fingerprint (the run's settings and the edited heads) is unchanged. */
-static char *run_cache_path(const eval_ctx *c, const char *label) {
-    char *path = NULL, name[96];
-    size_t j = 0;
-    for (const char *q = label; *q && j + 1 < sizeof name; q++)
-        name[j++] = (isalnum((unsigned char)*q) || *q == '-') ? *q : '_';
-    name[j] = 0;
-    if (asprintf(&path, "%s/runs/%s.json", c->outdir, name) < 0) return NULL;
-    return path;
-}
-
-static char *run_key(const eval_ctx *c) {
-    char *heads = NULL, *key = NULL;
-    size_t n = (size_t)c->m->cfg.L * c->m->cfg.H, len = 0;
-    heads = malloc(n * 24 + 1);
-    if (!heads) return NULL;
-    heads[0] = 0;
-    for (size_t i = 0; i < n; i++)
-        if (c->m->alpha[i] != 1.0f)
-            len += (size_t)sprintf(heads + len, "%zu.%zu=%g,", i / (size_t)c->m->cfg.H,
-                                   i % (size_t)c->m->cfg.H, c->m->alpha[i]);
-    if (asprintf(&key, "%s|heads %s", c->fingerprint, heads) < 0) key = NULL;
-    free(heads);
-    return key;
-}
-
-static int run_cache_load(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out) {
-    char *path = run_cache_path(c, label), *key = run_key(c);
-    hp_err e2 = {0};
-    cJSON *j = path && key && hp_file_exists(path) ? hp_read_json(path, &e2) : NULL;
-    int ok = 0;
-    const cJSON *k = j ? cJSON_GetObjectItemCaseSensitive(j, "key") : NULL;
-    const cJSON *sc = j ? cJSON_GetObjectItemCaseSensitive(j, "scores") : NULL;
-    const cJSON *an = j ? cJSON_GetObjectItemCaseSensitive(j, "answers") : NULL;
-    if (cJSON_IsString(k) && !strcmp(k->valuestring, key) && cJSON_IsArray(sc) &&
-        cJSON_GetArraySize(sc) == 8 && (!answers_out || (cJSON_IsArray(an) && cJSON_GetArraySize(an) == c->p->B))) {
-        double v[8];
-        for (int i = 0; i < 8; i++) v[i] = cJSON_GetArrayItem(sc, i)->valuedouble;
-        for (int q = 0; q < 2; q++) {
-            ks->f1[q] = v[4 * q];
-            ks->em[q] = v[4 * q + 1];
-            ks->match[q] = v[4 * q + 2];
-            ks->n[q] = (int)v[4 * q + 3];
-        }
-        ok = 1;
-        if (answers_out) {
-            char **a = calloc((size_t)c->p->B, sizeof(char *));
-            for (int i = 0; a && i < c->p->B; i++) {
-                const cJSON *s = cJSON_GetArrayItem(an, i);
-                a[i] = strdup(cJSON_IsString(s) ? s->valuestring : "");
-            }
-            *answers_out = a;
-            ok = a != NULL;
-        }
-    }
-    if (ok && !c->quiet) fprintf(stderr, "%s: resumed from %s\n", label, path);
-    cJSON_Delete(j);
-    free(path);
-    free(key);
-    return ok;
-}
-
-static int run_cache_store(const eval_ctx *c, const char *label, const kind_scores *ks, char **answers,
-                           hp_err *e) {
-    char *path = run_cache_path(c, label), *key = run_key(c), *dir = NULL;
-    cJSON *j = cJSON_CreateObject();
-    int rc = -1;
-    if (!path || !key || !j || asprintf(&dir, "%s/runs", c->outdir) < 0) {
-        hp_errf(e, "out of memory");
-        goto out;
-    }
-    if (hp_eval_mkdir(dir, e)) goto out;
-    cJSON_AddStringToObject(j, "label", label);
-    cJSON_AddStringToObject(j, "key", key);
-    cJSON *sc = cJSON_AddArrayToObject(j, "scores"); /* per kind: f1, em, match, n */
+/* The sweep's raw totals per configuration: per kind (country, other) F1, EM, match, count. */
+enum { QA_VALUES = 8 };
+static kind_scores kind_of(const double *v) {
+    kind_scores ks;
     for (int q = 0; q < 2; q++) {
-        cJSON_AddItemToArray(sc, cJSON_CreateNumber(ks->f1[q]));
-        cJSON_AddItemToArray(sc, cJSON_CreateNumber(ks->em[q]));
-        cJSON_AddItemToArray(sc, cJSON_CreateNumber(ks->match[q]));
-        cJSON_AddItemToArray(sc, cJSON_CreateNumber(ks->n[q]));
+        int n = (int)v[4 * q + 3];
+        ks.n[q] = n;
+        ks.f1[q] = n ? v[4 * q] / n : 0.0;
+        ks.em[q] = n ? v[4 * q + 1] / n : 0.0;
+        ks.match[q] = n ? v[4 * q + 2] / n : 0.0;
     }
-    if (answers) {
-        cJSON *an = cJSON_AddArrayToObject(j, "answers");
-        for (int i = 0; i < c->p->B; i++) cJSON_AddItemToArray(an, cJSON_CreateString(answers[i] ? answers[i] : ""));
-    }
-    char *txt = cJSON_PrintUnformatted(j);
-    rc = txt ? hp_write_file_atomic(path, txt, strlen(txt), e) : hp_errf(e, "out of memory");
-    free(txt);
-out:
-    cJSON_Delete(j);
-    free(path);
-    free(key);
-    free(dir);
-    return rc;
+    return ks;
 }
 
-static int run_qa_fresh(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out,
-                        hp_err *e);
-
-/* One configuration (the model's current edits): from DIR/runs/ when it finished before, else
- * generated and stored there. */
-static int run_qa(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out, hp_err *e) {
-    memset(ks, 0, sizeof *ks);
-    if (c->outdir && run_cache_load(c, label, ks, answers_out)) return 0;
-    char **tmp = NULL;
-    if (run_qa_fresh(c, label, ks, &tmp, e)) return -1;
-    int rc = c->outdir ? run_cache_store(c, label, ks, tmp, e) : 0; /* answers kept for reading */
-    if (answers_out) {
-        *answers_out = tmp;
-    } else {
-        for (int i = 0; tmp && i < c->p->B; i++) free(tmp[i]);
-        free(tmp);
-    }
-    return rc;
-}
-
-static int run_qa_fresh(const eval_ctx *c, const char *label, kind_scores *ks, char ***answers_out,
-                        hp_err *e) {
-    memset(ks, 0, sizeof *ks);
+/* hp_sweep_task.score: questions [i0, i0+n) answered greedily in batches under the current edits. */
+static int qa_score(void *ctx, int i0, int n, double *vals, char **answers, hp_err *e) {
+    const eval_ctx *c = ctx;
     const hp_prompts *p = c->p;
-    char **answers = answers_out ? calloc((size_t)p->B, sizeof(char *)) : NULL;
     int32_t **outs = calloc((size_t)c->batch, sizeof *outs);
-    int *outn = calloc((size_t)c->batch, sizeof *outn);
-    if (!outs || !outn || (answers_out && !answers)) {
+    int *outn = calloc((size_t)c->batch, sizeof *outn), rc = 0;
+    if (!outs || !outn) {
         free(outs);
         free(outn);
-        free(answers);
         return hp_errf(e, "out of memory");
     }
-    hp_progress pb;
-    hp_progress_start(&pb, label, p->B, "q", !c->quiet);
-    int rc = 0;
-    for (int b0 = 0; b0 < p->B && !rc; b0 += c->batch) {
-        int nb = p->B - b0 < c->batch ? p->B - b0 : c->batch;
+    for (int b0 = i0; b0 < i0 + n && !rc; b0 += c->batch) {
+        int nb = i0 + n - b0 < c->batch ? i0 + n - b0 : c->batch;
         rc = hp_generate(c->m, nb, (const int32_t *const *)p->ids + b0, p->len + b0, NULL, c->max_new, 0, outs,
                          outn, 0, e);
         for (int b = 0; b < nb && !rc; b++) {
@@ -191,26 +83,19 @@ static int run_qa_fresh(const eval_ctx *c, const char *label, kind_scores *ks, c
                 break;
             }
             int k = it->kind == HP_QA_COUNTRY ? 0 : 1;
-            ks->f1[k] += f1;
-            ks->em[k] += em;
-            ks->match[k] += hp_qa_contains(text, (const char *const *)it->answers, it->n_answers);
-            ks->n[k]++;
-            if (answers) answers[b0 + b] = text;
-            else free(text);
+            vals[4 * k] += f1;
+            vals[4 * k + 1] += em;
+            vals[4 * k + 2] += hp_qa_contains(text, (const char *const *)it->answers, it->n_answers);
+            vals[4 * k + 3] += 1;
+            answers[b0 + b - i0] = text;
         }
-        for (int b = 0; b < nb; b++) free(outs[b]);
-        hp_progress_update(&pb, b0 + nb);
+        for (int b = 0; b < nb; b++) {
+            free(outs[b]);
+            outs[b] = NULL;
+        }
     }
-    hp_progress_end(&pb);
     free(outs);
     free(outn);
-    for (int k = 0; k < 2; k++)
-        if (ks->n[k]) {
-            ks->f1[k] /= ks->n[k];
-            ks->em[k] /= ks->n[k];
-            ks->match[k] /= ks->n[k];
-        }
-    if (answers_out) *answers_out = answers;
     return rc;
 }
 
@@ -360,6 +245,8 @@ int cmd_eval(int argc, char **argv) {
     hp_wordlist wl = {0};
     cJSON *j = NULL;
     char **base_answers = NULL, *fingerprint = NULL;
+    hp_sweep sw = {0};
+    hp_sweep_result res = {0};
     int rc = 1, n_all = 0;
     char *json_path = hp_eval_path(outdir, "eval.json"), *csv_path = hp_eval_path(outdir, "eval.csv");
     char *svg_path = hp_eval_path(outdir, "f1_vs_k.svg"), *heat_path = hp_eval_path(outdir, "heads_heatmap.svg");
@@ -386,11 +273,21 @@ int cmd_eval(int argc, char **argv) {
         hp_errf(&e, "out of memory");
         goto done;
     }
-    eval_ctx ctx = {.m = m, .set = &set, .p = &p, .max_new = max_new, .batch = batch, .quiet = quiet,
-                    .outdir = outdir, .fingerprint = fingerprint};
-    kind_scores base;
-    hp_model_clear_edits(m);
-    if (run_qa(&ctx, "unedited", &base, &base_answers, &e)) goto done;
+    eval_ctx ctx = {.m = m, .set = &set, .p = &p, .max_new = max_new, .batch = batch};
+    char *runs_dir = hp_eval_path(outdir, "runs");
+    if (!runs_dir) {
+        hp_errf(&e, "out of memory");
+        goto done;
+    }
+    hp_sweep_task task_def = {.name = "qa", .n_items = p.B, .n_values = QA_VALUES, .ctx = &ctx,
+                              .score = qa_score, .checkpoint_dir = runs_dir, .fingerprint = fingerprint,
+                              .quiet = quiet};
+    int sweep_rc = hp_sweep_plan(&sw, edit ? &rk : NULL, m->cfg.L, m->cfg.H, ks, nk, &alpha, 1, n_random, seed, &e);
+    if (!sweep_rc) sweep_rc = hp_sweep_run(m, &sw, &task_def, &res, &e);
+    free(runs_dir);
+    if (sweep_rc) goto done;
+    base_answers = res.answers[0];
+    kind_scores base = kind_of(res.values);
     if (!quiet)
         fprintf(stderr, "unedited: F1 country %.3f (n=%d), other %.3f (n=%d); answer match %.3f / %.3f\n",
                 base.f1[0], base.n[0], base.f1[1], base.n[1], base.match[0], base.match[1]);
@@ -415,14 +312,6 @@ int cmd_eval(int argc, char **argv) {
     }
     if (base.n[0] == 0 || base.n[1] == 0)
         fprintf(stderr, "warning: no %s questions in %s: that column is empty\n", base.n[0] ? "other" : "country", data);
-    /* Results: [k][method] with method 0 SOMP, 1 LL; random: [k][draw]. */
-    kind_scores res[HP_EVAL_MAX_K][2];
-    kind_scores *rres = calloc((size_t)nk * (n_random ? n_random : 1), sizeof(kind_scores));
-    if (!rres) {
-        free(rres);
-        hp_errf(&e, "out of memory");
-        goto done;
-    }
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", argv[optind]);
     cJSON_AddStringToObject(j, "task", task);
@@ -436,108 +325,54 @@ int cmd_eval(int argc, char **argv) {
     cJSON_AddBoolToObject(j, "chat", chat);
     add_unedited(j, &base);
     cJSON *rows = cJSON_AddArrayToObject(j, "results");
-    uint64_t rng = seed ^ 0x5eed5eedull;
-    for (int ki = 0; ki < nk; ki++) {
-        int k = ks[ki];
-        hp_headset hs = {0}, hl = {0};
-        char label[64];
-        if (hp_headset_top((const int(*)[2])rk.somp, rk.n, k, &hs, &e) ||
-            hp_headset_top((const int(*)[2])rk.ll, rk.n, k, &hl, &e)) {
-            hp_headset_free(&hs);
-            free(rres);
-            goto done;
-        }
-        const char *mname[2] = {"somp", "logit_lens"};
-        hp_headset *sets[2] = {&hs, &hl};
-        for (int mi = 0; mi < 2; mi++) {
-            snprintf(label, sizeof label, "%s k=%d", mi ? "LL" : "SOMP", k);
-            if (hp_headset_apply(m, sets[mi], alpha, &e) || run_qa(&ctx, label, &res[ki][mi], NULL, &e)) {
-                hp_headset_free(&hs);
-                hp_headset_free(&hl);
-                free(rres);
-                goto done;
-            }
-            cJSON *r = cJSON_CreateObject();
-            cJSON_AddNumberToObject(r, "k", k);
-            cJSON_AddStringToObject(r, "method", mname[mi]);
-            char *hstr = hp_headset_str(sets[mi]);
-            cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
-            free(hstr);
-            add_scores(r, &res[ki][mi], &base);
-            cJSON_AddItemToArray(rows, r);
-            if (!quiet)
-                fprintf(stderr, "%s: normalised F1 country %.3f, other %.3f\n", label,
-                        hp_eval_ratio(res[ki][mi].f1[0], base.f1[0]), hp_eval_ratio(res[ki][mi].f1[1], base.f1[1]));
-        }
-        for (int d = 0; d < n_random; d++) {
-            hp_headset hr = {0};
-            int short_layers = 0;
-            snprintf(label, sizeof label, "random %d/%d k=%d", d + 1, n_random, k);
-            kind_scores *s = &rres[ki * n_random + d];
-            if (hp_headset_random(&hs, m->cfg.L, m->cfg.H, &rng, &hr, &short_layers, &e) ||
-                hp_headset_apply(m, &hr, alpha, &e) || run_qa(&ctx, label, s, NULL, &e)) {
-                hp_headset_free(&hr);
-                hp_headset_free(&hs);
-                hp_headset_free(&hl);
-                free(rres);
-                goto done;
-            }
-            cJSON *r = cJSON_CreateObject();
-            cJSON_AddNumberToObject(r, "k", k);
-            cJSON_AddStringToObject(r, "method", "random");
-            cJSON_AddNumberToObject(r, "draw", d);
-            char *hstr = hp_headset_str(&hr);
-            cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
-            free(hstr);
-            if (short_layers) cJSON_AddNumberToObject(r, "layers_short_of_heads", short_layers);
-            add_scores(r, s, &base);
-            cJSON_AddItemToArray(rows, r);
-            hp_headset_free(&hr);
-        }
-        hp_headset_free(&hs);
-        hp_headset_free(&hl);
+    for (int c = 1; c < sw.nconf; c++) {
+        kind_scores kc = kind_of(res.values + (size_t)c * QA_VALUES);
+        cJSON *r = cJSON_CreateObject();
+        hp_sweep_conf_json(&sw, c, r, 0);
+        add_scores(r, &kc, &base);
+        cJSON_AddItemToArray(rows, r);
+        if (!quiet && sw.conf[c].method != HP_SWEEP_RANDOM)
+            fprintf(stderr, "%s: normalised F1 country %.3f, other %.3f\n", sw.conf[c].label,
+                    hp_eval_ratio(kc.f1[0], base.f1[0]), hp_eval_ratio(kc.f1[1], base.f1[1]));
     }
-    hp_model_clear_edits(m);
     /* Summary: normalised score, country / other x SOMP / LL / random median [IQR] x k, for
      * F1 and for answer match; one line chart each. */
     hp_atomic_file af;
-    if (hp_atomic_open(&af, csv_path, &e)) {
-        free(rres);
-        goto done;
-    }
+    if (hp_atomic_open(&af, csv_path, &e)) goto done;
     fprintf(af.f, "metric,k,questions,somp,logit_lens,random_median,random_q25,random_q75\n");
     cJSON *sum = cJSON_AddArrayToObject(j, "summary");
     hp_eval_curve cv[2][2]; /* [metric][country, other] */
-    double *draws = malloc(sizeof(double) * (size_t)(n_random ? n_random : 1));
-    if (!draws) {
-        free(rres);
+    double *metric = malloc(sizeof(double) * (size_t)sw.nconf);
+    if (!metric) {
         hp_atomic_abort(&af);
         hp_errf(&e, "out of memory");
         goto done;
     }
     for (int mt = 0; mt < 2; mt++)
+        for (int q = 0; q < 2; q++) {
+            for (int c = 0; c < sw.nconf; c++) {
+                kind_scores kc = kind_of(res.values + (size_t)c * QA_VALUES);
+                metric[c] = metric_of(&kc, mt, q);
+            }
+            if (hp_sweep_curve(&sw, metric, 0, &cv[mt][q], &e)) {
+                free(metric);
+                hp_atomic_abort(&af);
+                goto done;
+            }
+        }
+    free(metric);
+    for (int mt = 0; mt < 2; mt++)
         for (int ki = 0; ki < nk; ki++)
             for (int q = 0; q < 2; q++) {
-                hp_eval_curve *cq = &cv[mt][q];
-                for (int d = 0; d < n_random; d++) draws[d] = metric_of(&rres[ki * n_random + d], mt, q);
-                if (hp_eval_curve_set(cq, ki, metric_of(&base, mt, q), metric_of(&res[ki][0], mt, q),
-                                      metric_of(&res[ki][1], mt, q), draws, n_random, &e)) {
-                    free(draws);
-                    free(rres);
-                    hp_atomic_abort(&af);
-                    goto done;
-                }
                 fprintf(af.f, "%s,%d,%s", metric_name[mt], ks[ki], q ? "other" : "country");
-                hp_eval_curve_csv(af.f, cq, ki);
+                hp_eval_curve_csv(af.f, &cv[mt][q], ki);
                 cJSON *r = cJSON_CreateObject();
                 cJSON_AddStringToObject(r, "metric", metric_name[mt]);
                 cJSON_AddNumberToObject(r, "k", ks[ki]);
                 cJSON_AddStringToObject(r, "questions", q ? "other" : "country");
-                hp_eval_curve_json(r, cq, ki);
+                hp_eval_curve_json(r, &cv[mt][q], ki);
                 cJSON_AddItemToArray(sum, r);
             }
-    free(draws);
-    free(rres);
     add_answers(j, &set, base_answers);
     char *js = cJSON_Print(j);
     if (!js || hp_atomic_commit(&af, &e) || hp_write_file_atomic(json_path, js, strlen(js), &e)) {
@@ -570,9 +405,8 @@ int cmd_eval(int argc, char **argv) {
     rc = 0;
 done:
     if (rc) hp_cli_fail(&e);
-    if (base_answers)
-        for (int i = 0; i < set.n; i++) free(base_answers[i]);
-    free(base_answers);
+    hp_sweep_result_free(&res);
+    hp_sweep_free(&sw);
     cJSON_Delete(j);
     free(json_path);
     free(csv_path);
