@@ -1,5 +1,6 @@
 /* cmd_eval.c: `eval`: the options of the QA task (host/task_qa.h); --task classify|caption go
  * to cmd_eval_vision.c. */
+#include "cli.h"
 #include "commands.h"
 #include "eval_report.h"
 #include "experiment.h"

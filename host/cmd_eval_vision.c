@@ -6,6 +6,7 @@
  * prepared once (image processor + vision tower) and then answered under every edit, so that the
  * vision side runs once per image. JSON + CSV + SVGs as `eval --task qa`. */
 #include "cider.h"
+#include "cli.h"
 #include "eval_report.h"
 #include "experiment.h"
 #include "fileio.h"

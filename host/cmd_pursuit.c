@@ -1,6 +1,7 @@
 /* cmd_pursuit.c: `rank` (score every head for a concept by SOMP explained variance and by the
  * Logit Lens) and `heads` (what each head writes: its first SOMP tokens over a dictionary), over
  * QA prompts (text models) or over an image dataset (LLaVA-NeXT, --images). */
+#include "cli.h"
 #include "commands.h"
 #include "experiment.h"
 #include "fileio.h"

@@ -4,7 +4,7 @@
 #ifndef HP_PURSUIT_H
 #define HP_PURSUIT_H
 
-#include "cli.h"
+#include "prompts.h"
 #include "model.h"
 #include "somp.h"
 
