@@ -678,7 +678,8 @@ int hp_run_experiment(const hp_experiment *x, const hp_run_opts *o, hp_err *e) {
         hp_key_str(&rk, "stage", cJSON_GetObjectItemCaseSensitive(st, "key")->valuestring);
     char rkey[17];
     hp_key_hex(&rk, rkey);
-    if (stage_begin(&s, "report", rkey, forced(&s, "report")) && !o->dry_run) {
+    /* Recomputed whenever anything else was (timings, or a forced stage with the same key). */
+    if (stage_begin(&s, "report", rkey, forced(&s, "report") || s.any_computed) && !o->dry_run) {
         double t0 = hp_now();
         HP_NVTX_PUSH("stage report");
         int rrc = hp_report_write(x, s.m, s.log, e);

@@ -166,7 +166,7 @@ static int unit_load(const hp_sweep_task *t, const char *path, const char *key, 
         for (int i = 0; i < n && ok; i++)
             if (!(answers[i] = strdup(cJSON_GetArrayItem(a, i)->valuestring))) ok = 0;
     }
-    if (why && !t->quiet) fprintf(stderr, "warning: checkpoint %s not used: %s; recomputing it\n", path, why);
+    if (why) fprintf(stderr, "warning: checkpoint %s not used: %s; recomputing it\n", path, why);
     cJSON_Delete(j);
     return ok;
 }
