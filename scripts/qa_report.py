@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """qa_report.py OUT [OUT ...]: Markdown tables of a country-QA run made by scripts/country_qa.sh
+or by `headpursuit run` (then only the by-kind table: the run's report.md has the rest)
 (OUT/ranking.json, OUT/heads_top8.json, OUT/eval/eval.json): the unedited scores, the top SOMP
 heads (EVR, Logit-Lens score, first SOMP tokens on the concept dictionary and over the whole
 vocabulary: PAPER.md's Table 1 form) and the normalised F1 / answer match of the SOMP,
@@ -82,12 +83,28 @@ def norm(s):
     return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
 
 
+def eval_dirs(out):
+    """(eval dir, checkpoint dir) pairs: OUT/eval (country_qa.sh), OUT itself (an eval dir), or
+    OUT/tasks/TASK/alphaA with the shared OUT/tasks/TASK/runs (`headpursuit run`)."""
+    found = []
+    for d in [os.path.join(out, "eval"), out] + sorted(glob.glob(os.path.join(out, "tasks", "*", "alpha*"))):
+        if os.path.exists(os.path.join(d, "eval.json")):
+            runs = os.path.join(d, "runs")
+            found.append((d, runs if os.path.isdir(runs) else os.path.join(os.path.dirname(d), "runs")))
+    return found
+
+
 def by_kind(out):
     """Answer matches per kind of question (country / capital of a country / the quiz file of the
-    other questions) for every configuration whose answers eval kept in OUT/eval/runs/."""
-    d = os.path.join(out, "eval") if os.path.isdir(os.path.join(out, "eval")) else out  # OUT or an eval dir
+    other questions) for every configuration whose answers eval kept in its runs/ folder."""
+    return "\n".join(by_kind_dir(d, runs) for d, runs in eval_dirs(out))
+
+
+def by_kind_dir(d, runs_dir):
     ev = load(os.path.join(d, "eval.json"))
-    runs = sorted(glob.glob(os.path.join(d, "runs", "*.json")))
+    alpha = ev.get("alpha", -1) if ev else -1
+    runs = sorted(p for p in glob.glob(os.path.join(runs_dir, "*.json"))
+                  if ".a" not in os.path.basename(p)[:-5] or f".a{alpha:g}" in os.path.basename(p))
     if ev is None or not runs:
         return ""
     items = []
@@ -99,10 +116,11 @@ def by_kind(out):
     kind = lambda q: "country" if q["kind"] == "country" else (
         "capital" if q.get("source") in ("africa", "america", "asia", "europe", "asia+europe") else q.get("source", "other"))
     kinds = sorted({kind(q) for q in items}, key=lambda k: (k != "country", k != "capital", k))
-    lines = ["Right answers by kind of question (a normalised accepted answer occurs in the reply):", "",
+    lines = [f"Right answers by kind of question in {d} (a normalised accepted answer occurs in the reply):", "",
              "| configuration | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     for path in runs:
         r = load(path)
+        r = r.get("payload", r)  # the sweep's checkpoint form, or the older flat one
         ans = r.get("answers")
         if not ans or len(ans) != len(items):
             continue
@@ -120,7 +138,8 @@ def main():
         print(__doc__)
         return 0 if len(sys.argv) > 1 else 2
     for out in sys.argv[1:]:
-        print(report(out))
+        if os.path.exists(os.path.join(out, "ranking.json")):
+            print(report(out))
         print(by_kind(out))
     return 0
 

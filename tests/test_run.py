@@ -191,6 +191,27 @@ def test_bad_files(tmp):
     return f"{len(cases) + 1} bad files refused naming file and key, nothing written; --dry-run writes nothing"
 
 
+def test_shipped(tmp):
+    """Every experiments/*.json is a valid experiment file: --dry-run on it (its model present) or
+    a parse that fails only on the absent model file."""
+    if not os.path.exists("results/data/qa/train.jsonl"):
+        subprocess.run([sys.executable, "scripts/build_qa.py", "--out-dir", "results/data/qa"], check=True,
+                       capture_output=True)
+    n_dry = n_parsed = 0
+    for f in sorted(os.listdir("experiments")):
+        path = os.path.join("experiments", f)
+        x = json.load(open(path))
+        p = subprocess.run([BIN, "run", path, "--dry-run", "--device", "cpu"], capture_output=True, text=True)
+        if os.path.exists(x["model"]):
+            assert p.returncode == 0 and ("would compute" in p.stderr or "cached" in p.stderr), f"{f}: {p.stderr[-300:]}"
+            n_dry += 1
+        else:
+            assert p.returncode != 0 and "key 'model'" in p.stderr, f"{f}: {p.stderr[-300:]}"
+            n_parsed += 1
+    assert n_dry >= 1, "no shipped experiment could be checked"
+    return f"{n_dry} dry-run, {n_parsed} checked up to their absent model"
+
+
 def main():
     os.chdir(ROOT)
     if not os.path.exists(GGUF):
@@ -200,6 +221,7 @@ def main():
         subprocess.run([sys.executable, "scripts/build_qa.py", "--out-dir", os.path.join(tmp, "qa")], check=True,
                        capture_output=True)
         check("bad experiment files", lambda: test_bad_files(tmp))
+        check("shipped experiments/*.json", lambda: test_shipped(tmp))
         check("stage cache (first run, re-run, alpha, force)", lambda: test_cache(tmp))
         check("SIGKILL mid-sweep, resume byte-identical", lambda: test_kill_resume(tmp))
     print(f"run: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
