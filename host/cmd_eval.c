@@ -13,7 +13,7 @@
 #include <stdlib.h>
 
 enum { E_TASK = 3000, E_DATA, E_EDIT, E_TOP, E_ALPHA, E_RANDOM, E_SEED, E_OUTDIR, E_MAXNEW, E_LIMIT,
-       E_BATCH, E_DEVICE, E_NOCHAT, E_COUNTRIES, E_QUIET, E_HELP, E_MAXPROMPT };
+       E_BATCH, E_DEVICE, E_NOCHAT, E_COUNTRIES, E_QUIET, E_HELP, E_MAXPROMPT, E_NOPREFIX };
 
 int cmd_eval(int argc, char **argv) {
     static const struct option lo[] = {
@@ -25,11 +25,12 @@ int cmd_eval(int argc, char **argv) {
         {"batch", required_argument, 0, E_BATCH},   {"device", required_argument, 0, E_DEVICE},
         {"no-chat", no_argument, 0, E_NOCHAT},      {"countries", required_argument, 0, E_COUNTRIES},
         {"quiet", no_argument, 0, E_QUIET},         {"help", no_argument, 0, E_HELP},
-        {"max-prompt-tokens", required_argument, 0, E_MAXPROMPT}, {0}};
+        {"max-prompt-tokens", required_argument, 0, E_MAXPROMPT}, {"no-prefix-reuse", no_argument, 0, E_NOPREFIX},
+        {0}};
     const char *data = NULL, *edit = NULL, *tops = "8,16,32", *outdir = "results/eval";
     const char *device = "auto", *countries = NULL;
     float alpha = -1.0f;
-    int n_random = 10, max_new = 16, limit = 0, batch = 32, chat = 1, quiet = 0, max_prompt = 0, c;
+    int n_random = 10, max_new = 16, limit = 0, batch = 32, chat = 1, quiet = 0, max_prompt = 0, prefix = 1, c;
     unsigned long long seed = 0;
     if (strcmp(hp_eval_task(argc, argv), "qa")) return cmd_eval_vision(argc, argv);
     optind = 1;
@@ -62,6 +63,7 @@ int cmd_eval(int argc, char **argv) {
         case E_NOCHAT: chat = 0; break;
         case E_COUNTRIES: countries = optarg; break;
         case E_QUIET: quiet = 1; break;
+        case E_NOPREFIX: prefix = 0; break;
         case E_MAXPROMPT:
             if (hp_opt_int("eval", "--max-prompt-tokens", optarg, 1, INT_MAX, &max_prompt)) return 2;
             break;
@@ -89,6 +91,9 @@ int cmd_eval(int argc, char **argv) {
                    "  --no-chat          raw prompts instead of the model's chat template\n"
                    "  --max-prompt-tokens N  refuse (naming the record) a prompt of more than N tokens\n"
                    "                     (default: the model's context length, if known)\n"
+                   "  --no-prefix-reuse  recompute every prompt's prefill in every configuration (by default\n"
+                   "                     the unedited prefill of each batch is kept and an edited run starts\n"
+                   "                     at its lowest edited layer: the same results bit for bit, faster)\n"
                    "  --device D         auto, cpu or cuda\n");
             return 0;
         default: return hp_opt_unknown("eval");
@@ -115,7 +120,7 @@ int cmd_eval(int argc, char **argv) {
     hp_qa_task t = {.model_path = argv[optind], .data = data, .ranking = edit, .countries = countries,
                     .outdir = outdir, .nk = nk, .alpha = alpha, .n_random = n_random, .max_new = max_new,
                     .limit = limit, .batch = batch, .chat = chat, .quiet = quiet, .max_prompt = max_prompt,
-                    .seed = seed};
+                    .seed = seed, .prefix_reuse = prefix};
     memcpy(t.ks, ks, sizeof(int) * (size_t)nk);
     int rc = hp_task_qa(m, &t, &e) ? hp_cli_fail(&e) : 0;
     hp_cli_close(m);

@@ -122,6 +122,8 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
     hp_backend *be = m->be;
     const hp_config *c = &m->cfg;
     int Q = c->H * c->Dh, KVD = c->KV * c->Dh;
+    if (f->start_layer > 0 && (f->cap_w || f->start_layer > c->L || !f->start_x))
+        return hp_errf(e, "forward from layer %d: not with a capture, and with the stream entering it", f->start_layer);
     for (int t = s0; t < s0 + n; t++) {
         if (f->ids[t] < 0 || f->ids[t] >= c->V)
             return hp_errf(e, "token id %d is outside the vocabulary (0..%d)", f->ids[t], c->V - 1);
@@ -136,6 +138,10 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
     CHECK(be->upload(be, rt->pos, f->pos + s0, n, HP_MEM_I32, e));
     if (f->cap_w) CHECK(be->upload(be, rt->capw, f->cap_w + s0, n, HP_MEM_F32, e));
     if (m->n_edited) CHECK(be->upload(be, rt->alpha, m->alpha, (size_t)c->L * c->H, HP_MEM_F32, e));
+    if (f->start_layer > 0) { /* the stream entering start_layer, kept from an earlier run */
+        CHECK(be->upload(be, rt->x, f->start_x + (size_t)s0 * c->D, (size_t)n * c->D, HP_MEM_ACT, e));
+        goto layers;
+    }
     CHECK(be->embed(be, rt->x, m->embed, rt->ids, n, c->D, c->V));
     /* Gemma: embeddings × sqrt(D) (head_scale with one "head" of width D); injected rows are
      * final embeddings and come after it */
@@ -150,13 +156,14 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
         CHECK(be->upload(be, be->offset(be, rt->x, (size_t)(r - s0) * c->D, HP_MEM_ACT),
                          f->inject + (size_t)i * c->D, (size_t)k * c->D, HP_MEM_ACT, e));
     }
+layers:;
     float *cap_host = NULL;
     size_t cap_n = f->cap_w ? (size_t)f->cap_B * c->H * c->D : 0;
+    int snap_i = 0;
     if (f->cap_w && !(cap_host = malloc(cap_n * sizeof(float))))
         return hp_errf(e, "out of memory (capture buffer)");
     int rc = -1;
-    for (int l = 0; l < c->L; l++) {
-        const hp_layer *w = &m->layers[l];
+    for (int l = f->start_layer; l <= c->L; l++) {
 #define STEP(call)                                                                                \
     do {                                                                                          \
         if ((call) != 0) {                                                                        \
@@ -164,6 +171,12 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
             goto out;                                                                             \
         }                                                                                         \
     } while (0)
+        while (snap_i < f->n_snap && f->snap_layers[snap_i] < l) snap_i++;
+        if (snap_i < f->n_snap && f->snap_layers[snap_i] == l)
+            STEP(be->download(be, f->snap_out + ((size_t)snap_i * f->T + s0) * c->D, rt->x, (size_t)n * c->D,
+                              HP_MEM_ACT, e));
+        if (l == c->L) break;
+        const hp_layer *w = &m->layers[l];
         STEP(be->rmsnorm(be, rt->xn, rt->x, w->attn_norm, n, c->D, c->rms_eps));
         STEP(be->matmul(be, rt->q, rt->xn, w->wq, n, Q, c->D));
         STEP(be->matmul(be, rt->k, rt->xn, w->wk, n, KVD, c->D));
@@ -304,8 +317,111 @@ static int is_eos(const hp_config *c, int id) {
     return c->n_eos == 0 && id == c->eos_id;
 }
 
+void hp_prefix_init(hp_prefix *p, const int *layers, int n, int L) {
+    memset(p, 0, sizeof *p);
+    for (int l = 1; l <= L; l++) /* increasing, unique, in range */
+        for (int i = 0; i < n; i++)
+            if (layers[i] == l && p->n_layers < HP_PREFIX_MAX_LAYERS) {
+                p->layers[p->n_layers++] = l;
+                break;
+            }
+}
+
+void hp_prefix_free(hp_prefix *p) {
+    free(p->x[0]);
+    free(p->x[1]);
+    free(p->kv);
+    int n = p->n_layers, layers[HP_PREFIX_MAX_LAYERS];
+    memcpy(layers, p->layers, sizeof layers);
+    memset(p, 0, sizeof *p);
+    p->n_layers = n; /* the candidates stay: the prefix can be recorded again */
+    memcpy(p->layers, layers, sizeof layers);
+}
+
+static uint64_t prompts_hash(int B, const int32_t *const *ids, const int *len, int Tcap) {
+    uint64_t h = hp_fnv1a(HP_FNV_OFFSET, &B, sizeof B);
+    h = hp_fnv1a(h, &Tcap, sizeof Tcap);
+    for (int b = 0; b < B; b++) {
+        h = hp_fnv1a(h, &len[b], sizeof len[b]);
+        h = hp_fnv1a(h, ids[b], sizeof(int32_t) * (size_t)len[b]);
+    }
+    return h;
+}
+
+/* The KV cache of layers [0, Lk) between the runtime and the prefix (to: prefix <- runtime). */
+static int prefix_kv(hp_runtime *rt, hp_prefix *p, int Lk, int to_prefix, hp_err *e) {
+    hp_backend *be = rt->m->be;
+    for (int l = 0; l < Lk; l++) {
+        float *k = p->kv + (size_t)l * 2 * p->kv_n, *v = k + p->kv_n;
+        int bad = to_prefix ? be->download(be, k, rt->kc[l], p->kv_n, HP_MEM_ACT, e) ||
+                                  be->download(be, v, rt->vc[l], p->kv_n, HP_MEM_ACT, e)
+                            : be->upload(be, rt->kc[l], k, p->kv_n, HP_MEM_ACT, e) ||
+                                  be->upload(be, rt->vc[l], v, p->kv_n, HP_MEM_ACT, e);
+        if (bad) return -1;
+    }
+    return 0;
+}
+
+/* The prompt prefill: the shared prefix of P tokens in slot 0 (its KV copied to the other
+ * slots), then the rest of every prompt packed, logits at each prompt's last token. mode 0:
+ * plain; 1: record the prefix (snapshots of each call); 2: start at layer `start` from the
+ * prefix's snapshots. */
+typedef struct prefill_in {
+    int B, P, T;
+    int32_t *tid, *tseq, *tpos, *rows;
+    int n_inj;
+    int32_t *inj_rows;
+    float *inj_emb;
+    float *logits;
+} prefill_in;
+
+static int prefill(hp_runtime *rt, const prefill_in *in, hp_prefix *pre, int mode, int start, hp_err *e) {
+    hp_model *m = rt->m;
+    const hp_config *c = &m->cfg;
+    int si = 0;
+    if (mode == 2)
+        while (pre->layers[si] != start) si++;
+    int call = 0;
+    if (in->P > 0) {
+        int32_t *pid = malloc(sizeof(int32_t) * (size_t)in->P * 3);
+        if (!pid) return hp_errf(e, "out of memory");
+        for (int i = 0; i < in->P; i++) {
+            pid[i] = in->tid[i];
+            pid[in->P + i] = 0;
+            pid[2 * in->P + i] = i;
+        }
+        hp_fwd pf = {.T = in->P, .ids = pid, .seq = pid + in->P, .pos = pid + 2 * in->P};
+        if (mode == 1) pf.n_snap = pre->n_layers, pf.snap_layers = pre->layers, pf.snap_out = pre->x[0];
+        if (mode == 2) pf.start_layer = start, pf.start_x = pre->x[0] + (size_t)si * in->P * c->D;
+        int rc = hp_forward(rt, &pf, e);
+        free(pid);
+        if (rc) return -1;
+        size_t KVD = (size_t)c->KV * c->Dh, row = (size_t)rt->Tcap * KVD;
+        for (int l = 0; l < c->L; l++)
+            for (int b = 1; b < in->B; b++) {
+                hp_backend *be = m->be;
+                if (be->copy(be, be->offset(be, rt->kc[l], b * row, HP_MEM_ACT), rt->kc[l], in->P * KVD, HP_MEM_ACT, e) ||
+                    be->copy(be, be->offset(be, rt->vc[l], b * row, HP_MEM_ACT), rt->vc[l], in->P * KVD, HP_MEM_ACT, e))
+                    return -1;
+            }
+        call = 1;
+    }
+    hp_fwd f = {.T = in->T, .ids = in->tid + in->P, .seq = in->tseq + in->P, .pos = in->tpos + in->P,
+                .n_logits = in->B, .logit_rows = in->rows, .logits_out = in->logits, .n_inject = in->n_inj,
+                .inject_rows = in->inj_rows, .inject = in->inj_emb};
+    if (mode == 1) f.n_snap = pre->n_layers, f.snap_layers = pre->layers, f.snap_out = pre->x[call];
+    if (mode == 2) f.start_layer = start, f.start_x = pre->x[call] + (size_t)si * in->T * c->D;
+    return hp_forward(rt, &f, e);
+}
+
 int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, const hp_inject *inj,
                 int max_new, int no_eos, int32_t **out, int *out_n, int progress, hp_err *e) {
+    return hp_generate_ex(m, B, ids, len, inj, max_new, no_eos, out, out_n, progress, NULL, NULL, e);
+}
+
+int hp_generate_ex(hp_model *m, int B, const int32_t *const *ids, const int *len, const hp_inject *inj,
+                   int max_new, int no_eos, int32_t **out, int *out_n, int progress, hp_prefix *pre,
+                   float *prefill_logits, hp_err *e) {
     const hp_config *c = &m->cfg;
     int total = 0, maxlen = 0;
     for (int b = 0; b < B; b++) {
@@ -316,6 +432,7 @@ int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, c
         out_n[b] = 0;
         if (!out[b]) return hp_errf(e, "out of memory");
     }
+    if (pre && pre->n_layers == 0) pre = NULL; /* nothing to start from */
     int Tmax = total < 256 ? total : 256;
     if (Tmax < B) Tmax = B;
     hp_runtime *rt = hp_runtime_create(m, B, maxlen + max_new, Tmax, 0, e);
@@ -324,7 +441,7 @@ int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, c
             free(out[b]);
             out[b] = NULL;
         }
-        if (B == 1 || !strstr(e->msg, "out of memory")) return -1;
+        if (B == 1 || pre || prefill_logits || !strstr(e->msg, "out of memory")) return -1;
         /* The KV cache of the whole batch does not fit: generate the halves one after the other. */
         int h = B / 2;
         e->msg[0] = 0;
@@ -336,8 +453,10 @@ int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, c
     int32_t *tid = malloc(sizeof(int32_t) * (size_t)total), *tseq = malloc(sizeof(int32_t) * (size_t)total);
     int32_t *tpos = malloc(sizeof(int32_t) * (size_t)total), *rows = malloc(sizeof(int32_t) * (size_t)B);
     int *done = calloc((size_t)B, sizeof(int));
-    float *logits = malloc(sizeof(float) * (size_t)B * c->V);
-    int rc = -1;
+    float *logits = malloc(sizeof(float) * (size_t)B * c->V), *saved_alpha = NULL;
+    int32_t *inj_rows = NULL;
+    float *inj_emb = NULL;
+    int rc = -1, saved_n = 0;
     if (!tid || !tseq || !tpos || !rows || !done || !logits) {
         hp_errf(e, "out of memory");
         goto out;
@@ -359,61 +478,89 @@ int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, c
                 if (inj[b].pos[i] < P) P = inj[b].pos[i];
         if (P < 4) P = 0;
     }
-    if (P > 0) {
-        for (int i = 0; i < P; i++) {
-            tid[i] = ids[0][i];
-            tseq[i] = 0;
-            tpos[i] = i;
-        }
-        hp_fwd pf = {.T = P, .ids = tid, .seq = tseq, .pos = tpos};
-        if (hp_forward(rt, &pf, e)) goto out;
-        size_t KVD = (size_t)c->KV * c->Dh, row = (size_t)rt->Tcap * KVD;
-        for (int l = 0; l < c->L; l++)
-            for (int b = 1; b < B; b++) {
-                hp_backend *be = m->be;
-                if (be->copy(be, be->offset(be, rt->kc[l], b * row, HP_MEM_ACT), rt->kc[l], P * KVD, HP_MEM_ACT, e) ||
-                    be->copy(be, be->offset(be, rt->vc[l], b * row, HP_MEM_ACT), rt->vc[l], P * KVD, HP_MEM_ACT, e))
-                    goto out;
-            }
-    }
-    /* Prefill the rest of every prompt, packed; logits at each prompt's last token. */
+    for (int i = 0; i < P; i++) tid[i] = ids[0][i];
+    /* The rest of every prompt, packed after the shared prefix's tokens. */
     int T = 0, n_inj = 0;
-    int32_t *inj_rows = NULL;
-    float *inj_emb = NULL;
     for (int b = 0; inj && b < B; b++) n_inj += inj[b].n;
     if (n_inj) {
         inj_rows = malloc(sizeof(int32_t) * (size_t)n_inj);
         inj_emb = malloc(sizeof(float) * (size_t)n_inj * c->D);
         if (!inj_rows || !inj_emb) {
-            free(inj_rows);
-            free(inj_emb);
             hp_errf(e, "out of memory");
             goto out;
         }
         n_inj = 0;
     }
     for (int b = 0; b < B; b++) {
-        int t0 = T - P;
+        int t0 = T;
         for (int i = P; i < len[b]; i++, T++) {
-            tid[T] = ids[b][i];
-            tseq[T] = b;
-            tpos[T] = i;
+            tid[P + T] = ids[b][i];
+            tseq[P + T] = b;
+            tpos[P + T] = i;
         }
         rows[b] = T - 1;
         for (int i = 0; inj && i < inj[b].n; i++) {
             if (inj[b].pos[i] < P || inj[b].pos[i] >= len[b]) continue;
-            inj_rows[n_inj] = t0 + inj[b].pos[i];
+            inj_rows[n_inj] = t0 + inj[b].pos[i] - P;
             memcpy(inj_emb + (size_t)n_inj++ * c->D, inj[b].emb + (size_t)i * c->D, sizeof(float) * c->D);
         }
     }
-    hp_fwd f = {.T = T, .ids = tid, .seq = tseq, .pos = tpos, .n_logits = B, .logit_rows = rows,
-                .logits_out = logits, .n_inject = n_inj, .inject_rows = inj_rows, .inject = inj_emb};
+    prefill_in in = {.B = B, .P = P, .T = T, .tid = tid, .tseq = tseq, .tpos = tpos, .rows = rows, .n_inj = n_inj,
+                     .inj_rows = inj_rows, .inj_emb = inj_emb, .logits = logits};
+    int mode = 0, start = 0;
+    if (pre) {
+        uint64_t h = prompts_hash(B, ids, len, rt->Tcap);
+        if (pre->recorded && pre->prompts != h) {
+            hp_errf(e, "a kept prefill is reused for other prompts");
+            goto out;
+        }
+        if (!pre->recorded) { /* one unedited prefill, its stream and KV cache kept */
+            size_t KVD = (size_t)c->KV * c->Dh;
+            pre->n_calls = P > 0 ? 2 : 1;
+            pre->T[0] = P > 0 ? P : T;
+            pre->T[1] = P > 0 ? T : 0;
+            pre->Lk = pre->layers[pre->n_layers - 1];
+            pre->kv_n = (size_t)B * rt->Tcap * KVD;
+            pre->x[0] = malloc(sizeof(float) * (size_t)pre->n_layers * pre->T[0] * c->D);
+            pre->x[1] = P > 0 ? malloc(sizeof(float) * (size_t)pre->n_layers * T * c->D) : NULL;
+            pre->kv = malloc(sizeof(float) * (size_t)pre->Lk * 2 * pre->kv_n);
+            saved_alpha = malloc(sizeof(float) * (size_t)c->L * c->H);
+            if (!pre->x[0] || (P > 0 && !pre->x[1]) || !pre->kv || !saved_alpha) {
+                hp_prefix_free(pre);
+                hp_errf(e, "out of memory (kept prefill)");
+                goto out;
+            }
+            memcpy(saved_alpha, m->alpha, sizeof(float) * (size_t)c->L * c->H);
+            saved_n = m->n_edited;
+            hp_model_clear_edits(m);
+            int r1 = prefill(rt, &in, pre, 1, 0, e) || prefix_kv(rt, pre, pre->Lk, 1, e);
+            memcpy(m->alpha, saved_alpha, sizeof(float) * (size_t)c->L * c->H);
+            m->n_edited = saved_n;
+            if (r1) {
+                hp_prefix_free(pre);
+                goto out;
+            }
+            pre->prompts = h;
+            pre->recorded = 1;
+        }
+        /* Start at the highest kept layer at or below the lowest edited one. */
+        int low = c->L;
+        for (int i = 0; i < c->L * c->H && m->n_edited; i++)
+            if (m->alpha[i] != 1.0f) {
+                low = i / c->H;
+                break;
+            }
+        for (int i = 0; i < pre->n_layers; i++)
+            if (pre->layers[i] <= low) start = pre->layers[i];
+        if (start > 0) {
+            mode = 2;
+            if (prefix_kv(rt, pre, start, 0, e)) goto out;
+        }
+    }
     hp_progress pb;
     hp_progress_start(&pb, "generate", max_new, "tok", progress);
-    int frc = hp_forward(rt, &f, e);
-    free(inj_rows);
-    free(inj_emb);
-    if (frc) goto out;
+    if (prefill(rt, &in, pre, mode, start, e)) goto out;
+    if (prefill_logits) memcpy(prefill_logits, logits, sizeof(float) * (size_t)B * c->V);
     for (int step = 0; step < max_new; step++) {
         int na = 0;
         for (int b = 0; b < B; b++) {
@@ -448,6 +595,9 @@ out:
     free(rows);
     free(done);
     free(logits);
+    free(inj_rows);
+    free(inj_emb);
+    free(saved_alpha);
     hp_runtime_free(rt);
     HP_NVTX_POP();
     return rc;

@@ -141,6 +141,16 @@ typedef struct hp_fwd {
     const float *cap_w;
     int cap_B;
     float *cap_out;
+    /* Start at layer start_layer (> 0) from the residual stream start_x [T, D] float32 entering
+     * it, instead of at the embeddings (the KV cache of the layers below must hold what they
+     * would have computed: hp_prefix). No capture then. */
+    int start_layer;
+    const float *start_x;
+    /* Keep the residual stream entering each of the n_snap layers snap_layers (increasing, L =
+     * after the last layer) in snap_out [n_snap, T, D] float32. */
+    int n_snap;
+    const int *snap_layers;
+    float *snap_out;
 } hp_fwd;
 
 int hp_forward(hp_runtime *rt, const hp_fwd *f, hp_err *e);
@@ -152,11 +162,38 @@ typedef struct hp_inject {
     const float *emb;    /* [n, D] */
 } hp_inject;
 
+/* The unedited prefill of one batch of prompts, kept so that runs of the same prompts with
+ * edits only in layers >= l start at l (edit sweeps: the controls share the SOMP heads' layers).
+ * It holds the residual stream entering each of `layers` and the KV cache of the layers below
+ * the highest; a run starts at the highest kept layer not above its lowest edited layer. The
+ * results are bit-identical to the full prefill (same chunks, same operations, the same stored
+ * values restored). */
+#define HP_PREFIX_MAX_LAYERS 64
+typedef struct hp_prefix {
+    int n_layers, layers[HP_PREFIX_MAX_LAYERS]; /* increasing, each in [1, L] */
+    int recorded, n_calls;                      /* prefill forward calls: 1, or 2 with a shared prefix */
+    int T[2];                                   /* tokens of each call */
+    float *x[2];                                /* per call [n_layers][T][D] */
+    int Lk;                                     /* KV kept for layers [0, Lk) */
+    size_t kv_n;                                /* S * Tcap * KVD per layer and cache */
+    float *kv;                                  /* [Lk][2 (k, v)][kv_n] */
+    uint64_t prompts;                           /* hash of the prompts and the runtime shape */
+} hp_prefix;
+/* layers: the candidate start layers (any order, duplicates and out-of-range values dropped). */
+void hp_prefix_init(hp_prefix *p, const int *layers, int n, int L);
+void hp_prefix_free(hp_prefix *p);
+
 /* Greedy generation for B prompts (each ids[b], len[b] tokens) up to max_new tokens, stopping a
  * sequence at any EOS id unless no_eos. inj: NULL or B entries. out[b] (malloc'd) gets the new
  * ids, out_n[b] their count. progress: print a progress line on stderr. */
 int hp_generate(hp_model *m, int B, const int32_t *const *ids, const int *len, const hp_inject *inj,
                 int max_new, int no_eos, int32_t **out, int *out_n, int progress, hp_err *e);
+/* hp_generate with a prefix kept across calls on the same prompts (pre: recorded on first use by
+ * an extra unedited prefill; NULL: none) and the prefill's last-token logits [B, V] (NULL: not
+ * wanted). A batch whose KV cache does not fit is refused rather than split when pre is given. */
+int hp_generate_ex(hp_model *m, int B, const int32_t *const *ids, const int *len, const hp_inject *inj,
+                   int max_new, int no_eos, int32_t **out, int *out_n, int progress, hp_prefix *pre,
+                   float *prefill_logits, hp_err *e);
 
 /* A model with random weights built from a config alone (no file, no tokenizer): the layout of
  * hp_model_load, values uniform with std 1/sqrt(fan-in) (norm weights 1 ± 0.05), the same for

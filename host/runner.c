@@ -586,7 +586,8 @@ static int stage_sweep(run_state *s, const hp_xp_task *t, int ai, const char *na
     hp_qa_task q = {.model_path = x->model, .data = x->test, .ranking = rank, .countries = t->countries,
                     .outdir = dir, .nk = t->nk, .alpha = t->alpha[ai], .n_random = t->n_random, .max_new = t->max_new,
                     .limit = t->limit, .batch = t->batch, .chat = x->chat, .quiet = s->o->quiet,
-                    .max_prompt = x->max_prompt, .seed = x->seed, .fingerprint = fingerprint, .checkpoint_dir = runs};
+                    .max_prompt = x->max_prompt, .seed = x->seed, .fingerprint = fingerprint, .checkpoint_dir = runs,
+                    .prefix_reuse = 1};
     memcpy(q.ks, t->ks, sizeof(int) * (size_t)t->nk);
     rc = hp_task_qa(s->m, &q, e);
     HP_NVTX_POP();

@@ -17,6 +17,14 @@ const char *const hp_sweep_method_name[4] = {"unedited", "somp", "logit_lens", "
  * same control heads in QA, classification and captioning. */
 #define SWEEP_SEED_SALT 0x5eed5eedull
 
+int hp_sweep_lowest_layer(const hp_sweep *s, int c, int L) {
+    const hp_headset *h = s->conf[c].hs;
+    int low = L;
+    for (int i = 0; h && i < h->n; i++)
+        if (h->lh[i][0] < low) low = h->lh[i][0];
+    return low;
+}
+
 int hp_sweep_index(const hp_sweep *s, int ai, int ki, int x) { return 1 + (ai * s->nk + ki) * s->per_k + x; }
 
 int hp_sweep_plan(hp_sweep *s, const hp_ranking *rk, int L, int H, const int *ks, int nk,

@@ -41,6 +41,8 @@ typedef struct hp_sweep {
 int hp_sweep_plan(hp_sweep *s, const hp_ranking *rk, int L, int H, const int *ks, int nk,
                   const float *alpha, int na, int n_random, uint64_t seed, hp_err *e);
 void hp_sweep_free(hp_sweep *s);
+/* The lowest layer configuration c edits (L for the unedited model). */
+int hp_sweep_lowest_layer(const hp_sweep *s, int c, int L);
 /* Index of the configuration (ai, ki, x) with x 0 SOMP, 1 LL, 2 + d random draw d. */
 int hp_sweep_index(const hp_sweep *s, int ai, int ki, int x);
 

@@ -17,6 +17,7 @@ typedef struct eval_ctx {
     const hp_qa_set *set;
     const hp_prompts *p;
     int max_new, batch;
+    hp_prefix *pre; /* per generation batch: its unedited prefill kept (NULL: recompute it) */
 } eval_ctx;
 
 /* Mean F1 / EM for country and other questions under the model's current edits. */
@@ -52,8 +53,8 @@ static int qa_score(void *ctx, int i0, int n, double *vals, char **answers, hp_e
     }
     for (int b0 = i0; b0 < i0 + n && !rc; b0 += c->batch) {
         int nb = i0 + n - b0 < c->batch ? i0 + n - b0 : c->batch;
-        rc = hp_generate(c->m, nb, (const int32_t *const *)p->ids + b0, p->len + b0, NULL, c->max_new, 0, outs,
-                         outn, 0, e);
+        rc = hp_generate_ex(c->m, nb, (const int32_t *const *)p->ids + b0, p->len + b0, NULL, c->max_new, 0, outs,
+                            outn, 0, c->pre ? &c->pre[b0 / c->batch] : NULL, NULL, e);
         for (int b = 0; b < nb && !rc; b++) {
             char *text = hp_tok_decode(c->m->tok, outs[b], outn[b], 1);
             if (!text) {
@@ -187,7 +188,24 @@ int hp_task_qa(hp_model *m, const hp_qa_task *t, hp_err *e) {
                               .score = qa_score, .checkpoint_dir = runs_dir, .fingerprint = fingerprint,
                               .quiet = quiet};
     int sweep_rc = hp_sweep_plan(&sw, edit ? &rk : NULL, m->cfg.L, m->cfg.H, ks, nk, &alpha, 1, n_random, seed, e);
+    /* Every configuration starts its prompts' prefill at its lowest edited layer, from the
+     * unedited prefill kept per batch (bit-identical to recomputing it: tests/test_prefix.c). */
+    int n_batches = (p.B + batch - 1) / batch;
+    if (!sweep_rc && t->prefix_reuse && sw.nconf > 1) {
+        int *low = malloc(sizeof(int) * (size_t)sw.nconf);
+        ctx.pre = calloc((size_t)n_batches, sizeof *ctx.pre);
+        if (!low || !ctx.pre) {
+            free(low);
+            sweep_rc = hp_errf(e, "out of memory");
+        } else {
+            for (int c = 0; c < sw.nconf; c++) low[c] = hp_sweep_lowest_layer(&sw, c, m->cfg.L);
+            for (int b = 0; b < n_batches; b++) hp_prefix_init(&ctx.pre[b], low, sw.nconf, m->cfg.L);
+            free(low);
+        }
+    }
     if (!sweep_rc) sweep_rc = hp_sweep_run(m, &sw, &task_def, &res, e);
+    for (int b = 0; ctx.pre && b < n_batches; b++) hp_prefix_free(&ctx.pre[b]);
+    free(ctx.pre);
     free(runs_dir);
     if (sweep_rc) goto done;
     base_answers = res.answers[0];

@@ -17,6 +17,7 @@ typedef struct hp_qa_task {
     int ks[HP_EVAL_MAX_K], nk;
     float alpha;
     int n_random, max_new, limit, batch, chat, quiet, max_prompt;
+    int prefix_reuse;        /* keep each batch's unedited prefill (bit-identical, faster) */
     uint64_t seed;
     const char *fingerprint; /* more of what decides the results (run: its stage key), or NULL */
     const char *checkpoint_dir; /* finished configurations (default DIR/runs) */

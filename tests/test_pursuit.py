@@ -280,6 +280,14 @@ def test_pipeline(tmp):
     assert e2["results"] == e["results"] and e2["unedited"] == e["unedited"], "resumed eval differs"
     p = subprocess.run([BIN, *eargs, "--max-new", "3", "--random", "0", "--top", "2"], capture_output=True, text=True)
     assert p.returncode == 0 and "resumed from" not in p.stderr, p.stderr[-600:]
+    # The kept unedited prefill (default) against recomputing it in every configuration: the
+    # same scores and answers.
+    nd = os.path.join(tmp, "noprefix")
+    p = subprocess.run([BIN, *[a if a != ev else nd for a in eargs], "--max-new", "4", "--no-prefix-reuse"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-300:]
+    e3 = json.load(open(os.path.join(nd, "eval.json")))
+    assert e3["results"] == e["results"] and e3["unedited_answers"] == e["unedited_answers"], "prefix reuse changed results"
     # Without --edit: the unedited model only, the same scores as eval's unedited run.
     bd = os.path.join(tmp, "base")
     run("eval", GGUF, "--task", "qa", "--data", os.path.join(qa, "test.jsonl"), "--limit", "6", "--max-new", "4",
@@ -287,7 +295,7 @@ def test_pipeline(tmp):
     b = json.load(open(os.path.join(bd, "baseline.json")))
     assert b["unedited"] == e["unedited"], (b["unedited"], e["unedited"])
     assert [a["answer"] for a in b["unedited_answers"]] == [a["answer"] for a in e["unedited_answers"]]
-    return f"rank x3 (reuse checked) + eval, {len(e['results'])} edited runs; resume and baseline-only"
+    return f"rank x3 (reuse checked) + eval, {len(e['results'])} edited runs; resume, prefix reuse, baseline-only"
 
 
 def main():
