@@ -7,8 +7,12 @@ NVCC    ?= nvcc
 OPT     ?= -O2
 # Built and run on the same machine (CI builds from source): use its vector units.
 ARCH_FLAGS ?= -march=native
+# host/ is split by role (model/ and backends, method/, eval/, pipeline/, cli/, util/); every
+# folder is on the include path.
+HOST_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard host/*/*.c host/*/*.h))))
+HOST_INC  := $(addprefix -I,$(HOST_DIRS))
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPT) $(ARCH_FLAGS) -g -Wall -Wextra -Werror -fopenmp -MMD -MP \
-           -Iweights -Ikernels -Ihost -I/usr/include/cjson
+           -Iweights -Ikernels $(HOST_INC) -I/usr/include/cjson
 comma := ,
 # OpenBLAS built on OpenMP shares our thread pool (the pthread build oversubscribes the cores).
 OPENBLAS_DIR ?= $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/aarch64-linux-gnu/openblas-openmp))
@@ -27,13 +31,13 @@ BUILD   ?= build/$(if $(HAVE_CUDA),cuda,cpu)
 
 # Hopper first (sm_90a for wgmma/TMA), plus PTX so newer GPUs can JIT.
 CUDA_ARCH ?= -gencode arch=compute_90a,code=sm_90a -gencode arch=compute_90,code=compute_90
-NVFLAGS   += -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Iweights -Ikernels -Ihost \
+NVFLAGS   += -O3 -std=c++17 $(CUDA_ARCH) -Xcompiler -Wall,-Wextra,-Werror -Iweights -Ikernels $(HOST_INC) \
              -lineinfo --expt-relaxed-constexpr -MMD -MP
 
-C_SRC   := $(wildcard weights/*.c kernels/*.c host/*.c)
-LIB_SRC := $(filter-out host/main.c,$(C_SRC))
+C_SRC   := $(wildcard weights/*.c kernels/*.c host/*/*.c)
+LIB_SRC := $(filter-out host/cli/main.c,$(C_SRC))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
-CU_SRC  := $(wildcard kernels/*.cu host/*.cu)
+CU_SRC  := $(wildcard kernels/*.cu host/*/*.cu)
 ifeq ($(HAVE_CUDA),1)
   CU_OBJ  := $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
   CFLAGS  += -DHP_HAVE_CUDA -I$(CUDA_HOME)/include
@@ -57,7 +61,7 @@ all: detect headpursuit
 detect:
 	@echo "headpursuit: $(DETECT)"
 
-headpursuit: $(BUILD)/host/main.o $(BUILD)/libhp.a
+headpursuit: $(BUILD)/host/cli/main.o $(BUILD)/libhp.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/libhp.a: $(LIB_OBJ) $(CU_OBJ)
@@ -87,7 +91,7 @@ bench: headpursuit $(BENCH_BIN)
 
 # Fuzz harnesses: clang, libFuzzer, ASan + UBSan, CPU-only sources.
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined \
-               -fno-sanitize-recover=undefined -Iweights -Ikernels -Ihost -I/usr/include/cjson
+               -fno-sanitize-recover=undefined -Iweights -Ikernels $(HOST_INC) -I/usr/include/cjson
 FUZZ_LIB_SRC := $(wildcard weights/*.c)
 fuzz: $(FUZZ_BIN)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
@@ -97,4 +101,4 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 clean:
 	rm -rf $(BUILD) headpursuit
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/host/main.d $(CU_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(BUILD)/host/cli/main.d $(CU_OBJ:.o=.d)

@@ -37,7 +37,7 @@ static uint32_t rng_next(uint64_t *s) {
     return (uint32_t)((z ^ (z >> 31)) >> 32);
 }
 
-/* Median of n samples (numpy's linear percentile, host/metrics.c). */
+/* Median of n samples (numpy's linear percentile, host/eval/metrics.c). */
 static double median(double *v, int n) {
     double m = 0;
     hp_percentile(v, n, 50.0, &m);

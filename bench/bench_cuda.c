@@ -74,7 +74,7 @@ static double now_s(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Median of n samples (numpy's linear percentile, host/metrics.c). */
+/* Median of n samples (numpy's linear percentile, host/eval/metrics.c). */
 static double median(double *v, int n) {
     double m = 0;
     hp_percentile(v, n, 50.0, &m);

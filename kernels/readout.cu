@@ -1,7 +1,7 @@
 /* readout.cu: the paper's head edit (scale head h's slice of z by alpha[h]) and the first half
  * of the per-head readout. The readout is linear in z, so, as on the CPU, the weighted token
  * sum per sequence is taken first (zs [B, H·Dh], fp32) and only that small matrix meets W_O,
- * in one cuBLAS strided-batched GEMM per head slice (host/backend_cuda.c); no T×D tensor per
+ * in one cuBLAS strided-batched GEMM per head slice (host/model/backend_cuda.c); no T×D tensor per
  * head is ever formed. zs is handed over as bf16 hi + lo so the GEMM runs on tensor cores while
  * zs keeps ~16 significant bits.
  *

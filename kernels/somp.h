@@ -35,7 +35,7 @@ int hp_somp_cpu_batch(const float *H, int nheads, int N, int D, const float *Dic
 void hp_somp_result_free(hp_somp_result *r);
 
 /* hp_somp_cpu_batch, or its GPU twin hp_somp_cuda_batch (kernels/somp_cuda.h) when
- * backend_name is "cuda" and the build has CUDA (host/somp_dispatch.c). The GPU results equal
+ * backend_name is "cuda" and the build has CUDA (host/method/somp_dispatch.c). The GPU results equal
  * the CPU's to float32 accuracy: same supports up to near-ties, EVR within 1e-4. */
 int hp_somp_batch(const char *backend_name, const float *H, int nheads, int N, int D,
                   const float *Dict, int V, const hp_somp_opts *o, hp_somp_result *out, hp_err *e);

@@ -1,7 +1,7 @@
 /* vision.cu: the CLIP vision tower's own ops on bf16 activations (fp32 math, one bf16 rounding
  * per output), the GPU twins of gelu.c, bias.c, im2col.c and the softmax inside
  * attention_full.c (LayerNorm is in norm.cu). The attention's two products (Q·K^T and P·V) are cuBLAS strided-batched
- * GEMMs issued by the backend (host/backend_cuda.c); the row softmax between them is here.
+ * GEMMs issued by the backend (host/model/backend_cuda.c); the row softmax between them is here.
  *
  *   gelu        exact erf form (erff) / quick_gelu x / (1 + e^(−1.702x)), in place, grid-stride.
  *   add_bias    x[t, n] += b[n], grid-stride over the [T, N] activation.

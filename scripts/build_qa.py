@@ -286,7 +286,7 @@ def load_columns(index, name, categories):
 # ---- question building ----------------------------------------------------------------------
 
 def norm(s):
-    """SQuAD-style normalisation (the one host/metrics.c implements), for overlap checks."""
+    """SQuAD-style normalisation (the one host/eval/metrics.c implements), for overlap checks."""
     s = s.lower()
     s = "".join(ch for ch in s if ch not in '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~')
     s = re.sub(r"\b(a|an|the)\b", " ", s)

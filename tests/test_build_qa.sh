@@ -63,7 +63,7 @@ with open(f"{d}/countries.txt", encoding="utf-8") as f:
     words = [w.strip() for w in f if w.strip() and not w.startswith("#")]
 check("Austria" in words and "Côte d'Ivoire" in words, "countries.txt lacks Austria / Côte d'Ivoire")
 # The labels must agree with labelling by answer (hp_qa_mark_kind): an answer is a country's
-# name exactly for country questions. Same normalisation as host/metrics.c (SQuAD v1.1).
+# name exactly for country questions. Same normalisation as host/eval/metrics.c (SQuAD v1.1).
 import re, string
 def norm(s):
     s = "".join(ch for ch in s.lower() if ch not in set(string.punctuation))

@@ -1,4 +1,4 @@
-/* test_cider.c: host/cider.c against pycocoevalcap 1.2 (tests/fixtures/cider/cider.json, made by
+/* test_cider.c: host/eval/cider.c against pycocoevalcap 1.2 (tests/fixtures/cider/cider.json, made by
  * tests/ref/make_cider_fixtures.py):
  *   - every corpus of the fixture (tokenised and raw strings, 1 to 40 images, 1 to 7
  *     references) and candidate set: per-image CIDEr-D and the corpus mean equal CiderScorer's;

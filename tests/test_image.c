@@ -1,5 +1,5 @@
 /* test_image.c: image decoding (weights/image.c) and the LLaVA-NeXT image processor
- * (host/llava_proc.c) against PIL 9.4 and Hugging Face transformers 4.46.3, using the fixtures
+ * (host/model/llava_proc.c) against PIL 9.4 and Hugging Face transformers 4.46.3, using the fixtures
  * that tests/ref/make_image_fixtures.py wrote into tests/fixtures/images (see its README.md):
  *   - every fixture decodes to PIL's convert("RGB") pixels (PNG exactly, JPEG within TOL_JPEG);
  *   - broken files (truncated at every length, corrupt, random bytes, empty, text, GIF,

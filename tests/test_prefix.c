@@ -1,4 +1,4 @@
-/* test_prefix.c: the kept unedited prefill of an edit sweep (hp_prefix, host/decoder.c) gives
+/* test_prefix.c: the kept unedited prefill of an edit sweep (hp_prefix, host/model/decoder.c) gives
  * bit-identical results to the full prefill: the prefill's last-token logits (compared with
  * memcmp) and the greedy continuations, for several edit sets (none, one layer, several layers,
  * the first and the last layer), with and without a shared prompt prefix, on the tiny Llama

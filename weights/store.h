@@ -1,6 +1,6 @@
 /* store.h: a read-only set of named tensors memory-mapped from safetensors files (single or
  * sharded through model.safetensors.index.json) or from one GGUF file. Knows nothing of models
- * or devices: the model table in host/model.c maps logical tensors onto these names. */
+ * or devices: the model table in host/model/model.c maps logical tensors onto these names. */
 #ifndef HP_STORE_H
 #define HP_STORE_H
 

@@ -1,5 +1,5 @@
 /* fuzz_image.c: libFuzzer harness for image decoding (weights/image.c) and the LLaVA-NeXT
- * processor (host/llava_proc.c, compiled in here because `make fuzz` links weights/ only).
+ * processor (host/model/llava_proc.c, compiled in here because `make fuzz` links weights/ only).
  * The input is written to a file and decoded; a rejected file's message must name it; an
  * accepted image must have a sane size and go through the processor (small config: crop 32,
  * patch 8) into finite values with the tile and token counts the size predicts.
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../../host/llava_proc.c"
+#include "../../host/model/llava_proc.c"
 #include "fuzz_common.h"
 #include "image.h"
 

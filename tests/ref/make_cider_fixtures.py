@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """make_cider_fixtures.py: writes tests/fixtures/cider/cider.json, the reference values that
-tests/test_cider.c checks host/cider.c against.
+tests/test_cider.c checks host/eval/cider.c against.
 
 Reference: pycocoevalcap 1.2 (the pip package of the coco-caption evaluation code):
   - CIDEr-D from pycocoevalcap.cider.cider_scorer.CiderScorer(n=4, sigma=6.0), fed exactly as

@@ -1,4 +1,4 @@
-/* cmd_run.c: `run EXPERIMENT.json`: options, then hp_run_experiment (host/runner.h). */
+/* cmd_run.c: `run EXPERIMENT.json`: options, then hp_run_experiment (host/pipeline/runner.h). */
 #include "cli.h"
 #include "commands.h"
 #include "runner.h"

@@ -1,7 +1,7 @@
 /* cmd_eval_vision.c: `eval --task classify|caption` on a LLaVA-NeXT model (PAPER.md §6): greedy
  * answers to the paper's classification prompt (accuracy: the answer is the image's class name)
  * or captioning prompt (how many concept keywords the captions hold and, given Flickr30k reference
- * captions, their CIDEr-D: host/cider.h), normalised to the unedited model, with the top-k SOMP
+ * captions, their CIDEr-D: host/eval/cider.h), normalised to the unedited model, with the top-k SOMP
  * heads, the top-k Logit-Lens heads and random controls edited by each alpha. Every image is
  * prepared once (image processor + vision tower) and then answered under every edit, so that the
  * vision side runs once per image. JSON + CSV + SVGs as `eval --task qa`. */
@@ -240,7 +240,7 @@ static void print_help(void) {
            "                     reference captions' keyword count is reported beside, and the CIDEr-D\n"
            "                     of the captions against them (pycocoevalcap's Cider: document\n"
            "                     frequencies over the references of the evaluated images, PTB-like\n"
-           "                     tokenisation; host/cider.h) is a third metric, normalised the same\n"
+           "                     tokenisation; host/eval/cider.h) is a third metric, normalised the same\n"
            "                     way, with DIR/cider_vs_k_alpha<A>.svg and a cider column in answers.csv\n"
            "  --classes FILE     class names in class order (e.g. wordlists/fashion_mnist.txt)\n"
            "  --object WORD      classify: the task object (default \"object\")\n"
@@ -469,7 +469,7 @@ int cmd_eval_vision(int argc, char **argv) {
     if (n_metric == 3)
         cJSON_AddStringToObject(j, "cider_metric",
                                 "CIDEr-D as pycocoevalcap's Cider (1..4-grams, sigma 6, x10), document frequencies "
-                                "over the reference captions of these images, PTB-like tokenisation (host/cider.h)");
+                                "over the reference captions of these images, PTB-like tokenisation (host/eval/cider.h)");
     cJSON *uj = cJSON_AddObjectToObject(j, "unedited");
     for (int w = 0; w < n_metric; w++)
         cJSON_AddNumberToObject(uj, metric_key[caption][w], metric(&score[0], caption, w));

@@ -1,4 +1,4 @@
-/* cmd_eval.c: `eval`: the options of the QA task (host/task_qa.h); --task classify|caption go
+/* cmd_eval.c: `eval`: the options of the QA task (host/eval/task_qa.h); --task classify|caption go
  * to cmd_eval_vision.c. */
 #include "cli.h"
 #include "commands.h"

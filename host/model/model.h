@@ -197,7 +197,7 @@ int hp_generate_ex(hp_model *m, int B, const int32_t *const *ids, const int *len
 
 /* A model with random weights built from a config alone (no file, no tokenizer): the layout of
  * hp_model_load, values uniform with std 1/sqrt(fan-in) (norm weights 1 ± 0.05), the same for
- * the same seed on every backend (host/model_random.c). For benchmarks and tests. */
+ * the same seed on every backend (host/model/model_random.c). For benchmarks and tests. */
 hp_model *hp_model_random(const hp_config *cfg, hp_backend *be, uint64_t seed, hp_err *e);
 /* dst[0..n) = base + amp·u, u uniform in [-1, 1) from a hash of (seed, first + i): the same
  * values on any machine and thread count (OpenMP-parallel). The random models' generator. */

@@ -1,7 +1,7 @@
 /* task_qa.c: the question-answering task (`eval --task qa`, and the QA tasks of `run`): greedy
  * short answers to the paper's QA prompt, scored by SQuAD F1 / exact match, separately for
  * concept (country) and other questions, normalised to the unedited model; SOMP heads vs
- * Logit-Lens heads vs random controls through the edit sweep (host/sweep.h). JSON + CSV + SVGs. */
+ * Logit-Lens heads vs random controls through the edit sweep (host/eval/sweep.h). JSON + CSV + SVGs. */
 #include "task_qa.h"
 
 #include "fileio.h"
