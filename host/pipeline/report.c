@@ -120,6 +120,12 @@ static double num(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
+/* A normalised score: "n/a" where the unedited score was 0 (nothing to normalise by). */
+static void ratio(char *out, size_t cap, double v) {
+    if (isnan(v)) snprintf(out, cap, "n/a");
+    else snprintf(out, cap, "%.3f", v);
+}
+
 static void setup(const rw *w, const hp_experiment *x, const hp_model *m) {
     char buf[1024];
     heading(w, 2, "Setup");
@@ -213,7 +219,7 @@ static void task_section(const rw *w, const hp_xp_task *t) {
                  "concept questions, %.3f on the others; answer match %.3f / %.3f. Below, each score of the edited "
                  "model divided by the unedited model's (1 = unchanged): the top-k SOMP heads, the top-k "
                  "Logit-Lens heads and random heads (same number per layer as the SOMP heads; median and "
-                 "interquartile range).",
+                 "interquartile range); n/a where the unedited score is 0.",
                  num(ev, "questions"), num(u, "n_country"), num(u, "n_other"), num(ev, "random_draws"),
                  num(u, "f1_country"), num(u, "f1_other"), num(u, "match_country"), num(u, "match_other"));
         para(w, line);
@@ -223,10 +229,14 @@ static void task_section(const rw *w, const hp_xp_task *t) {
         for (const cJSON *s = sum ? sum->child : NULL; s; s = s->next) {
             char c1[16], c3[32], c4[32], c5[64];
             snprintf(c1, sizeof c1, "%g", num(s, "k"));
-            snprintf(c3, sizeof c3, "%.3f", num(s, "somp"));
-            snprintf(c4, sizeof c4, "%.3f", num(s, "logit_lens"));
-            snprintf(c5, sizeof c5, "%.3f [%.3f, %.3f]", num(s, "random_median"), num(s, "random_q25"),
-                     num(s, "random_q75"));
+            char q25[16], q75[16], med[16];
+            ratio(c3, sizeof c3, num(s, "somp"));
+            ratio(c4, sizeof c4, num(s, "logit_lens"));
+            ratio(med, sizeof med, num(s, "random_median"));
+            ratio(q25, sizeof q25, num(s, "random_q25"));
+            ratio(q75, sizeof q75, num(s, "random_q75"));
+            if (isnan(num(s, "random_median"))) snprintf(c5, sizeof c5, "n/a");
+            else snprintf(c5, sizeof c5, "%s [%s, %s]", med, q25, q75);
             const cJSON *mt = cJSON_GetObjectItemCaseSensitive(s, "metric");
             const cJSON *q = cJSON_GetObjectItemCaseSensitive(s, "questions");
             char *cells[6] = {cJSON_IsString(mt) ? mt->valuestring : "?", c1, cJSON_IsString(q) ? q->valuestring : "?",
