@@ -117,7 +117,7 @@ def test_cache(tmp):
     # A corrupt checkpoint of one configuration: warned about and recomputed.
     ck = os.path.join(out, "tasks/qa-country/runs/SOMP_k_2.a-1.json")
     j = json.load(open(ck))
-    j["payload"]["values"][0] += 1
+    j["payload"]["values"][0] = repr(float(j["payload"]["values"][0]) + 1)
     json.dump(j, open(ck, "w"))
     os.remove(evj)  # the sweep stage reruns (a missing output), its checkpoints are checked
     p = run(xp)
@@ -131,7 +131,7 @@ def test_kill_resume(tmp):
     """One uninterrupted run, then the same experiment killed (SIGKILL) in the middle of its
     sweep and resumed: byte-identical result files, and the resumed run reuses what finished."""
     out = os.path.join(tmp, "kill")
-    xp = write(os.path.join(tmp, "kill.json"), experiment(tmp, out, random=6))
+    xp = write(os.path.join(tmp, "kill.json"), experiment(tmp, out, random=6, max_new=12))
     run(xp)
     ref = snapshot(out)
     shutil.rmtree(out)
@@ -156,7 +156,9 @@ def test_kill_resume(tmp):
     diff = [f for f in RESULTS if got[f] != ref[f]]
     assert not diff, f"resumed results differ from the uninterrupted run: {diff}"
     del r
-    return f"killed with {done}/{total} configurations done; resumed results byte-identical"
+    ev = json.loads(got["tasks/qa-country/alpha-1/eval.json"])
+    f1 = ev["unedited"]["f1_country"] + ev["unedited"]["f1_other"]
+    return f"killed with {done}/{total} configurations done; resumed results byte-identical (unedited F1 sum {f1:.3f})"
 
 
 def test_bad_files(tmp):

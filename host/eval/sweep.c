@@ -165,12 +165,16 @@ static int unit_load(const hp_sweep_task *t, const char *path, const char *key, 
              cJSON_GetArraySize(a) != n)
         why = "wrong number of values or answers";
     int ok = !why && cJSON_IsString(k) && !strcmp(k->valuestring, key);
-    for (int i = 0; ok && i < t->n_values; i++)
-        if (!cJSON_IsNumber(cJSON_GetArrayItem(v, i))) ok = 0, why = "a value is not a number";
+    for (int i = 0; ok && i < t->n_values; i++) { /* "%.17g" text: read back to the same double */
+        const cJSON *x = cJSON_GetArrayItem(v, i);
+        char *end = NULL;
+        if (!cJSON_IsString(x) || (strtod(x->valuestring, &end), end == x->valuestring || *end))
+            ok = 0, why = "a value is not a number";
+    }
     for (int i = 0; ok && i < n; i++)
         if (!cJSON_IsString(cJSON_GetArrayItem(a, i))) ok = 0, why = "an answer is not a string";
     if (ok) {
-        for (int i = 0; i < t->n_values; i++) vals[i] += cJSON_GetArrayItem(v, i)->valuedouble;
+        for (int i = 0; i < t->n_values; i++) vals[i] += strtod(cJSON_GetArrayItem(v, i)->valuestring, NULL);
         for (int i = 0; i < n && ok; i++)
             if (!(answers[i] = strdup(cJSON_GetArrayItem(a, i)->valuestring))) ok = 0;
     }
@@ -192,7 +196,13 @@ static int unit_store(const hp_sweep_task *t, const char *path, const char *labe
     cJSON_AddStringToObject(p, "label", label);
     cJSON_AddStringToObject(p, "key", key);
     cJSON *v = cJSON_AddArrayToObject(p, "values");
-    for (int i = 0; i < t->n_values; i++) cJSON_AddItemToArray(v, cJSON_CreateNumber(vals[i]));
+    /* Values as "%.17g" text: cJSON prints numbers with 15 digits when those read back within
+     * DBL_EPSILON, which would make a resumed run differ in the last bits. */
+    for (int i = 0; i < t->n_values; i++) {
+        char num[40];
+        snprintf(num, sizeof num, "%.17g", vals[i]);
+        cJSON_AddItemToArray(v, cJSON_CreateString(num));
+    }
     cJSON *a = cJSON_AddArrayToObject(p, "answers");
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateString(answers[i] ? answers[i] : ""));
     if (payload_hash(p, hash)) goto out;
