@@ -14,5 +14,6 @@ int cmd_heads(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_llava_features(int argc, char **argv);
 int cmd_llava_logits(int argc, char **argv);
+int cmd_toxicity(int argc, char **argv);
 
 #endif

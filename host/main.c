@@ -21,6 +21,7 @@ static const command commands[] = {
     {"rank", cmd_rank, "score every head for a concept (SOMP and Logit Lens)"},
     {"heads", cmd_heads, "the tokens each head writes (SOMP over the vocabulary)"},
     {"eval", cmd_eval, "edit the top heads and evaluate (QA) against controls"},
+    {"toxicity", cmd_toxicity, "score texts with the exported profanity classifier"},
     {"somp", cmd_somp, "Simultaneous Orthogonal Matching Pursuit on any matrices"},
     {"llava-features", cmd_llava_features, "LLaVA-NeXT image features of pixel tiles, as .npy"},
     {"llava-logits", cmd_llava_logits, "LLaVA-NeXT logits of a prompt with one image, as .npy"},
