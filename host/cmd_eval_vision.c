@@ -6,12 +6,14 @@
  * prepared once (image processor + vision tower) and then answered under every edit, so that the
  * vision side runs once per image. JSON + CSV + SVGs as `eval --task qa`. */
 #include "cider.h"
+#include "cli.h"
 #include "eval_report.h"
 #include "experiment.h"
 #include "fileio.h"
 #include "imageset.h"
 #include "llava.h"
 #include "progress.h"
+#include "sweep.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -24,16 +26,8 @@
 enum { V_TASK = 4000, V_IMAGES, V_LABELS, V_CAPTIONS, V_CLASSES, V_OBJECT, V_PROMPT, V_EDIT, V_TOP, V_ALPHA,
        V_RANDOM, V_SEED, V_OUTDIR, V_MAXNEW, V_LIMIT, V_OFFSET, V_BATCH, V_DEVICE, V_KEYWORDS, V_QUIET, V_HELP };
 
-#define MAX_ALPHA 8
+#define MAX_ALPHA HP_SWEEP_MAX_ALPHA
 
-enum { M_UNEDITED = 0, M_SOMP, M_LL, M_RANDOM };
-static const char *const method_name[] = {"unedited", "somp", "logit_lens", "random"};
-
-/* One edit under which every image is answered. */
-typedef struct vconf {
-    int method, ai, ki, draw; /* alpha index, k index, random draw */
-    const hp_headset *hs;     /* NULL: unedited */
-} vconf;
 
 /* Raw totals of one configuration over the images. */
 typedef struct vscore {
@@ -141,6 +135,87 @@ static void csv_quoted(FILE *f, const char *s) {
         fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
     }
     fputc('"', f);
+}
+
+/* What the sweep's callbacks share: the prepared batch of images and the scoring inputs. */
+typedef struct vctx {
+    hp_llava *lv;
+    hp_model *m;
+    const hp_imageset *set;
+    const char *text;
+    int caption, max_new, n_kw;
+    char *const *kw, *const *cls;
+    int32_t **ids, **outs;
+    int *len, *outn;
+    hp_inject *inj;
+} vctx;
+
+/* Raw totals per configuration (hp_sweep values). */
+enum { V_HIT = 0, V_VALID, V_KW, V_WITH_KW, V_N, V_VALUES };
+
+static int vision_prepare(void *ctx, int i0, int n, hp_err *e) {
+    vctx *c = ctx;
+    for (int b = 0; b < n; b++)
+        if (hp_llava_sample(c->lv, c->set, i0 + b, c->text, &c->ids[b], &c->len[b], &c->inj[b], e)) return -1;
+    return 0;
+}
+
+static void vision_release(void *ctx, int i0, int n) {
+    vctx *c = ctx;
+    (void)i0;
+    for (int b = 0; b < n; b++) {
+        free(c->ids[b]);
+        c->ids[b] = NULL;
+        hp_llava_inject_free(&c->inj[b]);
+    }
+}
+
+static int vision_score(void *ctx, int i0, int n, double *s, char **answers, hp_err *e) {
+    vctx *c = ctx;
+    if (hp_generate(c->m, n, (const int32_t *const *)c->ids, c->len, c->inj, c->max_new, 0, c->outs, c->outn, 0, e))
+        return -1;
+    int rc = 0;
+    for (int b = 0; b < n; b++) {
+        char *ans = rc ? NULL : hp_tok_decode(c->m->tok, c->outs[b], c->outn[b], 1);
+        if (ans) ans = utf8_fix(ans);
+        free(c->outs[b]);
+        c->outs[b] = NULL;
+        if (rc) continue;
+        if (!ans) {
+            rc = hp_errf(e, "out of memory");
+            continue;
+        }
+        if (!c->caption) {
+            char *nl = strchr(ans, '\n'); /* the answer is the first line */
+            if (nl) *nl = 0;
+        }
+        answers[b] = ans;
+        char *na_ = normalize(ans, c->caption);
+        if (!na_) {
+            rc = hp_errf(e, "out of memory");
+            continue;
+        }
+        if (c->caption) {
+            int k = count_keywords(na_, c->kw, c->n_kw);
+            s[V_KW] += k;
+            s[V_WITH_KW] += k > 0;
+        } else {
+            int lab = c->set->label[i0 + b];
+            s[V_HIT] += !strcmp(na_, c->cls[lab]);
+            for (int q = 0; q < c->set->n_classes; q++)
+                if (!strcmp(na_, c->cls[q])) {
+                    s[V_VALID]++;
+                    break;
+                }
+        }
+        s[V_N]++;
+        free(na_);
+    }
+    return rc;
+}
+
+static vscore vscore_of(const double *v) {
+    return (vscore){.hit = v[V_HIT], .valid = v[V_VALID], .kw = v[V_KW], .with_kw = v[V_WITH_KW], .n = (int)v[V_N]};
 }
 
 static void print_help(void) {
@@ -277,11 +352,12 @@ int cmd_eval_vision(int argc, char **argv) {
     hp_ranking rk = {0};
     hp_wordlist kwl = {0};
     char **kw = NULL, **cls = NULL, *text = NULL, ***answers = NULL;
-    hp_headset *heads = NULL; /* [nk][2 + n_random]: SOMP, LL, random draws */
-    vconf *conf = NULL;
+    char *runs_dir = NULL, *fingerprint = NULL;
+    hp_sweep sw = {0};
+    hp_sweep_result res = {0};
     vscore *score = NULL, ref = {0};
     int32_t **ids = NULL, **outs = NULL;
-    int *len = NULL, *outn = NULL, nconf = 0, rc = 1, per_k = 2 + n_random, ci;
+    int *len = NULL, *outn = NULL, nconf = 0, rc = 1, ci;
     double *draws = NULL, *cider_img = NULL; /* [nconf][set.n] per-image CIDEr-D */
     hp_cider *corpus = NULL;
     hp_inject *inj = NULL;
@@ -325,93 +401,33 @@ int cmd_eval_vision(int argc, char **argv) {
                 ref.n++;
             }
     }
-    /* Head sets: per k the SOMP and LL tops and the random draws (drawn once, used at every alpha). */
-    heads = calloc((size_t)nk * per_k, sizeof *heads);
-    nconf = 1 + na * nk * per_k;
-    conf = calloc((size_t)nconf, sizeof *conf);
-    score = calloc((size_t)nconf, sizeof *score);
-    answers = calloc((size_t)nconf, sizeof *answers);
-    if (!heads || !conf || !score || !answers) goto oom;
-    uint64_t rng = seed ^ 0x5eed5eedull;
-    int short_layers[HP_EVAL_MAX_K] = {0};
-    for (int ki = 0; ki < nk; ki++) {
-        hp_headset *h = heads + ki * per_k;
-        if (hp_headset_top((const int(*)[2])rk.somp, rk.n, ks[ki], &h[0], &e) ||
-            hp_headset_top((const int(*)[2])rk.ll, rk.n, ks[ki], &h[1], &e))
-            goto done;
-        for (int d = 0; d < n_random; d++) {
-            int sl = 0;
-            if (hp_headset_random(&h[0], m->cfg.L, m->cfg.H, &rng, &h[2 + d], &sl, &e)) goto done;
-            short_layers[ki] += sl;
-        }
-    }
-    ci = 1;
-    for (int ai = 0; ai < na; ai++)
-        for (int ki = 0; ki < nk; ki++)
-            for (int x = 0; x < per_k; x++, ci++)
-                conf[ci] = (vconf){.method = x < 2 ? M_SOMP + x : M_RANDOM, .ai = ai, .ki = ki, .draw = x - 2,
-                                   .hs = &heads[ki * per_k + x]};
-    for (ci = 0; ci < nconf; ci++)
-        if (!(answers[ci] = calloc((size_t)set.n, sizeof(char *)))) goto oom;
     ids = calloc((size_t)batch, sizeof *ids);
     outs = calloc((size_t)batch, sizeof *outs);
     len = calloc((size_t)batch, sizeof *len);
     outn = calloc((size_t)batch, sizeof *outn);
     inj = calloc((size_t)batch, sizeof *inj);
     if (!ids || !outs || !len || !outn || !inj) goto oom;
+    if (hp_sweep_plan(&sw, &rk, m->cfg.L, m->cfg.H, ks, nk, alpha, na, n_random, seed, &e)) goto done;
+    nconf = sw.nconf;
+    if (!(score = calloc((size_t)nconf, sizeof *score))) goto oom;
     if (!quiet)
         fprintf(stderr, "%d images of %s x %d edits (%d alphas, k = %s, %d random draws); prompt: %s\n", set.n,
                 set.source, nconf, na, tops, n_random, text);
-    hp_progress pb;
-    hp_progress_start(&pb, task, (long)set.n * nconf, "answers", !quiet);
-    for (int b0 = 0; b0 < set.n; b0 += batch) {
-        int nb = set.n - b0 < batch ? set.n - b0 : batch;
-        for (int b = 0; b < nb; b++)
-            if (hp_llava_sample(lv, &set, b0 + b, text, &ids[b], &len[b], &inj[b], &e)) goto done;
-        for (ci = 0; ci < nconf; ci++) {
-            const vconf *cf = &conf[ci];
-            if (cf->hs ? hp_headset_apply(m, cf->hs, alpha[cf->ai], &e) : (hp_model_clear_edits(m), 0)) goto done;
-            if (hp_generate(m, nb, (const int32_t *const *)ids, len, inj, max_new, 0, outs, outn, 0, &e)) goto done;
-            for (int b = 0; b < nb; b++) {
-                char *ans = hp_tok_decode(m->tok, outs[b], outn[b], 1);
-                if (ans) ans = utf8_fix(ans);
-                free(outs[b]);
-                outs[b] = NULL;
-                if (!ans) goto oom;
-                if (!caption) {
-                    char *nl = strchr(ans, '\n'); /* the answer is the first line */
-                    if (nl) *nl = 0;
-                }
-                answers[ci][b0 + b] = ans;
-                char *na_ = normalize(ans, caption);
-                if (!na_) goto oom;
-                vscore *s = &score[ci];
-                if (caption) {
-                    int k = count_keywords(na_, kw, kwl.n);
-                    s->kw += k;
-                    s->with_kw += k > 0;
-                } else {
-                    int lab = set.label[b0 + b];
-                    s->hit += !strcmp(na_, cls[lab]);
-                    for (int q = 0; q < set.n_classes; q++)
-                        if (!strcmp(na_, cls[q])) {
-                            s->valid++;
-                            break;
-                        }
-                }
-                s->n++;
-                free(na_);
-            }
-            hp_progress_update(&pb, (long)b0 * nconf + (long)(ci + 1) * nb);
-        }
-        for (int b = 0; b < nb; b++) {
-            free(ids[b]);
-            ids[b] = NULL;
-            hp_llava_inject_free(&inj[b]);
-        }
+    vctx vc = {.lv = lv, .m = m, .set = &set, .text = text, .caption = caption, .max_new = max_new,
+               .n_kw = kwl.n, .kw = kw, .cls = cls, .ids = ids, .outs = outs, .len = len, .outn = outn, .inj = inj};
+    if (!(runs_dir = hp_eval_path(outdir, "runs"))) goto oom;
+    if (asprintf(&fingerprint, "model %s|task %s|images %s|labels %s|classes %s|n %d|offset %d|prompt %s|max_new %d|keywords %s",
+                 model_path, task, set.source, vo.labels ? vo.labels : "", vo.classes ? vo.classes : "", set.n,
+                 vo.offset, text, max_new, keywords ? keywords : "") < 0) {
+        fingerprint = NULL;
+        goto oom;
     }
-    hp_progress_end(&pb);
-    hp_model_clear_edits(m);
+    hp_sweep_task st = {.name = task, .n_items = set.n, .chunk = batch, .n_values = V_VALUES, .ctx = &vc,
+                        .prepare = vision_prepare, .release = vision_release, .score = vision_score,
+                        .checkpoint_dir = runs_dir, .fingerprint = fingerprint, .quiet = quiet};
+    if (hp_sweep_run(m, &sw, &st, &res, &e)) goto done;
+    answers = res.answers;
+    for (ci = 0; ci < nconf; ci++) score[ci] = vscore_of(res.values + (size_t)ci * V_VALUES);
     /* CIDEr-D of every configuration's captions against one corpus: the references of the
      * evaluated images, which alone give the document frequencies (the paper's Flickr30k setup). */
     int n_metric = caption && set.captions ? 3 : 2;
@@ -464,18 +480,8 @@ int cmd_eval_vision(int argc, char **argv) {
     }
     cJSON *rows = cJSON_AddArrayToObject(j, "results");
     for (ci = 1; ci < nconf; ci++) {
-        const vconf *cf = &conf[ci];
         cJSON *r = cJSON_CreateObject();
-        cJSON_AddNumberToObject(r, "alpha", alpha[cf->ai]);
-        cJSON_AddNumberToObject(r, "k", ks[cf->ki]);
-        cJSON_AddStringToObject(r, "method", method_name[cf->method]);
-        if (cf->method == M_RANDOM) {
-            cJSON_AddNumberToObject(r, "draw", cf->draw);
-            if (short_layers[cf->ki]) cJSON_AddNumberToObject(r, "layers_short_of_heads", short_layers[cf->ki]);
-        }
-        char *hstr = hp_headset_str(cf->hs);
-        cJSON_AddStringToObject(r, "heads", hstr ? hstr : "");
-        free(hstr);
+        hp_sweep_conf_json(&sw, ci, r, 1);
         for (int w = 0; w < n_metric; w++) {
             char key[64];
             double v = metric(&score[ci], caption, w);
@@ -491,21 +497,19 @@ int cmd_eval_vision(int argc, char **argv) {
     fprintf(af.f, "metric,alpha,k,somp,logit_lens,random_median,random_q25,random_q75\n");
     cJSON *sum = cJSON_AddArrayToObject(j, "summary");
     hp_eval_curve cv[MAX_ALPHA][MAX_METRIC];
-    if (!(draws = malloc(sizeof(double) * (size_t)(n_random ? n_random : 1)))) {
+    if (!(draws = malloc(sizeof(double) * (size_t)nconf))) { /* one metric of every configuration */
         hp_atomic_abort(&af);
         goto oom;
     }
     for (int ai = 0; ai < na; ai++)
-        for (int w = 0; w < n_metric; w++)
+        for (int w = 0; w < n_metric; w++) {
+            hp_eval_curve *cw = &cv[ai][w];
+            for (ci = 0; ci < nconf; ci++) draws[ci] = metric(&score[ci], caption, w);
+            if (hp_sweep_curve(&sw, draws, ai, cw, &e)) {
+                hp_atomic_abort(&af);
+                goto done;
+            }
             for (int ki = 0; ki < nk; ki++) {
-                const vscore *blk = &score[1 + (ai * nk + ki) * per_k];
-                for (int d = 0; d < n_random; d++) draws[d] = metric(&blk[2 + d], caption, w);
-                hp_eval_curve *cw = &cv[ai][w];
-                if (hp_eval_curve_set(cw, ki, metric(&score[0], caption, w), metric(&blk[0], caption, w),
-                                      metric(&blk[1], caption, w), draws, n_random, &e)) {
-                    hp_atomic_abort(&af);
-                    goto done;
-                }
                 fprintf(af.f, "%s,%g,%d", metric_key[caption][w], alpha[ai], ks[ki]);
                 hp_eval_curve_csv(af.f, cw, ki);
                 cJSON *r = cJSON_CreateObject();
@@ -515,6 +519,7 @@ int cmd_eval_vision(int argc, char **argv) {
                 hp_eval_curve_json(r, cw, ki);
                 cJSON_AddItemToArray(sum, r);
             }
+        }
     cJSON *ua = cJSON_AddArrayToObject(j, "unedited_answers");
     for (int i = 0; i < set.n; i++) {
         cJSON *a = cJSON_CreateObject();
@@ -531,8 +536,11 @@ int cmd_eval_vision(int argc, char **argv) {
     fprintf(an.f, "alpha,k,method,draw,image,class,answer%s\n", n_metric == 3 ? ",cider" : "");
     for (ci = 0; ci < nconf; ci++)
         for (int i = 0; i < set.n; i++) {
-            const vconf *cf = &conf[ci];
-            if (ci) fprintf(an.f, "%g,%d,%s,%d,", alpha[cf->ai], ks[cf->ki], method_name[cf->method], cf->draw);
+            const hp_sweep_conf *cf = &sw.conf[ci];
+            /* draw column: the random draw, -2 for SOMP and -1 for Logit-Lens heads */
+            if (ci)
+                fprintf(an.f, "%g,%d,%s,%d,", cf->alpha, cf->k, hp_sweep_method_name[cf->method],
+                        cf->method == HP_SWEEP_RANDOM ? cf->draw : cf->method == HP_SWEEP_SOMP ? -2 : -1);
             else fprintf(an.f, ",0,unedited,-1,");
             csv_quoted(an.f, set.name[i]);
             fputc(',', an.f);
@@ -608,14 +616,10 @@ done:
     free(len);
     free(outn);
     free(inj);
-    for (ci = 0; answers && ci < nconf; ci++) {
-        for (int i = 0; answers[ci] && i < set.n; i++) free(answers[ci][i]);
-        free(answers[ci]);
-    }
-    free(answers);
-    for (int i = 0; heads && i < nk * per_k; i++) hp_headset_free(&heads[i]);
-    free(heads);
-    free(conf);
+    hp_sweep_result_free(&res);
+    hp_sweep_free(&sw);
+    free(runs_dir);
+    free(fingerprint);
     free(score);
     for (int i = 0; cls && i < set.n_classes; i++) free(cls[i]);
     free(cls);

@@ -2,6 +2,7 @@
 #include "chat.h"
 #include "cli.h"
 #include "experiment.h"
+#include "ranking.h"
 #include "commands.h"
 #include "npy.h"
 

@@ -1,12 +1,14 @@
 /* cmd_pursuit.c: `rank` (score every head for a concept by SOMP explained variance and by the
  * Logit Lens) and `heads` (what each head writes: its first SOMP tokens over a dictionary), over
  * QA prompts (text models) or over an image dataset (LLaVA-NeXT, --images). */
+#include "cli.h"
 #include "commands.h"
 #include "experiment.h"
 #include "fileio.h"
 #include "imageset.h"
 #include "llava.h"
 #include "plot.h"
+#include "ranking.h"
 
 #include <cJSON.h>
 #include <getopt.h>
@@ -216,34 +218,6 @@ static int get_reps(hp_model *m, const char *model_path, const rep_opts *o, hp_r
     return 0;
 }
 
-static cJSON *token_json(const hp_model *m, int id, const char *word) {
-    cJSON *t = cJSON_CreateObject();
-    cJSON_AddNumberToObject(t, "token", id);
-    char *piece = hp_tok_decode(m->tok, (const int32_t[]){id}, 1, 0);
-    cJSON_AddStringToObject(t, "text", piece ? piece : "");
-    free(piece);
-    if (word) cJSON_AddStringToObject(t, "word", word);
-    return t;
-}
-
-static int write_json(const char *path, cJSON *j, hp_err *e) {
-    char *s = cJSON_Print(j);
-    if (!s) return hp_errf(e, "%s: out of memory", path);
-    int rc = hp_write_file_atomic(path, s, strlen(s), e);
-    free(s);
-    return rc;
-}
-
-static int cmp_desc(const void *a, const void *b, const double *key) {
-    double x = key[*(const int *)a], y = key[*(const int *)b];
-    return (x < y) - (x > y);
-}
-static const double *sort_key;
-static int cmp_idx(const void *a, const void *b) {
-    int c = cmp_desc(a, b, sort_key);
-    return c ? c : (*(const int *)a - *(const int *)b); /* ties: lower head index first */
-}
-
 static char *with_ext(const char *path, const char *ext) {
     const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
     size_t base = (dot && (!slash || dot > slash)) ? (size_t)(dot - path) : strlen(path);
@@ -344,15 +318,14 @@ int cmd_rank(int argc, char **argv) {
     hp_dict full = {0}, dict = {0}, cdict = {0};
     hp_head_score *sc = NULL, *csc = NULL;
     int nh = m->cfg.L * m->cfg.H, rc = 1;
-    int *order_s = malloc(sizeof(int) * nh), *order_l = malloc(sizeof(int) * nh);
-    double *ks = malloc(sizeof(double) * nh), *kl = malloc(sizeof(double) * nh);
+    int *order_s = malloc(sizeof(int) * nh);
     char *csv_path = csv ? strdup(csv) : with_ext(out, ".csv"), *svg_path = with_ext(out, ".heatmap.svg");
     char *shared_path = with_ext(out, ".shared_tokens.txt");
     hp_atomic_file shared = {0};
     int shared_open = 0;
     cJSON *j = NULL;
     sc = calloc((size_t)nh, sizeof *sc);
-    if (!order_s || !order_l || !ks || !kl || !sc || !csv_path || !svg_path || !shared_path) {
+    if (!order_s || !sc || !csv_path || !svg_path || !shared_path) {
         hp_errf(&e, "out of memory");
         goto done;
     }
@@ -399,26 +372,6 @@ int cmd_rank(int argc, char **argv) {
     }
     shared_open = 0;
     if (hp_atomic_commit(&shared, &e)) goto done;
-    for (int i = 0; i < nh; i++) {
-        order_s[i] = order_l[i] = i;
-        ks[i] = sc[i].evr - (csc ? csc[i].evr : 0.0);
-        kl[i] = sc[i].ll;
-    }
-    sort_key = ks;
-    qsort(order_s, nh, sizeof(int), cmp_idx);
-    sort_key = kl;
-    qsort(order_l, nh, sizeof(int), cmp_idx);
-    int *rank_s = malloc(sizeof(int) * nh), *rank_l = malloc(sizeof(int) * nh);
-    if (!rank_s || !rank_l) {
-        free(rank_s);
-        free(rank_l);
-        hp_errf(&e, "out of memory");
-        goto done;
-    }
-    for (int i = 0; i < nh; i++) {
-        rank_s[order_s[i]] = i + 1;
-        rank_l[order_l[i]] = i + 1;
-    }
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", model_path);
     cJSON_AddStringToObject(j, "data", ro.data ? ro.data : ro.v.images);
@@ -437,77 +390,11 @@ int cmd_rank(int argc, char **argv) {
     cJSON_AddBoolToObject(j, "normalize_atoms", dopt.normalize);
     cJSON_AddBoolToObject(j, "chat", ro.chat);
     if (control) cJSON_AddStringToObject(j, "control", control);
-    cJSON_AddStringToObject(j, "somp_order_by", control ? "EVR(concept) - EVR(control)" : "EVR(concept)");
-    cJSON_AddNumberToObject(j, "layers", m->cfg.L);
-    cJSON_AddNumberToObject(j, "heads_per_layer", m->cfg.H);
-    cJSON *dj = cJSON_AddArrayToObject(j, "dictionary");
-    for (int i = 0; i < dict.V; i++) cJSON_AddItemToArray(dj, token_json(m, dict.token[i], dict.label[i]));
-    cJSON *so_j = cJSON_AddArrayToObject(j, "somp_order"), *ll_j = cJSON_AddArrayToObject(j, "ll_order");
-    for (int i = 0; i < nh; i++) {
-        cJSON_AddItemToArray(so_j, cJSON_CreateIntArray((const int[]){sc[order_s[i]].layer, sc[order_s[i]].head}, 2));
-        cJSON_AddItemToArray(ll_j, cJSON_CreateIntArray((const int[]){sc[order_l[i]].layer, sc[order_l[i]].head}, 2));
-    }
-    cJSON *hj = cJSON_AddArrayToObject(j, "heads");
-    hp_atomic_file af;
-    if (hp_atomic_open(&af, csv_path, &e)) {
-        free(rank_s);
-        free(rank_l);
-        goto done;
-    }
-    fprintf(af.f, "layer,head,somp_evr,logit_lens,somp_rank,ll_rank,somp_tokens\n");
-    for (int i = 0; i < nh; i++) {
-        const hp_head_score *s = &sc[order_s[i]];
-        cJSON *h = cJSON_CreateObject();
-        cJSON_AddNumberToObject(h, "layer", s->layer);
-        cJSON_AddNumberToObject(h, "head", s->head);
-        cJSON_AddNumberToObject(h, "somp_evr", s->evr);
-        if (csc) {
-            cJSON_AddNumberToObject(h, "control_evr", csc[order_s[i]].evr);
-            cJSON_AddNumberToObject(h, "specificity", ks[order_s[i]]);
-        }
-        cJSON_AddNumberToObject(h, "logit_lens", s->ll);
-        cJSON_AddNumberToObject(h, "somp_rank", rank_s[order_s[i]]);
-        cJSON_AddNumberToObject(h, "ll_rank", rank_l[order_s[i]]);
-        cJSON *sup = cJSON_AddArrayToObject(h, "support");
-        fprintf(af.f, "%d,%d,%.6g,%.6g,%d,%d,\"", s->layer, s->head, s->evr, s->ll, rank_s[order_s[i]],
-                rank_l[order_s[i]]);
-        for (int t = 0; t < s->somp.k; t++) {
-            int a = s->somp.support[t];
-            cJSON_AddItemToArray(sup, token_json(m, dict.token[a], dict.label[a]));
-            if (t < 10) fprintf(af.f, "%s%s", t ? " " : "", dict.label[a]);
-        }
-        fprintf(af.f, "\"\n");
-        cJSON_AddItemToArray(hj, h);
-    }
-    free(rank_s);
-    free(rank_l);
-    if (hp_atomic_commit(&af, &e) || write_json(out, j, &e)) goto done;
-    /* Heatmap of the SOMP scores with the top 8 heads outlined. */
-    float *vals = malloc(sizeof(float) * nh);
-    unsigned char *hl = calloc((size_t)nh, 1);
-    if (vals && hl) {
-        for (int i = 0; i < nh; i++) vals[i] = (float)ks[i];
-        for (int i = 0; i < 8 && i < nh; i++) hl[order_s[i]] = 1;
-        /* The concept's name, not its path: the word list's file name without extension. */
-        const char *base = strrchr(concept_name, '/') ? strrchr(concept_name, '/') + 1 : concept_name;
-        int blen = strrchr(base, '.') && strrchr(base, '.') != base ? (int)(strrchr(base, '.') - base) : (int)strlen(base);
-        char title[256], sub[160];
-        snprintf(title, sizeof title, "Concept \"%.*s\": SOMP %s per head", blen, base,
-                 control ? "EVR minus control EVR" : "explained variance");
-        snprintf(sub, sizeof sub, "k = %d SOMP atoms, %d samples, %d dictionary words; top 8 heads outlined", so.k,
-                 r.N, dict.V);
-        hp_heatmap hm = {.title = title, .subtitle = sub, .xlabel = "head", .ylabel = "layer",
-                         .colorbar_label = control ? "EVR(concept) - EVR(control)" : "explained variance ratio",
-                         .values = vals, .rows = m->cfg.L, .cols = m->cfg.H, .highlight = hl,
-                         .vmin = NAN, .vmax = NAN};
-        if (hp_plot_heatmap_svg(svg_path, &hm, &e)) {
-            free(vals);
-            free(hl);
-            goto done;
-        }
-    }
-    free(vals);
-    free(hl);
+    hp_ranking_out ro_out = {.json = out, .csv = csv_path, .svg = svg_path, .concept_name = concept_name,
+                             .has_control = control != NULL, .somp_k = so.k, .samples = r.N};
+    cJSON *meta = j;
+    j = NULL;
+    if (hp_ranking_write(m, meta, sc, csc, &dict, &ro_out, order_s, &e)) goto done;
     if (!ro.quiet) {
         fprintf(stderr, "wrote %s, %s, %s, %s\n", out, csv_path, svg_path, shared_path);
         printf("top heads for %s (SOMP EVR, k = %d):\n", concept_name, so.k);
@@ -529,9 +416,6 @@ done:
     free(csc);
     hp_dict_free(&cdict);
     free(order_s);
-    free(order_l);
-    free(ks);
-    free(kl);
     if (shared_open) hp_atomic_abort(&shared);
     free(csv_path);
     free(svg_path);
@@ -660,14 +544,14 @@ int cmd_heads(int argc, char **argv) {
         cJSON *toks = cJSON_AddArrayToObject(o, "tokens");
         for (int t = 0; t < s->k; t++) {
             int id = use->token[s->support[t]];
-            cJSON *tj = token_json(m, id, use->label ? use->label[s->support[t]] : NULL);
+            cJSON *tj = hp_token_json(m, id, use->label ? use->label[s->support[t]] : NULL);
             if (t < show) printf(" %s", cJSON_GetObjectItem(tj, "text")->valuestring);
             cJSON_AddItemToArray(toks, tj);
         }
         printf("\n");
         cJSON_AddItemToArray(j, o);
     }
-    if (out && write_json(out, j, &e)) goto done;
+    if (out && hp_write_json(out, j, &e)) goto done;
     rc = 0;
 done:
     if (rc) hp_cli_fail(&e);

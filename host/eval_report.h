@@ -5,7 +5,7 @@
 #ifndef HP_EVAL_REPORT_H
 #define HP_EVAL_REPORT_H
 
-#include "pursuit.h"
+#include "ranking.h"
 
 #include <stdio.h>
 

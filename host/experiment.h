@@ -3,7 +3,7 @@
 #ifndef HP_EXPERIMENT_H
 #define HP_EXPERIMENT_H
 
-#include "cli.h"
+#include "prompts.h"
 #include "dataset.h"
 #include "pursuit.h"
 

@@ -4,7 +4,7 @@
 #ifndef HP_PURSUIT_H
 #define HP_PURSUIT_H
 
-#include "cli.h"
+#include "prompts.h"
 #include "model.h"
 #include "somp.h"
 
@@ -72,18 +72,6 @@ typedef struct hp_head_score {
 int hp_score_heads(const hp_reps *r, const hp_dict *dict, const hp_somp_opts *o, int progress,
                    hp_head_score *out, hp_err *e);
 
-/* A ranking file (written by `rank`): head orders by SOMP and by Logit Lens. */
-typedef struct hp_ranking {
-    int L, H, n;
-    int (*somp)[2]; /* n (layer, head), best first */
-    int (*ll)[2];
-    double *somp_score, *ll_score; /* [L*H] by (layer*H + head) */
-} hp_ranking;
-
-int hp_ranking_load(const char *path, hp_ranking *r, hp_err *e);
-/* Checks that a loaded ranking (from path) fits an L x H model and holds at least max_k heads. */
-int hp_ranking_check(const hp_ranking *r, const char *path, int L, int H, int max_k, hp_err *e);
-void hp_ranking_free(hp_ranking *r);
 
 /* ------------------------------------------------------------------ images (pursuit_vision.c)
  * Head representations of LLaVA-NeXT prompts with one image each: the image goes through the

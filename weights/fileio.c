@@ -172,3 +172,11 @@ cJSON *hp_read_json(const char *path, hp_err *e) {
     free(text);
     return root;
 }
+
+int hp_write_json(const char *path, const cJSON *j, hp_err *e) {
+    char *s = cJSON_Print(j);
+    if (!s) return hp_errf(e, "%s: out of memory", path);
+    int rc = hp_write_file_atomic(path, s, strlen(s), e);
+    free(s);
+    return rc;
+}

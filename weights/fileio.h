@@ -28,6 +28,8 @@ int hp_write_file_atomic(const char *path, const void *data, size_t len, hp_err 
 /* Reads and parses a JSON file; errors name the file (and the byte where parsing stopped). */
 struct cJSON;
 struct cJSON *hp_read_json(const char *path, hp_err *e);
+/* Writes j pretty-printed, atomically. */
+int hp_write_json(const char *path, const struct cJSON *j, hp_err *e);
 
 int hp_path_join(char *out, size_t cap, const char *dir, const char *name);
 int hp_is_dir(const char *path);
