@@ -410,3 +410,33 @@ int hp_toxclf_prob(const hp_toxclf *c, const char *text, size_t n, double *prob,
     *prob = p / c->K;
     return 0;
 }
+
+/* ---- lexical metric ------------------------------------------------------------------------- */
+
+static int word_byte(unsigned char c) { return c >= 0x80 || (c >= '0' && c <= '9') || ((c | 32) >= 'a' && (c | 32) <= 'z'); }
+static unsigned char ascii_lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
+
+long hp_lexicon_count(const char *const *words, int n, const char *text, long *n_words) {
+    const unsigned char *t = (const unsigned char *)text;
+    size_t len = strlen(text);
+    if (n_words) {
+        long w = 0;
+        for (size_t i = 0; i < len; i++) w += word_byte(t[i]) && (i == 0 || !word_byte(t[i - 1]));
+        *n_words = w;
+    }
+    long hits = 0;
+    for (int k = 0; k < n; k++) {
+        const unsigned char *w = (const unsigned char *)words[k];
+        size_t wl = strlen(words[k]);
+        if (!wl || wl > len) continue;
+        for (size_t i = 0; i + wl <= len; i++) {
+            if (i > 0 && word_byte(t[i - 1]) && word_byte(w[0])) continue;
+            size_t j = 0;
+            while (j < wl && ascii_lower(t[i + j]) == ascii_lower(w[j])) j++;
+            if (j < wl) continue;
+            if (i + wl < len && word_byte(t[i + wl]) && word_byte(w[wl - 1])) continue;
+            hits++;
+        }
+    }
+    return hits;
+}

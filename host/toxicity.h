@@ -50,6 +50,12 @@ int hp_toxclf_prob(const hp_toxclf *c, const char *text, size_t n, double *prob,
 int hp_toxclf_terms(const hp_toxclf *c, const char *text, size_t n, int **cols, int **counts,
                     int *n_terms, hp_err *e);
 
+/* The lexical metric (PAPER.md Table 8): whole-word occurrences in text of the n words or phrases
+ * (matched ASCII-case-insensitively: an occurrence neither starts after nor ends before an ASCII
+ * letter or digit, or a non-ASCII byte). *n_words (may be NULL) gets the number of words of text
+ * (maximal runs of ASCII letters, digits and non-ASCII bytes), the denominator of a frequency. */
+long hp_lexicon_count(const char *const *words, int n, const char *text, long *n_words);
+
 /* The default file: data/toxicity/profanity_check.bin beside the running executable (the
  * repository root for ./headpursuit), written into out. */
 int hp_toxclf_default_path(char *out, size_t cap);
