@@ -16,7 +16,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: headpursuit toxicity (--text T ... | --file F.jsonl [--field NAME])\n"
-            "                            [--classifier FILE] [--threshold P] [--terms] [--info]\n"
+            "                            [--classifier FILE] [--threshold P] [--terms] [--words W.txt]\n"
+            "                            [--info]\n"
             "\n"
             "Scores texts with a trained profanity classifier run in C: alt-profanity-check 1.9.1\n"
             "(MIT; tf-idf over a 15,442-word vocabulary, 5 sigmoid-calibrated linear SVMs; exported by\n"
@@ -33,10 +34,13 @@ static void usage(FILE *f) {
             "  --threshold P     a text is toxic when its probability is >= P (default 0.5, what\n"
             "                    the package's predict uses)\n"
             "  --terms           also print the vocabulary terms found and their counts\n"
+            "  --words W.txt     also count whole-word occurrences of these words (eval's lexical\n"
+            "                    metric, e.g. wordlists/toxic_heldout.txt): \"hits\" and \"words\"\n"
             "  --info            print what the classifier file holds and exit\n"
             "  -h, --help        this text\n"
             "\n"
-            "Prints one JSON object a line on stdout: {\"text\"|\"line\", \"prob\", \"toxic\"[, \"terms\"]};\n"
+            "Prints one JSON object a line on stdout: {\"text\"|\"line\", \"prob\", \"toxic\"[, \"terms\"]\n"
+            "[, \"hits\", \"words\"]};\n"
             "a summary (count, toxic count, rate, mean probability) on stderr.\n");
 }
 
@@ -65,8 +69,16 @@ typedef struct tally {
     double sum;
 } tally;
 
+typedef struct outopts {
+    double thr;
+    int terms;
+    const hp_wordlist *words; /* NULL: no lexical count */
+} outopts;
+
 static int score_one(const hp_toxclf *c, const char *text, size_t n, const char *key, const char *sval,
-                     long lval, double thr, int terms, tally *t, hp_err *e) {
+                     long lval, const outopts *oo, tally *t, hp_err *e) {
+    double thr = oo->thr;
+    int terms = oo->terms;
     double p;
     if (hp_toxclf_prob(c, text, n, &p, e)) return -1;
     cJSON *o = cJSON_CreateObject();
@@ -88,6 +100,11 @@ static int score_one(const hp_toxclf *c, const char *text, size_t n, const char 
         free(cols);
         free(cnt);
     }
+    if (oo->words) {
+        long words = 0, hits = hp_lexicon_count((const char *const *)oo->words->words, oo->words->n, text, &words);
+        cJSON_AddNumberToObject(o, "hits", (double)hits);
+        cJSON_AddNumberToObject(o, "words", (double)words);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!s) return hp_errf(e, "out of memory");
@@ -99,8 +116,8 @@ static int score_one(const hp_toxclf *c, const char *text, size_t n, const char 
     return 0;
 }
 
-static int score_file(const hp_toxclf *c, const char *path, const char *field, double thr, int terms,
-                      tally *t, hp_err *e) {
+static int score_file(const hp_toxclf *c, const char *path, const char *field, const outopts *oo, tally *t,
+                      hp_err *e) {
     char *data;
     size_t len;
     if (hp_read_file(path, &data, &len, e)) return -1;
@@ -122,7 +139,7 @@ static int score_file(const hp_toxclf *c, const char *path, const char *field, d
             else if (hp_utf8_invalid_at(v->valuestring, strlen(v->valuestring)) >= 0)
                 rc = hp_errf(e, "%s:%ld: \"%s\" is not valid UTF-8", path, line, field);
             else
-                rc = score_one(c, v->valuestring, strlen(v->valuestring), "line", NULL, line, thr, terms, t, e);
+                rc = score_one(c, v->valuestring, strlen(v->valuestring), "line", NULL, line, oo, t, e);
             cJSON_Delete(j);
         }
         p = end + 1;
@@ -131,7 +148,7 @@ static int score_file(const hp_toxclf *c, const char *path, const char *field, d
     return rc;
 }
 
-enum { O_TEXT = 1000, O_FILE, O_FIELD, O_CLF, O_THR, O_TERMS, O_INFO, O_HELP };
+enum { O_TEXT = 1000, O_FILE, O_FIELD, O_CLF, O_THR, O_TERMS, O_INFO, O_HELP, O_WORDS };
 
 int cmd_toxicity(int argc, char **argv) {
     static const struct option lo[] = {
@@ -139,9 +156,10 @@ int cmd_toxicity(int argc, char **argv) {
         {"field", required_argument, 0, O_FIELD},   {"classifier", required_argument, 0, O_CLF},
         {"threshold", required_argument, 0, O_THR}, {"terms", no_argument, 0, O_TERMS},
         {"info", no_argument, 0, O_INFO},           {"help", no_argument, 0, O_HELP},
+        {"words", required_argument, 0, O_WORDS},
         {0, 0, 0, 0}};
     const char **texts = calloc((size_t)argc + 1, sizeof *texts);
-    const char *file = NULL, *field = "text", *clf = NULL;
+    const char *file = NULL, *field = "text", *clf = NULL, *words = NULL;
     float thr = 0.5f;
     int n_text = 0, terms = 0, info = 0, c;
     if (!texts) return 1;
@@ -160,6 +178,7 @@ int cmd_toxicity(int argc, char **argv) {
             break;
         case O_TERMS: terms = 1; break;
         case O_INFO: info = 1; break;
+        case O_WORDS: words = optarg; break;
         case 'h':
         case O_HELP: usage(stdout); free(texts); return 0;
         default: free(texts); return hp_opt_unknown(CMD);
@@ -190,7 +209,8 @@ int cmd_toxicity(int argc, char **argv) {
         }
         clf = defpath;
     }
-    if (hp_opt_input(CMD, "--classifier", clf, 0) || (file && hp_opt_input(CMD, "--file", file, 0))) {
+    if (hp_opt_input(CMD, "--classifier", clf, 0) || (file && hp_opt_input(CMD, "--file", file, 0)) ||
+        (words && hp_opt_words_file(CMD, "--words", words))) {
         free(texts);
         return 2;
     }
@@ -209,15 +229,18 @@ int cmd_toxicity(int argc, char **argv) {
         return 0;
     }
     tally t = {0, 0, 0};
-    int rc = 0;
+    hp_wordlist wl = {0};
+    outopts oo = {thr, terms, words ? &wl : NULL};
+    int rc = words ? hp_wordlist_load(words, &wl, &e) : 0;
     for (int i = 0; i < n_text && !rc; i++) {
         if (hp_utf8_invalid_at(texts[i], strlen(texts[i])) >= 0)
             rc = hp_errf(&e, "--text %d is not valid UTF-8", i + 1);
         else
-            rc = score_one(&m, texts[i], strlen(texts[i]), "text", texts[i], 0, thr, terms, &t, &e);
+            rc = score_one(&m, texts[i], strlen(texts[i]), "text", texts[i], 0, &oo, &t, &e);
     }
-    if (!rc && file) rc = score_file(&m, file, field, thr, terms, &t, &e);
+    if (!rc && file) rc = score_file(&m, file, field, &oo, &t, &e);
     hp_toxclf_free(&m);
+    hp_wordlist_free(&wl);
     free(texts);
     if (rc) return fail(&e);
     fprintf(stderr, "toxicity: %ld texts, %ld toxic (rate %.4f), mean probability %.4f\n", t.n, t.toxic,

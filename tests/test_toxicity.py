@@ -9,7 +9,9 @@ exit 0 pass, 1 fail, 77 skip).
   - a copy of the classifier with one weight changed (checksum rewritten so that it loads) FAILS
     that comparison: the comparison can see a wrong weight;
   - a copy with a flipped byte and the old checksum is refused, naming the file;
-  - bad JSONL lines and missing fields are errors naming the file and line.
+  - bad JSONL lines and missing fields are errors naming the file and line;
+  - the lexical metric (--words: whole-word, ASCII-case-insensitive occurrences of the held-out
+    toxic words, and the word count) equals an independent Python count on every fixture string.
 """
 import json
 import os
@@ -54,6 +56,25 @@ def compare(ref, got):
     return worst, at, flips
 
 
+def lexicon(words, text):
+    """Held-out hits and words of text, on its UTF-8 bytes: a word byte is an ASCII letter or
+    digit or any byte >= 0x80; a match may not extend a word on either side."""
+    t = text.encode("utf-8")
+    low = bytes(c + 32 if 65 <= c <= 90 else c for c in t)
+    wb = lambda c: c >= 0x80 or 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122
+    n_words = sum(1 for i, c in enumerate(t) if wb(c) and (i == 0 or not wb(t[i - 1])))
+    hits = 0
+    for w in words:
+        wl = bytes(c + 32 if 65 <= c <= 90 else c for c in w.encode("utf-8"))
+        i = low.find(wl)
+        while i >= 0:
+            j = i + len(wl)
+            if not (i > 0 and wb(t[i - 1]) and wb(wl[0])) and not (j < len(t) and wb(t[j]) and wb(wl[-1])):
+                hits += 1
+            i = low.find(wl, i + 1)
+    return hits, n_words
+
+
 def term_offsets(blob):
     """Byte offsets of the term table, idf and fold 0's weights, and the terms (file layout in
     scripts/export_toxicity_model.py)."""
@@ -84,6 +105,16 @@ def main():
     check(worst <= TOL, f"max |C - predict_prob| = {worst:.3g} (string {at}) <= {TOL}")
     check(flips == 0, f"{flips} labels differ at 0.5")
     print(f"      {sum(r['prob'] >= 0.5 for r in ref)} of {len(ref)} fixture strings are toxic")
+
+    held_path = os.path.join(ROOT, "wordlists", "toxic_heldout.txt")
+    held = [l.strip() for l in open(held_path, encoding="utf-8") if l.strip() and not l.startswith("#")]
+    p = subprocess.run([BIN, "toxicity", "--file", REF, "--words", held_path], capture_output=True, text=True)
+    lex = [json.loads(l) for l in p.stdout.splitlines()]
+    want = [lexicon(held, r["text"]) for r in ref]
+    diff = [i for i, (g, w) in enumerate(zip(lex, want)) if (g["hits"], g["words"]) != w]
+    check(p.returncode == 0 and len(lex) == len(ref) and not diff,
+          f"--words: held-out hits and word counts match Python on {len(ref)} strings "
+          f"({sum(w[0] for w in want)} hits; differing: {diff[:5]})")
 
     with tempfile.TemporaryDirectory() as tmp:
         blob = bytearray(open(CLF, "rb").read())
