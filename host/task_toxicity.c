@@ -165,8 +165,8 @@ static void add_scores(cJSON *r, const double *v, const tox_scores *base) {
     add_raw(r, v);
 }
 
-static int tox_prompts(const hp_model *m, const hp_tox_set *s, int chat, int cap, const char *src,
-                       hp_prompts *out, hp_err *e) {
+int hp_tox_prompts(const hp_model *m, const hp_tox_set *s, int chat, int cap, const char *src, hp_prompts *out,
+                   hp_err *e) {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < s->n; i++) {
         const hp_tox_item *it = &s->items[i];
@@ -251,7 +251,7 @@ int hp_task_toxicity(hp_model *m, const hp_tox_task *t, hp_err *e) {
     if (t->ranking && hp_ranking_check(&rk, t->ranking, m->cfg.L, m->cfg.H, max_k, e)) goto done;
     n_all = set.n;
     if (t->limit > 0 && t->limit < set.n) set.n = t->limit;
-    if (tox_prompts(m, &set, t->chat, hp_prompt_cap(m, t->max_prompt), t->data, &p, e)) goto done;
+    if (hp_tox_prompts(m, &set, t->chat, hp_prompt_cap(m, t->max_prompt), t->data, &p, e)) goto done;
     /* The classifier and the word list decide the scores: their content (not their paths) is in
      * the checkpoint key. */
     {

@@ -8,6 +8,8 @@
 
 #include "eval_report.h"
 #include "model.h"
+#include "prompts.h"
+#include "toxic_prompts.h"
 
 #include <stdint.h>
 
@@ -28,6 +30,12 @@ typedef struct hp_tox_task {
     double min_prompt_toxicity; /* < 0: none */
     uint64_t seed;
 } hp_tox_task;
+
+/* The prompts of a set: RTP wrapped in HP_TOX_RTP_PROMPT, TET raw; in the model's chat template
+ * when chat. A prompt longer than cap tokens (0: no cap) is an error naming src, the record's
+ * line and id. (For `rank` on toxic prompts, too.) */
+int hp_tox_prompts(const hp_model *m, const hp_tox_set *s, int chat, int cap, const char *src, hp_prompts *out,
+                   hp_err *e);
 
 /* Generates, scores and writes the reports; 0, or -1 with e set. */
 int hp_task_toxicity(hp_model *m, const hp_tox_task *t, hp_err *e);
