@@ -12,6 +12,7 @@ int cmd_capture(int argc, char **argv);
 int cmd_rank(int argc, char **argv);
 int cmd_heads(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_llava_features(int argc, char **argv);
 int cmd_llava_logits(int argc, char **argv);
 int cmd_toxicity(int argc, char **argv);

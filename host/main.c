@@ -21,6 +21,7 @@ static const command commands[] = {
     {"rank", cmd_rank, "score every head for a concept (SOMP and Logit Lens)"},
     {"heads", cmd_heads, "the tokens each head writes (SOMP over the vocabulary)"},
     {"eval", cmd_eval, "edit the top heads and evaluate (QA) against controls"},
+    {"run", cmd_run, "the whole experiment of an EXPERIMENT.json: cached stages, one report"},
     {"toxicity", cmd_toxicity, "score texts with the exported profanity classifier"},
     {"somp", cmd_somp, "Simultaneous Orthogonal Matching Pursuit on any matrices"},
     {"llava-features", cmd_llava_features, "LLaVA-NeXT image features of pixel tiles, as .npy"},

@@ -95,12 +95,15 @@ void hp_sweep_free(hp_sweep *s) {
 
 /* ---- checkpoints ---- */
 
-static char *unit_path(const hp_sweep_task *t, const char *label, int i0, int whole) {
-    char name[96], *path = NULL;
+/* DIR/<label>[.a<alpha>][.i<first item>].json: the alpha is in the name of every edited
+ * configuration (tasks run one alpha at a time may share the folder). */
+static char *unit_path(const hp_sweep_task *t, const hp_sweep_conf *cf, int i0, int whole) {
+    char name[128], *path = NULL;
     size_t j = 0;
-    for (const char *q = label; *q && j + 1 < sizeof name; q++)
+    for (const char *q = cf->label; *q && j + 1 < 96; q++)
         name[j++] = (isalnum((unsigned char)*q) || *q == '-') ? *q : '_';
     name[j] = 0;
+    if (cf->hs && !strstr(cf->label, " a=")) snprintf(name + j, sizeof name - j, ".a%g", cf->alpha);
     int rc = whole ? asprintf(&path, "%s/%s.json", t->checkpoint_dir, name)
                    : asprintf(&path, "%s/%s.i%d.json", t->checkpoint_dir, name, i0);
     return rc < 0 ? NULL : path;
@@ -163,7 +166,7 @@ static int unit_load(const hp_sweep_task *t, const char *path, const char *key, 
         for (int i = 0; i < n && ok; i++)
             if (!(answers[i] = strdup(cJSON_GetArrayItem(a, i)->valuestring))) ok = 0;
     }
-    if (why && !t->quiet) fprintf(stderr, "warning: checkpoint %s not used: %s; recomputing it\n", path, why);
+    if (why) fprintf(stderr, "warning: checkpoint %s not used: %s; recomputing it\n", path, why);
     cJSON_Delete(j);
     return ok;
 }
@@ -242,7 +245,7 @@ int hp_sweep_run(hp_model *m, const hp_sweep *s, const hp_sweep_task *t, hp_swee
             const hp_sweep_conf *cf = &s->conf[c];
             char *path = NULL, *key = NULL;
             if ((rc = apply_conf(m, cf, e))) break;
-            if (t->checkpoint_dir && (!(path = unit_path(t, cf->label, i0, whole)) || !(key = unit_key(m, t, i0, n)))) {
+            if (t->checkpoint_dir && (!(path = unit_path(t, cf, i0, whole)) || !(key = unit_key(m, t, i0, n)))) {
                 free(path);
                 rc = hp_errf(e, "out of memory");
                 break;

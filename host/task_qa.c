@@ -168,15 +168,17 @@ int hp_task_qa(hp_model *m, const hp_qa_task *t, hp_err *e) {
     n_all = set.n;
     if (limit > 0 && limit < set.n) set.n = limit;
     if (hp_qa_prompts(m, &set, chat, hp_prompt_cap(m, max_prompt), data, &p, e)) goto done;
-    if (asprintf(&fingerprint, "model %s|data %s|questions %d|max_new %d|chat %d|alpha %g|prompt %s%s%s",
-                 t->model_path, data, set.n, max_new, chat, alpha, HP_QA_PROMPT, t->fingerprint ? "|" : "",
+    /* alpha is not in it: the edited heads' alphas are in every checkpoint's key, and the
+     * unedited run is shared by all alphas. */
+    if (asprintf(&fingerprint, "model %s|data %s|questions %d|max_new %d|chat %d|prompt %s%s%s",
+                 t->model_path, data, set.n, max_new, chat, HP_QA_PROMPT, t->fingerprint ? "|" : "",
                  t->fingerprint ? t->fingerprint : "") < 0) {
         fingerprint = NULL;
         hp_errf(e, "out of memory");
         goto done;
     }
     eval_ctx ctx = {.m = m, .set = &set, .p = &p, .max_new = max_new, .batch = batch};
-    char *runs_dir = hp_eval_path(outdir, "runs");
+    char *runs_dir = t->checkpoint_dir ? strdup(t->checkpoint_dir) : hp_eval_path(outdir, "runs");
     if (!runs_dir) {
         hp_errf(e, "out of memory");
         goto done;

@@ -19,6 +19,7 @@ typedef struct hp_qa_task {
     int n_random, max_new, limit, batch, chat, quiet, max_prompt;
     uint64_t seed;
     const char *fingerprint; /* more of what decides the results (run: its stage key), or NULL */
+    const char *checkpoint_dir; /* finished configurations (default DIR/runs) */
 } hp_qa_task;
 
 /* Answers, scores and writes the reports; 0, or -1 with e set. */
