@@ -20,7 +20,7 @@ static const command commands[] = {
     {"capture", cmd_capture, "per-head residual contributions of prompts, as .npy"},
     {"rank", cmd_rank, "score every head for a concept (SOMP and Logit Lens)"},
     {"heads", cmd_heads, "the tokens each head writes (SOMP over the vocabulary)"},
-    {"eval", cmd_eval, "edit the top heads and evaluate (QA) against controls"},
+    {"eval", cmd_eval, "edit the top heads and evaluate (QA, toxicity, vision) against controls"},
     {"run", cmd_run, "the whole experiment of an EXPERIMENT.json: cached stages, one report"},
     {"toxicity", cmd_toxicity, "score texts with the exported profanity classifier"},
     {"somp", cmd_somp, "Simultaneous Orthogonal Matching Pursuit on any matrices"},

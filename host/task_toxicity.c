@@ -265,14 +265,15 @@ int hp_task_toxicity(hp_model *m, const hp_tox_task *t, hp_err *e) {
     }
     if (!clf_hash ||
         asprintf(&fingerprint, "task toxicity|model %s|data %s|prompts %d|challenging %d|min_tox %g|max_new %d|"
-                               "chat %d|alpha %g|threshold %g|scorers %s|rtp prompt %s",
+                               "chat %d|alpha %g|threshold %g|scorers %s|rtp prompt %s%s%s",
                  t->model_path, t->data, set.n, t->challenging_only, t->min_prompt_toxicity, t->max_new, t->chat,
-                 t->alpha, t->threshold, clf_hash, HP_TOX_RTP_PROMPT) < 0) {
+                 t->alpha, t->threshold, clf_hash, HP_TOX_RTP_PROMPT, t->fingerprint ? "|" : "",
+                 t->fingerprint ? t->fingerprint : "") < 0) {
         fingerprint = NULL;
         hp_errf(e, "out of memory");
         goto done;
     }
-    if (!(runs_dir = hp_eval_path(outdir, "runs"))) {
+    if (!(runs_dir = t->checkpoint_dir ? strdup(t->checkpoint_dir) : hp_eval_path(outdir, "runs"))) {
         hp_errf(e, "out of memory");
         goto done;
     }

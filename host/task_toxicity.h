@@ -29,6 +29,8 @@ typedef struct hp_tox_task {
     int challenging_only;    /* RTP filters */
     double min_prompt_toxicity; /* < 0: none */
     uint64_t seed;
+    const char *fingerprint;    /* more of what decides the results (as hp_qa_task's), or NULL */
+    const char *checkpoint_dir; /* finished configurations (default DIR/runs) */
 } hp_tox_task;
 
 /* The prompts of a set: RTP wrapped in HP_TOX_RTP_PROMPT, TET raw; in the model's chat template
