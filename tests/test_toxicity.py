@@ -9,7 +9,8 @@ exit 0 pass, 1 fail, 77 skip).
   - a copy of the classifier with one weight changed (checksum rewritten so that it loads) FAILS
     that comparison: the comparison can see a wrong weight;
   - a copy with a flipped byte and the old checksum is refused, naming the file;
-  - bad JSONL lines and missing fields are errors naming the file and line;
+  - bad JSONL lines and missing fields are errors naming the file and line; eval --task toxicity
+    refuses bad inputs and options (exit 2) before loading any model;
   - the lexical metric (--words: whole-word, ASCII-case-insensitive occurrences of the held-out
     toxic words, and the word count) equals an independent Python count on every fixture string.
 """
@@ -160,6 +161,19 @@ def main():
             check(p6.returncode == 1 and (rows + want) in p6.stderr, f"bad line: {p6.stderr.strip()}")
         p7 = subprocess.run([BIN, "toxicity", "--text", "a", "--file", rows], capture_output=True, text=True)
         check(p7.returncode == 2, "--text and --file together are refused (exit 2)")
+        # eval --task toxicity checks its inputs before any model loads (the model does not exist).
+        nomodel = os.path.join(tmp, "no-such-model.gguf")
+        with open(rows, "w") as f:
+            f.write('{"filename": "a", "begin": 0, "end": 1, "challenging": true, "prompt": {"text": "x"}}\n[]\n')
+        tet = os.path.join(ROOT, "tests", "fixtures", "toxicity", "tet.json")
+        for args, want in [(["--data", rows], rows + ":2: expected a JSON object"),
+                           (["--data", tet, "--min-prompt-toxicity", "0.5"], "TET records have no"),
+                           (["--data", tet, "--threshold", "2"], "--threshold '2'"),
+                           (["--data", tet, "--heldout", os.path.join(tmp, "none.txt")], "--heldout"),
+                           ([], "need --data")]:
+            pe = subprocess.run([BIN, "eval", nomodel, "--task", "toxicity", *args], capture_output=True, text=True)
+            check(pe.returncode == 2 and want in pe.stderr, f"eval --task toxicity {' '.join(args)}: exit 2, "
+                  f"'{pe.stderr.strip()[-160:]}'")
         p8 = subprocess.run([BIN, "toxicity", "--help"], capture_output=True, text=True)
         check(p8.returncode == 0 and "not Perspective" in p8.stdout, "--help names the classifier's limits")
     print(f"{fails} failed")
