@@ -15,7 +15,7 @@ fi
 [ -n "$PY" ] || { echo "export_toxicity_model: needs Python >= 3.11 (scikit-learn 1.9.1)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-"$PY" -m venv "$tmp/venv"
+"$PY" -m venv "$tmp/venv" || { echo "export_toxicity_model: '$PY -m venv' failed (Debian: apt-get install python3-venv)" >&2; exit 1; }
 "$tmp/venv/bin/pip" install --quiet alt-profanity-check==1.9.1 scikit-learn==1.9.1 joblib==1.6.0 numpy
 "$tmp/venv/bin/pip" download --quiet --no-deps -d "$tmp/dl" better-profanity==0.7.0
 (cd "$tmp" && "$tmp/venv/bin/python" -m zipfile -e dl/better_profanity-0.7.0-py3-none-any.whl bp)
