@@ -4,7 +4,6 @@
 #include "dataset.h"
 #include "fileio.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
