@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_fuzz_smoke.sh: builds the libFuzzer harnesses (make fuzz: clang, ASan + UBSan) and runs
-# each (safetensors, gguf, config, tokenizer, image) for HP_FUZZ_SECONDS (default 15) from its seed folder; a
+# each (safetensors, gguf, config, tokenizer, image, toxic_prompts) for HP_FUZZ_SECONDS (default 15) from its seed folder; a
 # crash, leak, sanitizer report or timeout fails the test and leaves the input under
 # $BUILD/fuzz/artifacts/. Exit 77 (skip) when clang is missing.
 set -u
@@ -15,7 +15,7 @@ make -s fuzz BUILD="$BUILD" || { echo "make fuzz failed"; exit 1; }
 art="$BUILD/fuzz/artifacts"
 mkdir -p "$art"
 status=0
-for name in safetensors gguf config tokenizer image; do
+for name in safetensors gguf config tokenizer image toxic_prompts; do
     bin="$BUILD/fuzz/fuzz_$name"
     corpus=$(mktemp -d)
     dict=(); [ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")

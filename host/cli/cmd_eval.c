@@ -5,6 +5,7 @@
 #include "eval_report.h"
 #include "experiment.h"
 #include "task_qa.h"
+#include "task_toxicity.h"
 
 #include <getopt.h>
 #include <limits.h>
@@ -32,6 +33,7 @@ int cmd_eval(int argc, char **argv) {
     float alpha = -1.0f;
     int n_random = 10, max_new = 16, limit = 0, batch = 32, chat = 1, quiet = 0, max_prompt = 0, prefix = 1, c;
     unsigned long long seed = 0;
+    if (!strcmp(hp_eval_task(argc, argv), "toxicity")) return cmd_eval_toxicity(argc, argv);
     if (strcmp(hp_eval_task(argc, argv), "qa")) return cmd_eval_vision(argc, argv);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -81,6 +83,7 @@ int cmd_eval(int argc, char **argv) {
                    "Each finished configuration is kept in DIR/runs/: a re-run with the same settings\n"
                    "resumes where a killed one stopped.\n"
                    "  --task classify|caption   LLaVA image tasks (see eval --task classify --help)\n"
+                   "  --task toxicity    toxicity mitigation (see eval --task toxicity --help)\n"
                    "  --countries FILE   mark questions whose answer is in this list as country questions\n"
                    "                     (needed for TriviaQA files; JSONL from build_qa.py has kinds)\n"
                    "  --max-new N        answer budget in tokens (default 16: chat models often open with\n"

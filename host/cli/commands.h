@@ -15,5 +15,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_llava_features(int argc, char **argv);
 int cmd_llava_logits(int argc, char **argv);
+int cmd_toxicity(int argc, char **argv);
 
 #endif
