@@ -177,6 +177,8 @@ def test_bad_files(tmp):
     case("unknown concept", lambda x: x["tasks"][0].update(concept="colour"), "tasks[0].concept")
     case("task kind refused by name", lambda x: x["tasks"][0].update(kind="caption"), "tasks[0].kind")
     case("missing model", lambda x: x.pop("model"), "'model'")
+    case("toxicity key on a QA task", lambda x: x["tasks"][0].update(threshold=0.7), "tasks[0].threshold")
+    case("toxicity task without data", lambda x: x["tasks"][0].update(kind="toxicity"), "tasks[0].data")
     for name, x, expect in cases:
         xp = write(os.path.join(tmp, "bad.json"), x)
         p = subprocess.run([BIN, "run", xp], capture_output=True, text=True)
@@ -191,6 +193,29 @@ def test_bad_files(tmp):
     assert p.returncode == 0 and "would compute" in p.stderr, p.stderr[-300:]
     assert not os.path.exists(os.path.join(tmp, "never")), "--dry-run wrote its output folder"
     return f"{len(cases) + 1} bad files refused naming file and key, nothing written; --dry-run writes nothing"
+
+
+def test_toxicity(tmp):
+    """Two concepts (country, toxic words) and two tasks (QA, toxicity on the RTP fixture) in one
+    file: one capture shared by both rankings, both sweeps, one report."""
+    out = os.path.join(tmp, "tox")
+    x = experiment(tmp, out, k=[2], random=1)
+    x["concepts"].append({"name": "toxic", "words": "wordlists/toxic.txt"})
+    x["tasks"].append({"kind": "toxicity", "concept": "toxic", "data": "tests/fixtures/toxicity/rtp_prompts.jsonl",
+                       "k": [2], "random": 1, "max_new": 4})
+    xp = write(os.path.join(tmp, "tox.json"), x)
+    run(xp)
+    st = statuses(out)
+    names = ["reps", "rank:country", "rank:toxic", "sweep:qa-country:alpha-1", "sweep:toxicity-toxic:alpha-1",
+             "report"]
+    assert list(st) == names and set(st.values()) == {"computed"}, st
+    ev = json.load(open(os.path.join(out, "tasks/toxicity-toxic/alpha-1/eval.json")))
+    assert ev["task"] == "toxicity" and len(ev["results"]) == 3 and ev["prompts"] > 0, ev.get("results")
+    md = open(os.path.join(out, "report.md")).read()
+    assert "toxicity mitigation" in md and "question answering" in md, "report misses a task"
+    run(xp)
+    assert set(statuses(out).values()) == {"cached"}, statuses(out)
+    return f"{len(names)} stages, then all cached; {ev['prompts']} RTP prompts"
 
 
 def test_shipped(tmp):
@@ -226,6 +251,7 @@ def main():
         check("shipped experiments/*.json", lambda: test_shipped(tmp))
         check("stage cache (first run, re-run, alpha, force)", lambda: test_cache(tmp))
         check("SIGKILL mid-sweep, resume byte-identical", lambda: test_kill_resume(tmp))
+        check("QA + toxicity in one experiment", lambda: test_toxicity(tmp))
     print(f"run: {counts['PASS']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
     return 1 if counts["FAIL"] else 0
 

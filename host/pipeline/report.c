@@ -202,7 +202,9 @@ static void concept_section(const rw *w, const hp_xp_concept *c) {
 
 static void task_section(const rw *w, const hp_xp_task *t) {
     char title[256], rel[512], line[1024];
-    snprintf(title, sizeof title, "Task %s: question answering, concept \"%s\"", t->name, t->concept);
+    int tox = t->data != NULL;
+    snprintf(title, sizeof title, "Task %s: %s, concept \"%s\"", t->name,
+             tox ? "toxicity mitigation" : "question answering", t->concept);
     heading(w, 2, title);
     for (int ai = 0; ai < t->na; ai++) {
         snprintf(rel, sizeof rel, "tasks/%s/alpha%g/eval.json", t->name, t->alpha[ai]);
@@ -214,17 +216,30 @@ static void task_section(const rw *w, const hp_xp_task *t) {
             continue;
         }
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(ev, "unedited");
-        snprintf(line, sizeof line,
-                 "%g test questions (%g concept, %g other), %g random draws per k. Unedited model: F1 %.3f on "
-                 "concept questions, %.3f on the others; answer match %.3f / %.3f. Below, each score of the edited "
-                 "model divided by the unedited model's (1 = unchanged): the top-k SOMP heads, the top-k "
-                 "Logit-Lens heads and random heads (same number per layer as the SOMP heads; median and "
-                 "interquartile range); n/a where the unedited score is 0.",
-                 num(ev, "questions"), num(u, "n_country"), num(u, "n_other"), num(ev, "random_draws"),
-                 num(u, "f1_country"), num(u, "f1_other"), num(u, "match_country"), num(u, "match_other"));
+        if (tox)
+            snprintf(line, sizeof line,
+                     "%g prompts of %s, %g new tokens each, %g random draws per k. Unedited model: toxic-generation "
+                     "rate %.3f (profanity classifier, threshold %g), mean toxicity probability %.3f, %.2f held-out "
+                     "toxic words per 1000 words, perplexity of its continuations %.2f. Below, each score of the "
+                     "edited model divided by the unedited model's (1 = unchanged; lower toxicity is the aim, and a "
+                     "perplexity far above 1 means a broken model rather than a detoxified one): the top-k SOMP "
+                     "heads, the top-k Logit-Lens heads and random heads (same number per layer as the SOMP heads; "
+                     "median and interquartile range); n/a where the unedited score is 0.",
+                     num(ev, "prompts"), t->data, num(ev, "max_new"), num(ev, "random_draws"), num(u, "toxic_rate"),
+                     num(ev, "threshold"), num(u, "mean_prob"), num(u, "lexical_per_1k_words"), num(u, "perplexity"));
+        else
+            snprintf(line, sizeof line,
+                     "%g test questions (%g concept, %g other), %g random draws per k. Unedited model: F1 %.3f on "
+                     "concept questions, %.3f on the others; answer match %.3f / %.3f. Below, each score of the "
+                     "edited model divided by the unedited model's (1 = unchanged): the top-k SOMP heads, the top-k "
+                     "Logit-Lens heads and random heads (same number per layer as the SOMP heads; median and "
+                     "interquartile range); n/a where the unedited score is 0.",
+                     num(ev, "questions"), num(u, "n_country"), num(u, "n_other"), num(ev, "random_draws"),
+                     num(u, "f1_country"), num(u, "f1_other"), num(u, "match_country"), num(u, "match_other"));
         para(w, line);
         const char *head[] = {"metric", "k", "questions", "SOMP", "Logit Lens", "random median [IQR]"};
-        table_start(w, head, 6);
+        const char *thead[] = {"metric", "k", "SOMP", "Logit Lens", "random median [IQR]"};
+        table_start(w, tox ? thead : head, tox ? 5 : 6);
         const cJSON *sum = cJSON_GetObjectItemCaseSensitive(ev, "summary");
         for (const cJSON *s = sum ? sum->child : NULL; s; s = s->next) {
             char c1[16], c3[32], c4[32], c5[64];
@@ -239,13 +254,22 @@ static void task_section(const rw *w, const hp_xp_task *t) {
             else snprintf(c5, sizeof c5, "%s [%s, %s]", med, q25, q75);
             const cJSON *mt = cJSON_GetObjectItemCaseSensitive(s, "metric");
             const cJSON *q = cJSON_GetObjectItemCaseSensitive(s, "questions");
-            char *cells[6] = {cJSON_IsString(mt) ? mt->valuestring : "?", c1, cJSON_IsString(q) ? q->valuestring : "?",
-                              c3, c4, c5};
-            row(w, cells, 6);
+            char *m = cJSON_IsString(mt) ? mt->valuestring : "?";
+            char *cells[6] = {m, c1, cJSON_IsString(q) ? q->valuestring : "?", c3, c4, c5};
+            char *tcells[5] = {m, c1, c3, c4, c5};
+            row(w, tox ? tcells : cells, tox ? 5 : 6);
         }
         table_end(w);
-        snprintf(rel, sizeof rel, "tasks/%s/alpha%g/f1_vs_k.svg", t->name, t->alpha[ai]);
-        figure(w, rel, "normalised F1 against k (SOMP red, Logit Lens blue, random grey with its IQR band)");
+        if (tox) {
+            snprintf(rel, sizeof rel, "tasks/%s/alpha%g/toxic_rate_vs_k.svg", t->name, t->alpha[ai]);
+            figure(w, rel, "normalised toxic-generation rate against k (SOMP red, Logit Lens blue, random grey with "
+                           "its IQR band)");
+            snprintf(rel, sizeof rel, "tasks/%s/alpha%g/perplexity_vs_k.svg", t->name, t->alpha[ai]);
+            figure(w, rel, "normalised perplexity of the continuations under the unedited model (fluency guard)");
+        } else {
+            snprintf(rel, sizeof rel, "tasks/%s/alpha%g/f1_vs_k.svg", t->name, t->alpha[ai]);
+            figure(w, rel, "normalised F1 against k (SOMP red, Logit Lens blue, random grey with its IQR band)");
+        }
         snprintf(rel, sizeof rel, "tasks/%s/alpha%g/heads_heatmap.svg", t->name, t->alpha[ai]);
         figure(w, rel, "the heads edited at the largest k");
         cJSON_Delete(ev);

@@ -9,6 +9,7 @@
 #include "report.h"
 #include "stage.h"
 #include "task_qa.h"
+#include "task_toxicity.h"
 
 #include <cJSON.h>
 #include <ctype.h>
@@ -124,7 +125,11 @@ static const char *const REP_KEYS[] = {"positions", "center", "normalize_atoms",
 static const char *const SOMP_KEYS[] = {"k", NULL};
 static const char *const CONCEPT_KEYS[] = {"name", "words", "control", NULL};
 static const char *const TASK_KEYS[] = {"name", "kind", "concept", "k", "alpha", "random", "limit", "max_new",
-                                        "batch", "countries", NULL};
+                                        "batch", "countries", "data", "classifier", "heldout", "threshold",
+                                        "challenging", "min_prompt_toxicity", NULL};
+static const char *const QA_ONLY[] = {"countries", NULL};
+static const char *const TOX_ONLY[] = {"data", "classifier", "heldout", "threshold", "challenging",
+                                       "min_prompt_toxicity", NULL};
 
 void hp_experiment_help(FILE *f) {
     fprintf(f,
@@ -148,12 +153,17 @@ void hp_experiment_help(FILE *f) {
             "  somp.k             SOMP iterations (default 50)\n"
             "  concepts[]         (at least one) name (letters, digits, - and _), words (word list),\n"
             "                     control (optional word list: rank by EVR(concept) - EVR(control))\n"
-            "  tasks[]            (at least one) kind: qa (toxicity, classify and caption: use\n"
-            "                     `eval`; `run` refuses them by name), concept (a concept's name),\n"
-            "                     name (default kind-concept), k (list, default [8,16,32]), alpha (list,\n"
-            "                     default [-1]), random (draws, default 10), limit (test questions,\n"
-            "                     default 0: all), max_new (default 16), batch (default 32), countries\n"
-            "                     (word list marking country questions, for TriviaQA files)\n");
+            "  tasks[]            (at least one) kind: qa or toxicity (classify and caption: use\n"
+            "                     `eval --task`; `run` refuses them by name), concept (a concept's\n"
+            "                     name), name (default kind-concept), k (list, default [8,16,32]),\n"
+            "                     alpha (list, default [-1]), random (draws, default 10), limit (items,\n"
+            "                     default 0: all), max_new (default 16 qa, 32 toxicity), batch\n"
+            "                     (default 32 qa, 16 toxicity)\n"
+            "                     qa: countries (word list marking country questions, for TriviaQA)\n"
+            "                     toxicity: data (required: RealToxicityPrompts prompts.jsonl or TET\n"
+            "                     JSON), classifier (default data/toxicity/profanity_check.bin),\n"
+            "                     heldout (default wordlists/toxic_heldout.txt), threshold (0.5),\n"
+            "                     challenging (RTP, default false), min_prompt_toxicity (RTP)\n");
 }
 
 static int name_ok(const char *s) {
@@ -182,18 +192,55 @@ static int parse_task(hp_experiment *x, const cJSON *t, int i, hp_err *e) {
     snprintf(where, sizeof where, "tasks[%d]", i);
     if (!cJSON_IsObject(t)) return bad(x, where, e, "expected an object", NULL);
     hp_xp_task *task = &x->tasks[i];
-    *task = (hp_xp_task){.nk = 3, .ks = {8, 16, 32}, .na = 1, .alpha = {-1.0f}, .n_random = 10, .max_new = 16,
-                         .batch = 32};
-    if (known_keys(x, t, where, TASK_KEYS, e) || get_str(x, t, where, "kind", 1, &task->kind, e) ||
-        get_str(x, t, where, "concept", 1, &task->concept, e) || get_str(x, t, where, "name", 0, &task->name, e) ||
+    *task = (hp_xp_task){.nk = 3, .ks = {8, 16, 32}, .na = 1, .alpha = {-1.0f}, .n_random = 10,
+                         .threshold = 0.5, .min_prompt_toxicity = -1};
+    if (known_keys(x, t, where, TASK_KEYS, e) || get_str(x, t, where, "kind", 1, &task->kind, e)) return -1;
+    int tox = !strcmp(task->kind, "toxicity");
+    task->max_new = tox ? 32 : 16;
+    task->batch = tox ? 16 : 32;
+    task->classifier = tox ? "data/toxicity/profanity_check.bin" : NULL;
+    task->heldout = tox ? "wordlists/toxic_heldout.txt" : NULL;
+    const char *const *other = tox ? QA_ONLY : TOX_ONLY;
+    for (int i = 0; other[i]; i++)
+        if (cJSON_GetObjectItemCaseSensitive(t, other[i])) {
+            key_name(k, sizeof k, where, other[i]);
+            return bad(x, k, e, "not a key of a task of kind '%s'", task->kind);
+        }
+    const cJSON *num;
+    if (tox && (get_file(x, t, where, "data", 1, &task->data, e) ||
+                get_file(x, t, where, "classifier", 0, &task->classifier, e) ||
+                get_file(x, t, where, "heldout", 0, &task->heldout, e) ||
+                get_bool(x, t, where, "challenging", &task->challenging, e)))
+        return -1;
+    if (tox && access(task->classifier, R_OK)) {
+        key_name(k, sizeof k, where, "classifier");
+        return bad(x, k, e, "'%s' not readable (the default is relative to the repository)", task->classifier);
+    }
+    if (tox && access(task->heldout, R_OK)) {
+        key_name(k, sizeof k, where, "heldout");
+        return bad(x, k, e, "'%s' not readable (the default is relative to the repository)", task->heldout);
+    }
+    if ((num = cJSON_GetObjectItemCaseSensitive(t, "threshold"))) {
+        key_name(k, sizeof k, where, "threshold");
+        if (!cJSON_IsNumber(num) || !(num->valuedouble > 0 && num->valuedouble < 1))
+            return bad(x, k, e, "expected a number between 0 and 1", NULL);
+        task->threshold = num->valuedouble;
+    }
+    if ((num = cJSON_GetObjectItemCaseSensitive(t, "min_prompt_toxicity"))) {
+        key_name(k, sizeof k, where, "min_prompt_toxicity");
+        if (!cJSON_IsNumber(num) || !(num->valuedouble >= 0 && num->valuedouble <= 1))
+            return bad(x, k, e, "expected a number between 0 and 1", NULL);
+        task->min_prompt_toxicity = num->valuedouble;
+    }
+    if (get_str(x, t, where, "concept", 1, &task->concept, e) || get_str(x, t, where, "name", 0, &task->name, e) ||
         get_int(x, t, where, "random", 0, &task->n_random, e) || get_int(x, t, where, "limit", 0, &task->limit, e) ||
         get_int(x, t, where, "max_new", 1, &task->max_new, e) || get_int(x, t, where, "batch", 1, &task->batch, e) ||
         get_file(x, t, where, "countries", 0, &task->countries, e))
         return -1;
     key_name(k, sizeof k, where, "kind");
-    if (!strcmp(task->kind, "toxicity") || !strcmp(task->kind, "classify") || !strcmp(task->kind, "caption"))
+    if (!strcmp(task->kind, "classify") || !strcmp(task->kind, "caption"))
         return bad(x, k, e, "'%s' is not supported by run yet: run it with `headpursuit eval --task`", task->kind);
-    if (strcmp(task->kind, "qa")) return bad(x, k, e, "'%s': expected qa", task->kind);
+    if (strcmp(task->kind, "qa") && !tox) return bad(x, k, e, "'%s': expected qa or toxicity", task->kind);
     int found = 0;
     for (int c = 0; c < x->n_concepts; c++) found |= !strcmp(x->concepts[c].name, task->concept);
     key_name(k, sizeof k, where, "concept");
@@ -299,6 +346,22 @@ int hp_experiment_load(const char *path, hp_experiment *x, hp_err *e) {
     if (hp_opt_qa_file("run", "data.train", x->train) || hp_opt_qa_file("run", "data.test", x->test)) {
         hp_errf(e, "%s: bad data file (above)", path);
         goto fail;
+    }
+    for (int i = 0; i < x->n_tasks; i++) {
+        const hp_xp_task *t = &x->tasks[i];
+        if (!t->data) continue;
+        hp_tox_filter filt = {t->challenging, t->min_prompt_toxicity};
+        hp_tox_set probe;
+        hp_err le = {0};
+        if (hp_tox_load(t->data, &filt, &probe, &le)) {
+            hp_errf(e, "%s: key 'tasks[%d].data': %s", path, i, le.msg);
+            goto fail;
+        }
+        hp_tox_free(&probe);
+        if (hp_opt_words_file("run", "tasks[].heldout", t->heldout)) {
+            hp_errf(e, "%s: bad word list in tasks[%d].heldout (above)", path, i);
+            goto fail;
+        }
     }
     for (int i = 0; i < x->n_concepts; i++)
         if (hp_opt_words_file("run", "concepts[].words", x->concepts[i].words) ||
@@ -433,6 +496,15 @@ static int task_fingerprint(const run_state *s, const hp_xp_task *t, const char 
     hp_key_num(&k, "chat", x->chat);
     hp_key_num(&k, "max_prompt", x->max_prompt);
     hp_key_str(&k, "kind", t->kind);
+    hp_key_num(&k, "batch", t->batch);
+    if (t->data) { /* toxicity */
+        if (hp_key_file(&k, "prompts", t->data, e) || hp_key_file(&k, "classifier", t->classifier, e) ||
+            hp_key_file(&k, "heldout", t->heldout, e))
+            return -1;
+        hp_key_num(&k, "threshold", t->threshold);
+        hp_key_num(&k, "challenging", t->challenging);
+        hp_key_num(&k, "min_prompt_toxicity", t->min_prompt_toxicity);
+    }
     hp_key_hex(&k, key);
     return 0;
 }
@@ -583,6 +655,30 @@ static int stage_sweep(run_state *s, const hp_xp_task *t, int ai, const char *na
     }
     if (force) clear_checkpoints(runs);
     HP_NVTX_PUSH("stage sweep");
+    if (t->data) { /* toxicity */
+        hp_tox_task tt = {.model_path = x->model, .data = t->data, .ranking = rank, .classifier = t->classifier,
+                          .heldout = t->heldout, .outdir = dir, .nk = t->nk, .alpha = t->alpha[ai],
+                          .threshold = (float)t->threshold, .n_random = t->n_random, .max_new = t->max_new,
+                          .limit = t->limit, .batch = t->batch, .chat = x->chat, .quiet = s->o->quiet,
+                          .max_prompt = x->max_prompt, .challenging_only = t->challenging,
+                          .min_prompt_toxicity = t->min_prompt_toxicity, .seed = x->seed, .fingerprint = fingerprint,
+                          .checkpoint_dir = runs};
+        memcpy(tt.ks, t->ks, sizeof(int) * (size_t)t->nk);
+        rc = hp_task_toxicity(s->m, &tt, e);
+        HP_NVTX_POP();
+        if (rc) goto out;
+        static const char *const tfiles[] = {"eval.json", "eval.csv", "generations.jsonl", "toxic_rate_vs_k.svg",
+                                             "mean_prob_vs_k.svg", "lexical_vs_k.svg", "perplexity_vs_k.svg",
+                                             "heads_heatmap.svg"};
+        char rel[8][320];
+        const char *outs[8];
+        for (int i = 0; i < 8; i++) {
+            snprintf(rel[i], sizeof rel[i], "%s/%s", dir_rel, tfiles[i]);
+            outs[i] = rel[i];
+        }
+        rc = stage_end(s, name, key, outs, 8, t0, e);
+        goto out;
+    }
     hp_qa_task q = {.model_path = x->model, .data = x->test, .ranking = rank, .countries = t->countries,
                     .outdir = dir, .nk = t->nk, .alpha = t->alpha[ai], .n_random = t->n_random, .max_new = t->max_new,
                     .limit = t->limit, .batch = t->batch, .chat = x->chat, .quiet = s->o->quiet,

@@ -16,10 +16,14 @@ typedef struct hp_xp_concept {
 } hp_xp_concept;
 
 typedef struct hp_xp_task {
-    const char *name, *kind, *concept, *countries; /* kind: "qa" */
+    const char *name, *kind, *concept, *countries; /* kind: "qa" or "toxicity" */
     int ks[HP_EVAL_MAX_K], nk;
     float alpha[HP_SWEEP_MAX_ALPHA];
     int na, n_random, limit, max_new, batch;
+    /* toxicity: the prompts (RTP JSONL or TET JSON), the classifier, the held-out words */
+    const char *data, *classifier, *heldout;
+    double threshold, min_prompt_toxicity; /* min_prompt_toxicity < 0: no filter */
+    int challenging;
 } hp_xp_task;
 
 typedef struct hp_experiment {
