@@ -416,6 +416,7 @@ static int write_log(run_state *s, hp_err *e) {
 
 /* Decides whether stage `name` runs: 1 compute, 0 cached (said on stderr and in the log). */
 static int stage_begin(run_state *s, const char *name, const char *key, int force) {
+    /* force: 1 asked for (--force), 2 because a stage it depends on was recomputed */
     const char *why = NULL;
     s->stage_i++;
     if (force) hp_stage_forget(s->x->output, name);
@@ -423,7 +424,8 @@ static int stage_begin(run_state *s, const char *name, const char *key, int forc
     if (!s->o->quiet)
         fprintf(stderr, "[%d/%d] %s: %s%s%s\n", s->stage_i, s->n_stages, name,
                 cached ? "cached, nothing to do" : s->o->dry_run ? "would compute" : "computing",
-                !cached && (force || why) ? " — " : "", !cached ? (force ? "forced" : why ? why : "") : "");
+                !cached && (force || why) ? " — " : "",
+                !cached ? (force == 1 ? "forced" : force == 2 ? "after a recomputed stage" : why ? why : "") : "");
     if (cached || s->o->dry_run) {
         cJSON *r = cJSON_CreateObject();
         cJSON_AddStringToObject(r, "stage", name);
@@ -748,7 +750,7 @@ int hp_run_experiment(const hp_experiment *x, const hp_run_opts *o, hp_err *e) {
     for (int c = 0; c < x->n_concepts; c++) {
         char name[128];
         snprintf(name, sizeof name, "rank:%s", x->concepts[c].name);
-        f_rank[c] = f_reps || forced(&s, name);
+        f_rank[c] = forced(&s, name) ? 1 : f_reps ? 2 : 0;
         if (stage_begin(&s, name, rank[c], f_rank[c]) && !o->dry_run && stage_rank(&s, &x->concepts[c], name, rank[c], e))
             goto out;
     }
@@ -764,7 +766,7 @@ int hp_run_experiment(const hp_experiment *x, const hp_run_opts *o, hp_err *e) {
             hp_key_str(&k, "task", fp[t]);
             hp_key_num(&k, "alpha", tk->alpha[ai]);
             hp_key_hex(&k, key);
-            int f = f_rank[c] || forced(&s, name);
+            int f = forced(&s, name) ? 1 : f_rank[c] ? 2 : 0;
             if (stage_begin(&s, name, key, f) && !o->dry_run && stage_sweep(&s, tk, ai, name, key, fp[t], f, e)) goto out;
         }
     }
@@ -776,7 +778,7 @@ int hp_run_experiment(const hp_experiment *x, const hp_run_opts *o, hp_err *e) {
     char rkey[17];
     hp_key_hex(&rk, rkey);
     /* Recomputed whenever anything else was (timings, or a forced stage with the same key). */
-    if (stage_begin(&s, "report", rkey, forced(&s, "report") || s.any_computed) && !o->dry_run) {
+    if (stage_begin(&s, "report", rkey, forced(&s, "report") ? 1 : s.any_computed ? 2 : 0) && !o->dry_run) {
         double t0 = hp_now();
         HP_NVTX_PUSH("stage report");
         int rrc = hp_report_write(x, s.m, s.log, e);
