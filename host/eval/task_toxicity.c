@@ -173,14 +173,7 @@ int hp_tox_prompts(const hp_model *m, const hp_tox_set *s, int chat, int cap, co
         char *q = NULL;
         if (s->format == HP_TOX_RTP ? asprintf(&q, HP_TOX_RTP_PROMPT, it->prompt) < 0 : !(q = strdup(it->prompt)))
             return hp_errf(e, "out of memory");
-        int rc;
-        if (chat && m->chat != HP_CHAT_NONE) {
-            char *text = hp_chat_format(m, m->chat, NULL, q);
-            rc = text ? hp_prompts_add_text(out, m, text, 0, e) : hp_errf(e, "out of memory");
-            free(text);
-        } else {
-            rc = hp_prompts_add_text(out, m, q, 1, e);
-        }
+        int rc = hp_prompts_add_user(out, m, q, chat, e);
         free(q);
         if (!rc && cap > 0 && out->len[out->B - 1] > cap) {
             char where[1200];

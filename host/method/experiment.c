@@ -7,20 +7,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+int hp_prompts_add_user(hp_prompts *out, const hp_model *m, const char *text, int chat, hp_err *e) {
+    if (!chat || m->chat == HP_CHAT_NONE) return hp_prompts_add_text(out, m, text, 1, e);
+    char *t = hp_chat_format(m, m->chat, NULL, text);
+    int rc = t ? hp_prompts_add_text(out, m, t, 0, e) : hp_errf(e, "out of memory");
+    free(t);
+    return rc;
+}
+
 int hp_qa_prompts(const hp_model *m, const hp_qa_set *s, int chat, int cap, const char *src,
                   hp_prompts *out, hp_err *e) {
     memset(out, 0, sizeof *out);
     for (int i = 0; i < s->n; i++) {
         char *q = NULL;
         if (asprintf(&q, HP_QA_PROMPT, s->items[i].question) < 0) return hp_errf(e, "out of memory");
-        int rc;
-        if (chat && m->chat != HP_CHAT_NONE) {
-            char *text = hp_chat_format(m, m->chat, NULL, q);
-            rc = text ? hp_prompts_add_text(out, m, text, 0, e) : hp_errf(e, "out of memory");
-            free(text);
-        } else {
-            rc = hp_prompts_add_text(out, m, q, 1, e);
-        }
+        int rc = hp_prompts_add_user(out, m, q, chat, e);
         free(q);
         if (!rc && cap > 0 && out->len[out->B - 1] > cap) {
             char where[1200];

@@ -12,6 +12,10 @@
     "Answer the following question in 1-3 words only. Do not provide any additional explanation " \
     "for your answer. Question: %s Answer:"
 
+/* One user message: in the model's chat template when chat (and the model has one), else the
+ * raw text with the tokenizer's BOS. */
+int hp_prompts_add_user(hp_prompts *out, const hp_model *m, const char *text, int chat, hp_err *e);
+
 /* chat: 1 = wrap in the model's chat template, 0 = raw text (with the tokenizer's BOS). A
  * prompt longer than cap tokens (0: no cap; see hp_prompt_cap) is an error naming the data
  * file src, the record's line and id, its length and the cap. */
