@@ -5,7 +5,6 @@
  * model (the fluency guard: inverting heads can lower toxicity by breaking the model). */
 #include "task_toxicity.h"
 
-#include "chat.h"
 #include "dataset.h"
 #include "experiment.h"
 #include "fileio.h"
