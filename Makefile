@@ -97,4 +97,6 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 clean:
 	rm -rf $(BUILD) headpursuit
 
+include tests/cuda_emu/emu.mk
+
 -include $(LIB_OBJ:.o=.d) $(BUILD)/host/main.d $(CU_OBJ:.o=.d)
