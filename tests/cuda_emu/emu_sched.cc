@@ -56,6 +56,7 @@ const size_t STACK_BYTES = 512 << 10;
 struct Fiber : Thread {
     void *sp;
     char *stack;
+    unsigned color; /* stack top offset: tops 512 KiB apart would share cache sets */
     int state;
 };
 
@@ -194,13 +195,14 @@ Fiber *new_fiber() {
     if (m == MAP_FAILED) fatal("cannot map a fiber stack");
     mprotect(m, 4096, PROT_NONE); /* a guard page: a stack overflow faults */
     f->stack = static_cast<char *>(m);
+    f->color = (unsigned)(pool.size() * 1088 % 65536);
     return f;
 }
 
 /* A fresh context that enters fiber_main: six zero registers, then fiber_main as the return
  * address, placed so that fiber_main starts with rsp = 8 (mod 16) as after a call. */
 void reset_fiber(Fiber *f) {
-    uintptr_t top = ((uintptr_t)f->stack + STACK_BYTES) & ~(uintptr_t)15;
+    uintptr_t top = ((uintptr_t)f->stack + STACK_BYTES - f->color) & ~(uintptr_t)15;
     void **s = reinterpret_cast<void **>(top - 8);
     *--s = reinterpret_cast<void *>(&fiber_main);
     for (int i = 0; i < 6; i++) *--s = nullptr;
@@ -303,7 +305,7 @@ const unsigned char *warp_exchange(unsigned mask, const void *mine, size_t n, co
     if (!w.arrived) {
         w.mask = mask;
         w.op = op;
-    } else if (w.mask != mask || strcmp(w.op, op)) {
+    } else if (w.mask != mask || (w.op != op && strcmp(w.op, op))) {
         fatal("lanes of one warp meet at different warp operations: %s (mask %#x) and %s (mask %#x)",
               w.op, w.mask, op, mask);
     }
@@ -407,14 +409,18 @@ void hp_emu_mma_bf16_16816(float c[4], const uint32_t a[4], uint32_t b0, uint32_
     const unsigned char *all = hp_emu::warp_exchange(0xffffffffu, mine, sizeof mine,
                                                      "mma.sync.aligned.m16n8k16.row.col.f32.bf16");
     int lane = (int)hp_emu::cur->lane, gr = lane >> 2, tg = lane & 3;
-    for (int i = 0; i < 4; i++) {
-        int row = gr + 8 * (i >> 1), col = 2 * tg + (i & 1);
-        double s = 0;
-        for (int k = 0; k < 16; k++) {
-            float av = bf16_half(all, 4 * (row & 7) + ((k & 7) >> 1), (row >> 3) + 2 * (k >> 3), k & 1);
-            float bv = bf16_half(all, 4 * col + ((k & 7) >> 1), 4 + (k >> 3), k & 1);
-            s += (double)av * bv;
+    float ar[2][16], bc[2][16]; /* rows gr, gr+8 of A; columns 2tg, 2tg+1 of B */
+    for (int k = 0; k < 16; k++) {
+        int kl = (k & 7) >> 1, kh = k >> 3, half = k & 1;
+        for (int h = 0; h < 2; h++) {
+            ar[h][k] = bf16_half(all, 4 * gr + kl, h + 2 * kh, half);
+            bc[h][k] = bf16_half(all, 4 * (2 * tg + h) + kl, 4 + kh, half);
         }
+    }
+    for (int i = 0; i < 4; i++) {
+        const float *ra = ar[i >> 1], *cb = bc[i & 1];
+        double s = 0;
+        for (int k = 0; k < 16; k++) s += (double)ra[k] * cb[k];
         c[i] = (float)(s + c[i]);
     }
 }
