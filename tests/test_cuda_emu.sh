@@ -16,6 +16,7 @@ if [ ! -x "$ops" ] || [ ! -x "$somp" ]; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
 export HP_GPU_TEST_REDUCED=1
+export OMP_NUM_THREADS=1 # one core each: the two tests run side by side
 log_ops=$(mktemp) log_somp=$(mktemp)
 trap 'rm -f "$log_ops" "$log_somp"' EXIT
 "$ops" >"$log_ops" 2>&1 &

@@ -31,6 +31,7 @@ EMU_TESTS := $(EMU_KOUT)/tests/test_cuda_ops $(EMU_KOUT)/tests/test_somp_cuda
 
 .PHONY: emu
 emu: $(EMU_TESTS)
+test: emu
 
 $(EMU)/%.o: %.c
 	@mkdir -p $(dir $@)

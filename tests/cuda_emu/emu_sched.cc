@@ -72,9 +72,10 @@ struct Slot {
     const char *name;
 };
 
-std::vector<Fiber *> pool;
-std::vector<Warp> warps;
-std::vector<Slot> slots;
+/* never destroyed: fibers may still be parked when the process exits */
+std::vector<Fiber *> &pool = *new std::vector<Fiber *>;
+std::vector<Warp> &warps = *new std::vector<Warp>;
+std::vector<Slot> &slots = *new std::vector<Slot>;
 void *dyn_smem;
 size_t dyn_bytes;
 unsigned blk_live, blk_arrived, blk_gen, blk_done, blk_threads;
