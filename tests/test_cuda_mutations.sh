@@ -15,20 +15,18 @@ if [ ! -x "$EMU/k/tests/test_cuda_ops" ] || [ ! -f "$EMU/libhp_emu.a" ]; then
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
 export HP_GPU_TEST_REDUCED=1
+export OMP_NUM_THREADS=1 # one core per mutant: two run side by side
 
-# name | kernel file | checks to run | text | replacement (each text must occur exactly once)
+# name | kernel file | checks to run | text | replacement (\n is a newline; each text must occur
+# exactly once)
 MUTANTS=(
 "tiled mask off by one|attention.cu|attn_prefill_tiled|sc[nt][0] = (key >= la && key <= ha)|sc[nt][0] = (key >= la && key < ha)"
 "P·V fragments swapped|attention.cu|attn_prefill_tiled|mma_bf16_16816(o[2 * dt], pa, vf[0], vf[1]);|mma_bf16_16816(o[2 * dt], pa, vf[1], vf[0]);"
 "split chunks one key short|attention.cu|attn_decode_split|c1 = min(c0 + csize, hi + 1);|c1 = min(c0 + csize, hi);"
-"missing __syncthreads in block_sum|norm.cu|rmsnorm|    if (lane == 0) red[warp] = v;
-    __syncthreads();|    if (lane == 0) red[warp] = v;"
+"missing __syncthreads in block_sum|norm.cu|rmsnorm|    if (lane == 0) red[warp] = v;\n    __syncthreads();|    if (lane == 0) red[warp] = v;"
 "wrong lane in the row-max shuffle|attention.cu|attn_prefill_tiled|mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));|mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 4));"
-"GLU tail element dropped|act.cu|glu|for (size_t i = nvec * 8 + i0; i < n; i += stride)
-        out[i]|for (size_t i = nvec * 8 + i0; i + 1 < n; i += stride)
-        out[i]"
-"missing barrier before the split tile's scores|attention.cu|attn_decode_split|        __syncthreads();
-        /* scores: pair|        /* scores: pair"
+"GLU tail element dropped|act.cu|glu|for (size_t i = nvec * 8 + i0; i < n; i += stride)\n        out[i]|for (size_t i = nvec * 8 + i0; i + 1 < n; i += stride)\n        out[i]"
+"missing barrier before the split tile's scores|attention.cu|attn_decode_split|        __syncthreads();\n        /* scores: pair|        /* scores: pair"
 )
 
 run_mutant() { # index
@@ -41,7 +39,7 @@ run_mutant() { # index
     cp -p "$EMU"/k/*.cu.cc "$EMU"/k/*.cu.o "$dir/k/"
     if ! python3 - "$dir/src/$file" "$old" "$new" <<'PY'
 import sys
-path, old, new = sys.argv[1:4]
+path, old, new = (a.replace("\\n", "\n") for a in sys.argv[1:4])
 s = open(path, encoding="utf-8").read()
 if s.count(old) != 1:
     sys.exit(f"the mutation text occurs {s.count(old)} times in {path}, not once")
