@@ -16,8 +16,8 @@
  *             packing) and the decoder prefill over the prompt with the image rows injected,
  *             logits of the last token; vision and decoder times reported apart
  *   somp      hp_somp_cuda_batch_qr, both QR variants, on N = 2048 samples × nheads heads, k = 50,
- *             D = 4096, with
- *             256-atom and 32000-atom dictionaries, against its memory-traffic floor
+ *             D = 4096, with 256-atom and 32000-atom dictionaries, against its memory-traffic
+ *             floor
  * Prints a table per section and one JSON line per measurement ({"bench":"cuda",...}). Without
  * a CUDA device (or CUDA in the build) it prints "skipped: no CUDA driver / no GPU" and exits 0.
  * `--device cpu` runs the llava section alone on the CPU backend (no ceilings, so no MFU), and
