@@ -14,7 +14,7 @@ if [ ! -x "$EMU/k/tests/test_cuda_ops" ] || [ ! -f "$EMU/libhp_emu.a" ]; then
     exit 77
 fi
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=1}
-export HP_GPU_TEST_REDUCED=1
+export HP_GPU_TEST_REDUCED=1 HP_GPU_TEST_FAIL_FAST=1
 export OMP_NUM_THREADS=1 # one core per mutant: two run side by side
 
 # name | kernel file | checks to run | text | replacement (\n is a newline; each text must occur

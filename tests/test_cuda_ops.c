@@ -110,6 +110,13 @@ static int selected(const char *group) {
         if ((p == only || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
     return 0;
 }
+/* HP_GPU_TEST_FAIL_FAST=1: stop at the first failed check (the mutation tests need only one). */
+static void fail_fast(void) {
+    if (n_fail && getenv("HP_GPU_TEST_FAIL_FAST") && *getenv("HP_GPU_TEST_FAIL_FAST") == '1') {
+        printf("stopped at the first failure (HP_GPU_TEST_FAIL_FAST=1)\n");
+        exit(1);
+    }
+}
 static int reduced(void) { return getenv("HP_GPU_TEST_REDUCED") && *getenv("HP_GPU_TEST_REDUCED") == '1'; }
 
 static inline int rng_int(int lo, int hi) { return lo + (int)(rng_next() % (uint64_t)(hi - lo + 1)); }
@@ -135,6 +142,7 @@ static int check(const char *what, const float *out, const float *ref, size_t n,
         printf("%s %-52s rel %.2e (tol %.0e) max %.2e at [%zu] out=%.6g ref=%.6g (tol %.0e of %.3g)\n",
                ok ? "ok  " : "FAIL", what, r.rel, tol_rel, r.maxerr, r.at, (double)out[r.at],
                (double)ref[r.at], tol_max, r.maxref);
+    fail_fast();
     return ok;
 }
 
@@ -148,6 +156,7 @@ static void expect(int cond, const char *fmt, ...) {
     vprintf(fmt, ap);
     va_end(ap);
     printf("\n");
+    fail_fast();
 }
 
 static hp_backend *cpu;
@@ -453,6 +462,7 @@ static void fetch(void *p, float *host, size_t n, hp_mem m, const char *what) {
         n_checks++;
         n_fail++;
         printf("FAIL %s: wrote past its end (element %zu = %g)\n", what, i, (double)h[i]);
+        fail_fast();
     }
     free(h);
     cu->free(cu, p);
@@ -466,6 +476,7 @@ static int ran(int rc, const char *what) {
         n_checks++;
         n_fail++;
         printf("FAIL %s: op returned %d, sync: %s\n", what, rc, srt ? e.msg : "ok");
+        fail_fast();
         return 0;
     }
     return 1;

@@ -57,7 +57,7 @@ struct Fiber : Thread {
     void *sp;
     char *stack;
     unsigned color; /* stack top offset: tops 512 KiB apart would share cache sets */
-    int state;
+    unsigned tid;   /* linear index in the block = index in pool */
 };
 
 struct Warp {
@@ -85,6 +85,7 @@ const char *kname;
 void (*kbody)(void *);
 void *kctx;
 uint64_t rng_state;
+unsigned char tstate[1024]; /* READY / WAIT_* / DONE per thread of the block, compact for the scheduler */
 #if HP_EMU_ASAN
 const void *main_bottom;
 size_t main_size;
@@ -150,7 +151,7 @@ void to_fiber(Fiber *f) {
 
 void release_block() {
     for (unsigned i = 0; i < blk_threads; i++)
-        if (pool[i]->state == WAIT_BLOCK) pool[i]->state = READY;
+        if (tstate[i] == WAIT_BLOCK) tstate[i] = READY;
     blk_n[blk_gen & 1] = (int)blk_arrived;
     blk_arrived = 0;
     blk_gen++;
@@ -162,14 +163,14 @@ void release_warp(Warp &w, unsigned wi) {
         fatal("%s with mask %#x, but the live lanes of warp %u are %#x (a lane named in the mask "
               "has exited or diverged)", w.op, w.mask, wi, w.arrived);
     for (unsigned l = 0; l < 32; l++)
-        if ((w.arrived >> l) & 1u) pool[wi * 32 + l]->state = READY;
+        if ((w.arrived >> l) & 1u) tstate[wi * 32 + l] = READY;
     w.arrived = 0;
     w.gen++;
 }
 
 void thread_exit() {
     Fiber *f = static_cast<Fiber *>(cur);
-    f->state = DONE;
+    tstate[f->tid] = DONE;
     blk_live--;
     blk_done++;
     Warp &w = warps[f->warp];
@@ -197,6 +198,7 @@ Fiber *new_fiber() {
     mprotect(m, 4096, PROT_NONE); /* a guard page: a stack overflow faults */
     f->stack = static_cast<char *>(m);
     f->color = (unsigned)(pool.size() * 1088 % 65536);
+    f->tid = (unsigned)pool.size();
     return f;
 }
 
@@ -222,8 +224,8 @@ void free_shared() {
 void deadlock() {
     unsigned at_bar = 0, at_warp = 0;
     for (unsigned i = 0; i < blk_threads; i++) {
-        at_bar += pool[i]->state == WAIT_BLOCK;
-        at_warp += pool[i]->state == WAIT_WARP;
+        at_bar += tstate[i] == WAIT_BLOCK;
+        at_warp += tstate[i] == WAIT_WARP;
     }
     cur = nullptr;
     fatal("deadlock: %u threads wait at __syncthreads and %u at a warp-synchronous operation, %u "
@@ -239,7 +241,7 @@ void run_block(const LaunchCfg &c, std::vector<unsigned> &order) {
         f->idx.z = i / (c.block.x * c.block.y);
         f->lane = i & 31;
         f->warp = i >> 5;
-        f->state = READY;
+        tstate[f->tid] = READY;
     }
     for (unsigned w = 0; w < warps.size(); w++) {
         unsigned lanes = n - w * 32 < 32 ? n - w * 32 : 32;
@@ -256,7 +258,7 @@ void run_block(const LaunchCfg &c, std::vector<unsigned> &order) {
     while (blk_done < n) {
         unsigned ran = 0;
         for (unsigned i : order)
-            if (pool[i]->state == READY) {
+            if (tstate[i] == READY) {
                 to_fiber(pool[i]);
                 ran++;
             }
@@ -281,10 +283,10 @@ void fatal(const char *fmt, ...) {
 
 void syncthreads() {
     Fiber *f = static_cast<Fiber *>(cur);
-    f->state = WAIT_BLOCK;
+    tstate[f->tid] = WAIT_BLOCK;
     if (++blk_arrived == blk_live) {
         release_block();
-        f->state = READY;
+        tstate[f->tid] = READY;
     } else {
         to_sched();
     }
@@ -313,10 +315,10 @@ const unsigned char *warp_exchange(unsigned mask, const void *mine, size_t n, co
     unsigned char *s = w.slot[w.gen & 1][0];
     if (n) memcpy(s + 32 * f->lane, mine, n);
     w.arrived |= bit;
-    f->state = WAIT_WARP;
+    tstate[f->tid] = WAIT_WARP;
     if (w.arrived == w.live) {
         release_warp(w, f->warp);
-        f->state = READY;
+        tstate[f->tid] = READY;
     } else {
         to_sched();
     }
