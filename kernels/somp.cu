@@ -635,13 +635,16 @@ static int ctx_init(somp_ctx *c, const float *Dict, hp_err *e) {
     if (c->qr == HP_SOMP_QR_HOUSEHOLDER) {
         /* workspace for the largest calls: ormqr with kmax reflectors on one D-vector, geqrf of
          * one D-column */
-        int l1 = 0, l2 = 0;
+        int l1 = 0, l2 = 0, l3 = 0;
         CS(cusolverDnCreate(&c->solver));
         CS(cusolverDnSetStream(c->solver, c->st));
         CS(cusolverDnDgeqrf_bufferSize(c->solver, c->D, 1, NULL, c->D, &l1));
         CS(cusolverDnDormqr_bufferSize(c->solver, CUBLAS_SIDE_LEFT, CUBLAS_OP_T, c->D, 1, c->kmax,
                                        NULL, c->D, NULL, NULL, c->D, &l2));
+        CS(cusolverDnDormqr_bufferSize(c->solver, CUBLAS_SIDE_LEFT, CUBLAS_OP_N, c->D, 1, c->kmax,
+                                       NULL, c->D, NULL, NULL, c->D, &l3));
         c->solver_lwork = l1 > l2 ? l1 : l2;
+        if (c->solver_lwork < l3) c->solver_lwork = l3;
         if (c->solver_lwork < 1) c->solver_lwork = 1;
         CK(cudaMalloc((void **)&c->solver_ws, (size_t)c->solver_lwork * sizeof(double)));
         CK(cudaMalloc((void **)&c->solver_info, sizeof(int)));

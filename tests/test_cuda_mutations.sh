@@ -27,6 +27,7 @@ MUTANTS=(
 "wrong lane in the row-max shuffle|attention.cu|attn_prefill_tiled|mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));|mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 4));"
 "GLU tail element dropped|act.cu|glu|for (size_t i = nvec * 8 + i0; i < n; i += stride)\n        out[i]|for (size_t i = nvec * 8 + i0; i + 1 < n; i += stride)\n        out[i]"
 "missing barrier before the split tile's scores|attention.cu|attn_decode_split|        __syncthreads();\n        /* scores: pair|        /* scores: pair"
+"rope writes one (cos, sin) pair past its shared memory|rope.cu|rope|i < half; i += blockDim.x) {|i <= half; i += blockDim.x) {"
 )
 
 run_mutant() { # index
@@ -54,14 +55,16 @@ PY
         echo "FAIL  mutant '$name': does not build"; tail -n 20 "$log"
         return 1
     fi
-    HP_GPU_TEST_ONLY=$group "$dir/k/tests/test_cuda_ops" >>"$log" 2>&1
+    { HP_GPU_TEST_ONLY=$group "$dir/k/tests/test_cuda_ops" >>"$log" 2>&1; } 2>/dev/null
     local rc=$?
     if [ $rc -eq 0 ]; then
         echo "FAIL  mutant '$name' ($file) was NOT caught by the $group checks"
         return 1
     fi
-    local why
+    local why where
     why=$(grep -m1 -E '^FAIL|cuda_emu: ERROR|AddressSanitizer' "$log" | cut -c1-110)
+    where=$(grep -m1 'cuda_emu: in kernel' "$log")
+    [ -n "$where" ] && why="$why; $where"
     echo "ok    mutant '$name' ($file) caught by the $group checks (exit $rc): $why"
     rm -rf "$dir"
 }
