@@ -27,7 +27,7 @@ EMU_CU   := $(notdir $(wildcard kernels/*.cu))
 EMU_KOBJ := $(EMU_CU:%.cu=$(EMU_KOUT)/%.cu.o)
 EMU_COBJ := $(LIB_SRC:%.c=$(EMU)/%.o)
 EMU_RT   := $(patsubst tests/cuda_emu/%.cc,$(EMU)/rt/%.o,$(wildcard tests/cuda_emu/*.cc))
-EMU_TESTS := $(EMU_KOUT)/tests/test_cuda_ops $(EMU_KOUT)/tests/test_somp_cuda
+EMU_TESTS := $(EMU_KOUT)/tests/test_cuda_ops $(EMU_KOUT)/tests/test_somp_cuda $(EMU)/selftest
 
 .PHONY: emu
 emu: $(EMU_TESTS)
@@ -56,4 +56,12 @@ $(EMU_KOUT)/tests/%: tests/%.c $(EMU_KOBJ) $(EMU)/libhp_emu.a
 	@mkdir -p $(dir $@)
 	$(CC) $(EMU_CFLAGS) $(EMU_SAN) -Itests -o $@ $< $(EMU_KOBJ) $(EMU)/libhp_emu.a -lcmocka $(EMU_LDLIBS)
 
--include $(EMU_COBJ:.o=.d) $(EMU_RT:.o=.d) $(EMU_KOBJ:.o=.d)
+# The emulator's own primitives (tests/cuda_emu/selftest.cu), through the same rewrite.
+$(EMU)/st/selftest.cu.cc: tests/cuda_emu/selftest.cu tests/cuda_emu/rewrite_cu.py
+	@mkdir -p $(dir $@)
+	python3 tests/cuda_emu/rewrite_cu.py $< $@
+
+$(EMU)/selftest: $(EMU)/st/selftest.cu.cc $(EMU_RT)
+	$(EMU_CXX) $(EMU_CXXFLAGS) -o $@ $< $(EMU_RT) -llapacke -llapack
+
+-include $(EMU)/selftest.d $(EMU_COBJ:.o=.d) $(EMU_RT:.o=.d) $(EMU_KOBJ:.o=.d)
