@@ -65,8 +65,10 @@
  * All reductions run in a fixed order (no floating-point atomics): a run is bitwise
  * reproducible on the same GPU and group size.
  *
- * Memory per head: 4·N·D (R) + 4·V·N (P) + 8·kmax·(D + N + kmax) + ~13·V + ~40·D bytes; the
- * group size comes from cudaMemGetInfo. Only nvcc compiles this file (HP_HAVE_CUDA builds). */
+ * Memory per head: 4·N·D (R) + 4·V·N (P) + 8·kmax·(D + N + kmax) + ~13·V + ~40·D bytes, plus
+ * 8·kmax·D (the reflectors) for householder_cusolver; the group size comes from
+ * cudaMemGetInfo. nvcc compiles this file (HP_HAVE_CUDA builds), and tests/cuda_emu as host
+ * C++. */
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
