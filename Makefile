@@ -99,6 +99,8 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRC)
 	clang $(FUZZ_CFLAGS) -o $@ $^ -lcjson -lpcre2-8 -lpng -ljpeg -lz -lm
 
 clean:
-	rm -rf $(BUILD) headpursuit
+	rm -rf $(BUILD) $(EMU) headpursuit
+
+include tests/cuda_emu/emu.mk
 
 -include $(LIB_OBJ:.o=.d) $(BUILD)/host/cli/main.d $(CU_OBJ:.o=.d)

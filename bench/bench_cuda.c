@@ -15,8 +15,9 @@
  *             672x672 anyres image end to end: image features (tower over 5 tiles, projector,
  *             packing) and the decoder prefill over the prompt with the image rows injected,
  *             logits of the last token; vision and decoder times reported apart
- *   somp      hp_somp_cuda_batch on N = 2048 samples × nheads heads, k = 50, D = 4096, with
- *             256-atom and 32000-atom dictionaries, against its memory-traffic floor
+ *   somp      hp_somp_cuda_batch_qr, both QR variants, on N = 2048 samples × nheads heads, k = 50,
+ *             D = 4096, with 256-atom and 32000-atom dictionaries, against its memory-traffic
+ *             floor
  * Prints a table per section and one JSON line per measurement ({"bench":"cuda",...}). Without
  * a CUDA device (or CUDA in the build) it prints "skipped: no CUDA driver / no GPU" and exits 0.
  * `--device cpu` runs the llava section alone on the CPU backend (no ceilings, so no MFU), and
@@ -788,15 +789,16 @@ static void bench_somp(int nheads, const int *vocab, int nv, uint64_t seed) {
     float *H = xmalloc(hn * sizeof(float));
     fill_random(H, hn, seed + 77, 1.0f);
     printf("  %.1f GB of random signals made in %.1f s\n", hn * 4 / 1e9, now_s() - t0);
-    for (int vi = 0; vi < nv; vi++) {
-        int V = vocab[vi];
+    for (int vq = 0; vq < 2 * nv; vq++) {
+        int V = vocab[vq / 2];
+        hp_somp_qr qr = vq % 2 ? HP_SOMP_QR_CGS2 : HP_SOMP_QR_HOUSEHOLDER; /* both QR variants */
         float *Dict = xmalloc((size_t)V * D * sizeof(float));
         fill_random(Dict, (size_t)V * D, seed + 99 + V, 1.0f);
         hp_somp_opts o = {.k = k};
         hp_somp_result *res = xmalloc(sizeof *res * nheads);
         t0 = now_s();
-        if (hp_somp_cuda_batch(H, nheads, N, D, Dict, V, &o, res, &e))
-            die("hp_somp_cuda_batch", __FILE__, __LINE__, e.msg);
+        if (hp_somp_cuda_batch_qr(H, nheads, N, D, Dict, V, &o, 0, qr, res, &e))
+            die("hp_somp_cuda_batch_qr", __FILE__, __LINE__, e.msg);
         double t = now_s() - t0, evr = 0;
         int kmin = k;
         for (int h = 0; h < nheads; h++) {
@@ -816,14 +818,15 @@ static void bench_somp(int nheads, const int *vocab, int nv, uint64_t seed) {
                            4.0 * N * (double)D * 2 /* norms, finite check */);
         double t_floor = h2d / (ceil_.h2d_gbs * 1e9) + flops / (ceil_.f32_tflops * 1e12) +
                          dev / (ceil_.copy_gbs * 1e9);
-        printf("  V=%-6d %8.2f s  (%.2f ms/head; floor %.2f s = PCIe %.2f + SGEMM %.2f + device "
+        printf("  V=%-6d %-20s %8.2f s  (%.2f ms/head; floor %.2f s = PCIe %.2f + SGEMM %.2f + device "
                "traffic %.2f (%.0f GB); %.0f%% of the floor's speed); mean EVR %.4f, min k %d\n",
-               V, t, t / nheads * 1e3, t_floor, h2d / (ceil_.h2d_gbs * 1e9),
+               V, hp_somp_cuda_qr_name(qr), t, t / nheads * 1e3, t_floor, h2d / (ceil_.h2d_gbs * 1e9),
                flops / (ceil_.f32_tflops * 1e12), dev / (ceil_.copy_gbs * 1e9), dev / 1e9,
                100 * t_floor / t, evr / nheads, kmin);
-        printf("{\"bench\":\"cuda\",\"kind\":\"somp\",\"heads\":%d,\"N\":%d,\"D\":%d,\"V\":%d,\"k\":%d,"
+        printf("{\"bench\":\"cuda\",\"kind\":\"somp\",\"qr\":\"%s\",\"heads\":%d,\"N\":%d,\"D\":%d,\"V\":%d,\"k\":%d,"
                "\"s\":%.3f,\"ms_per_head\":%.3f,\"floor_s\":%.3f,\"ratio\":%.4f,\"mean_evr\":%.5f}\n",
-               nheads, N, D, V, k, t, t / nheads * 1e3, t_floor, t_floor / t, evr / nheads);
+               hp_somp_cuda_qr_name(qr), nheads, N, D, V, k, t, t / nheads * 1e3, t_floor,
+               t_floor / t, evr / nheads);
     }
     free(H);
     HP_NVTX_POP();

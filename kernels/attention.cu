@@ -311,6 +311,10 @@ static __global__ void attn_split_combine(__nv_bfloat16 *__restrict__ z,
 #define TILED_THREADS 128 /* 4 warps × 16 query rows = TILE_Q */
 #define TILE_K 64
 
+#ifdef HP_CUDA_EMU /* tests/cuda_emu serves both from the PTX ISA fragment layouts */
+#define mma_bf16_16816 hp_emu_mma_bf16_16816
+#define ldmatrix_x4_trans hp_emu_ldmatrix_x4_trans
+#else
 static __device__ __forceinline__ void mma_bf16_16816(float c[4], const uint32_t a[4], uint32_t b0,
                                                       uint32_t b1) {
     asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
@@ -328,6 +332,7 @@ static __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t r[4], const __
                  : "r"(addr)
                  : "memory");
 }
+#endif
 
 static __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi); /* .x (lower column) in the low half */

@@ -15,18 +15,30 @@
  * One step, all heads at once:
  *   select     one block per head: argmax of score over free atoms (lowest index on ties)
  *   gather     the chosen atom a, in fp64
- *   CGS2       r1 = Q a, v = a − Q^T r1, r2 = Q v, v −= Q^T r2: four cublasDgemvStridedBatched
- *              over the heads (classical Gram-Schmidt applied twice: orthogonal to working
- *              precision, "twice is enough"); the CPU does modified Gram-Schmidt twice, which
- *              gives the same vectors up to fp64 rounding
- *   finalize   ‖v‖ <= SOMP_DEP_TOL·‖a‖: the atom lies in the span, mark it unusable and select
- *              again (the host loops while any head is pending); else q = v/‖v‖, Rq column
+ *   orthogonalise, one of two variants (hp_somp_qr, somp_cuda.h):
+ *     householder_cusolver (default): the support's QR is kept as Householder reflectors
+ *              (LAPACK's geqrf layout, HH [G][kmax][D] column-major per head, tau [G][kmax]).
+ *              Per head that needs an atom: cusolverDnDormqr applies the t existing reflectors
+ *              to the atom (Q^T a: its coordinates in rows 0..t-1, the rest orthogonal to the
+ *              support), cusolverDnDgeqrf factors that tail (the new reflector and R[t][t]),
+ *              and cusolverDnDormqr with the t+1 reflectors applied to e_t gives q_t. cuSOLVER
+ *              has no batched geqrf/ormqr, so this is one short sequence of calls per head.
+ *     cgs2_gemv: r1 = Q a, v = a − Q^T r1, r2 = Q v, v −= Q^T r2: four
+ *              cublasDgemvStridedBatched over all heads at once (classical Gram-Schmidt
+ *              applied twice: orthogonal to working precision, "twice is enough").
+ *              The CPU does modified Gram-Schmidt twice; all three give the same directions
+ *              up to fp64 rounding (Householder's q_t may have the opposite sign, with R[t][t]
+ *              negative: C and Rq change sign together and W does not).
+ *   finalize   |R[t][t]| (= ‖v‖) <= SOMP_DEP_TOL·‖a‖: the atom lies in the span, mark it
+ *              unusable and select again (the host loops while any head is pending); else q_t
+ *              becomes row t of Q, the atom's coordinates column t of Rq
  *   project    one block per residual row: c = r·q, r −= c q, ‖r‖²  (C[:, t] = c)
  *   step_end   ‖R‖² per head, EVR = 1 − ‖R‖²/‖H‖², stop when k is reached or the residual
  *              vanishes
  *   correlations  DQ = Dict·q for all heads (one SGEMM), then one pass over P:
  *              P[j][g][:] −= DQ[g][j]·c^T and the new scores (R changed by −c q^T)
- * At the end W = C·Rq^{-T} by back-substitution, one thread per (head, sample).
+ * At the end W = C·Rq^{-T}: cublasDtrsm per head (householder_cusolver), or a back-substitution
+ * kernel, one thread per (head, sample) (cgs2_gemv).
  *
  * Precision, and why the results match the fp64 CPU reference:
  *   - Dictionary fp32, as given: the atoms the CPU uses are the same float32 values, so no
@@ -53,8 +65,10 @@
  * All reductions run in a fixed order (no floating-point atomics): a run is bitwise
  * reproducible on the same GPU and group size.
  *
- * Memory per head: 4·N·D (R) + 4·V·N (P) + 8·kmax·(D + N + kmax) + ~13·V + ~40·D bytes; the
- * group size comes from cudaMemGetInfo. Only nvcc compiles this file (HP_HAVE_CUDA builds). */
+ * Memory per head: 4·N·D (R) + 4·V·N (P) + 8·kmax·(D + N + kmax) + ~13·V + ~40·D bytes, plus
+ * 8·kmax·D (the reflectors) for householder_cusolver; the group size comes from
+ * cudaMemGetInfo. nvcc compiles this file (HP_HAVE_CUDA builds), and tests/cuda_emu as host
+ * C++. */
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -65,6 +79,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <cusolverDn.h>
 
 #include "nvtx.h"
 #include "somp_cuda.h"
@@ -99,6 +114,16 @@ static int cuda_fail(hp_err *e, const char *what, const char *file, int line, co
         cublasStatus_t rc_ = (call);                                                              \
         if (rc_ != CUBLAS_STATUS_SUCCESS)                                                         \
             return cuda_fail(e, #call, __FILE__, __LINE__, cublasGetStatusString(rc_));           \
+    } while (0)
+
+#define CS(call)                                                                                  \
+    do {                                                                                          \
+        cusolverStatus_t rc_ = (call);                                                            \
+        if (rc_ != CUSOLVER_STATUS_SUCCESS) {                                                     \
+            char msg_[48];                                                                        \
+            snprintf(msg_, sizeof msg_, "cusolverStatus_t %d", (int)rc_);                         \
+            return cuda_fail(e, #call, __FILE__, __LINE__, msg_);                                 \
+        }                                                                                         \
     } while (0)
 
 /* A kernel launch: the launch statement, then its launch status. */
@@ -349,6 +374,58 @@ static __global__ void finalize_atom(const double *a, const double *v, const dou
     }
 }
 
+/* householder_cusolver's finalize: col = Q^T a after the new reflector (R's column t, R[t][t] in
+ * row t), qv = q_t. The same decisions as finalize_atom with |R[t][t]| in place of ‖v‖. */
+static __global__ void hh_finalize_atom(const double *a, const double *HH, const double *qv,
+                                        const int *sel, int t, int D, int V, int kmax,
+                                        unsigned char *need, unsigned char *active,
+                                        unsigned char *state, double *Q, float *qf, double *Rq,
+                                        int32_t *support, int *cnt) {
+    __shared__ double sh[32];
+    int g = blockIdx.x;
+    if (!need[g]) return;
+    int j = sel[g];
+    if (j < 0) {
+        if (threadIdx.x == 0) {
+            need[g] = 0;
+            active[g] = 0;
+        }
+        return;
+    }
+    const double *ag = a + (size_t)g * D, *col = HH + ((size_t)g * kmax + t) * D;
+    const double *qg = qv + (size_t)g * D;
+    double an = 0;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) an += ag[d] * ag[d];
+    an = sqrt(block_sum(an, sh));
+    if (!(fabs(col[t]) > SOMP_DEP_TOL * an)) {
+        if (threadIdx.x == 0) {
+            state[(size_t)g * V + j] = ATOM_UNUSABLE;
+            atomicAdd(&cnt[CNT_PENDING], 1);
+        }
+        return;
+    }
+    double *q = Q + ((size_t)g * kmax + t) * D;
+    float *qfg = qf + (size_t)g * D;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        q[d] = qg[d];
+        qfg[d] = (float)qg[d];
+    }
+    double *rq = Rq + (size_t)g * kmax * kmax;
+    for (int s = threadIdx.x; s <= t; s += blockDim.x) rq[(size_t)s * kmax + t] = col[s];
+    if (threadIdx.x == 0) {
+        support[(size_t)g * kmax + t] = j;
+        state[(size_t)g * V + j] = ATOM_CHOSEN;
+        need[g] = 0;
+        atomicAdd(&cnt[CNT_ACCEPTED], 1);
+    }
+}
+
+/* e[g] = the unit vector e_t (length D) for every head. grid (ceil(D/NB), G). */
+static __global__ void unit_vectors(double *e, int D, int t) {
+    int d = blockIdx.x * blockDim.x + threadIdx.x;
+    if (d < D) e[(size_t)blockIdx.y * D + d] = d == t ? 1.0 : 0.0;
+}
+
 /* One block per residual row r_i of an active head: c = r_i·q_t, r_i −= c q_t, and the new
  * ‖r_i‖² (all fp64 arithmetic, R rounded to fp32 once). C[g][i][t] = c, cf[g][i] = (float)c. */
 static __global__ void project_rows(float *R, const double *Q, const unsigned char *active, int t,
@@ -438,11 +515,15 @@ typedef struct somp_bufs {
     unsigned char *need;    /* [G] head still looking for this step's atom */
     int *cnt;               /* [3] CNT_* counters */
     unsigned long long *bad; /* first non-finite index */
+    /* householder_cusolver only (no bytes for cgs2_gemv) */
+    double *HH;             /* [G][kmax][D] reflectors below the diagonal, R on and above */
+    double *tau;            /* [G][kmax] */
+    double *qv;             /* [G][D] e_t, then q_t */
 } somp_bufs;
 
 /* Bytes of the group buffers for G heads, and (with b) the carving of base into them. */
 static size_t layout(somp_bufs *b, char *base, size_t G, size_t N, size_t D, size_t V,
-                     size_t kmax) {
+                     size_t kmax, int hh) {
     size_t off = 0;
 #define CARVE(field, count)                                                                       \
     do {                                                                                          \
@@ -474,14 +555,23 @@ static size_t layout(somp_bufs *b, char *base, size_t G, size_t N, size_t D, siz
     CARVE(need, G);
     CARVE(cnt, 3);
     CARVE(bad, 1);
+    CARVE(HH, hh ? G * kmax * D : 0);
+    CARVE(tau, hh ? G * kmax : 0);
+    CARVE(qv, hh ? G * D : 0);
 #undef CARVE
     return off;
 }
 
 typedef struct somp_ctx {
     int N, D, V, kmax, center;
+    hp_somp_qr qr;
     cudaStream_t st;
     cublasHandle_t blas;
+    cusolverDnHandle_t solver; /* householder_cusolver */
+    double *solver_ws;         /* its workspace, solver_lwork doubles */
+    int solver_lwork;
+    int *solver_info;          /* device: cuSOLVER's info word */
+    unsigned char *h_need;     /* pinned [G]: which heads look for an atom */
     void *blas_ws;
     const float *dict;         /* device [V][D]: the caller's or dict_own */
     float *dict_own;
@@ -509,7 +599,11 @@ static int is_device_pointer(const void *p) {
 static void ctx_free(somp_ctx *c) {
     if (c->st) cudaStreamSynchronize(c->st);
     if (c->blas) cublasDestroy(c->blas);
+    if (c->solver) cusolverDnDestroy(c->solver);
     cudaFree(c->blas_ws);
+    cudaFree(c->solver_ws);
+    cudaFree(c->solver_info);
+    if (c->h_need) cudaFreeHost(c->h_need);
     cudaFree(c->b.block);
     cudaFree(c->dict_own);
     cudaFree(c->atom_ok);
@@ -540,6 +634,23 @@ static int ctx_init(somp_ctx *c, const float *Dict, hp_err *e) {
     CB(cublasSetMathMode(c->blas, CUBLAS_DEFAULT_MATH));
     CK(cudaMalloc(&c->blas_ws, SOMP_BLAS_WS));
     CB(cublasSetWorkspace(c->blas, c->blas_ws, SOMP_BLAS_WS));
+    if (c->qr == HP_SOMP_QR_HOUSEHOLDER) {
+        /* workspace for the largest calls: ormqr with kmax reflectors on one D-vector, geqrf of
+         * one D-column */
+        int l1 = 0, l2 = 0, l3 = 0;
+        CS(cusolverDnCreate(&c->solver));
+        CS(cusolverDnSetStream(c->solver, c->st));
+        CS(cusolverDnDgeqrf_bufferSize(c->solver, c->D, 1, NULL, c->D, &l1));
+        CS(cusolverDnDormqr_bufferSize(c->solver, CUBLAS_SIDE_LEFT, CUBLAS_OP_T, c->D, 1, c->kmax,
+                                       NULL, c->D, NULL, NULL, c->D, &l2));
+        CS(cusolverDnDormqr_bufferSize(c->solver, CUBLAS_SIDE_LEFT, CUBLAS_OP_N, c->D, 1, c->kmax,
+                                       NULL, c->D, NULL, NULL, c->D, &l3));
+        c->solver_lwork = l1 > l2 ? l1 : l2;
+        if (c->solver_lwork < l3) c->solver_lwork = l3;
+        if (c->solver_lwork < 1) c->solver_lwork = 1;
+        CK(cudaMalloc((void **)&c->solver_ws, (size_t)c->solver_lwork * sizeof(double)));
+        CK(cudaMalloc((void **)&c->solver_info, sizeof(int)));
+    }
     CK(cudaMallocHost((void **)&c->hcnt, 3 * sizeof(int)));
     CK(cudaMallocHost((void **)&c->hbad, sizeof(unsigned long long)));
     size_t vd = (size_t)c->V * c->D;
@@ -575,7 +686,8 @@ static int ctx_init(somp_ctx *c, const float *Dict, hp_err *e) {
  * allocation, since free memory is only a snapshot). */
 static int ctx_alloc_group(somp_ctx *c, int nheads, int max_group, hp_err *e) {
     size_t N = c->N, D = c->D, V = c->V, K = c->kmax;
-    size_t per_head = layout(NULL, NULL, 2, N, D, V, K) - layout(NULL, NULL, 1, N, D, V, K);
+    int hh = c->qr == HP_SOMP_QR_HOUSEHOLDER;
+    size_t per_head = layout(NULL, NULL, 2, N, D, V, K, hh) - layout(NULL, NULL, 1, N, D, V, K, hh);
     size_t fr = 0, tot = 0;
     CK(cudaMemGetInfo(&fr, &tot));
     size_t avail = fr > SOMP_RESERVE_BYTES ? fr - SOMP_RESERVE_BYTES : 0;
@@ -590,11 +702,11 @@ static int ctx_alloc_group(somp_ctx *c, int nheads, int max_group, hp_err *e) {
                        per_head / MIB, c->V, c->N, c->N, c->D, fr / MIB, tot / MIB,
                        SOMP_RESERVE_BYTES / MIB);
     for (;;) {
-        size_t bytes = layout(NULL, NULL, G, N, D, V, K);
+        size_t bytes = layout(NULL, NULL, G, N, D, V, K, hh);
         cudaError_t rc = cudaMalloc(&c->b.block, bytes);
         if (rc == cudaSuccess) {
             c->b.block_bytes = bytes;
-            layout(&c->b, (char *)c->b.block, G, N, D, V, K);
+            layout(&c->b, (char *)c->b.block, G, N, D, V, K, hh);
             c->G = (int)G;
             break;
         }
@@ -610,6 +722,7 @@ static int ctx_alloc_group(somp_ctx *c, int nheads, int max_group, hp_err *e) {
     c->h_hh = (double *)malloc(G * sizeof(double));
     c->h_support = (int32_t *)malloc(G * K * sizeof(int32_t));
     c->h_k = (int *)malloc(G * sizeof(int));
+    if (hh) CK(cudaMallocHost((void **)&c->h_need, G));
     if (!c->h_C || !c->h_evr || !c->h_hh || !c->h_support || !c->h_k)
         return hp_errf(e, "somp (cuda): out of host memory for the results of %zu heads", G);
     return 0;
@@ -650,6 +763,29 @@ static int launch_correlations(somp_ctx *c, int G, int update, hp_err *e) {
     return 0;
 }
 
+/* householder_cusolver, step t: for every head that needs an atom, column t of its reflector
+ * matrix becomes Q^T a with the new reflector factored out of rows t.., and qv = q_t. */
+static int householder_extend(somp_ctx *c, int G, int t, hp_err *e) {
+    somp_bufs *b = &c->b;
+    int D = c->D, K = c->kmax, lw = c->solver_lwork;
+    CK(cudaMemcpyAsync(c->h_need, b->need, (size_t)G, cudaMemcpyDeviceToHost, c->st));
+    CK(cudaStreamSynchronize(c->st));
+    LAUNCH(unit_vectors<<<dim3((unsigned)((D + NB - 1) / NB), (unsigned)G), NB, 0, c->st>>>(b->qv, D, t));
+    for (int g = 0; g < G; g++) {
+        if (!c->h_need[g]) continue;
+        double *hh = b->HH + (size_t)g * K * D, *col = hh + (size_t)t * D, *tau = b->tau + (size_t)g * K;
+        CK(cudaMemcpyAsync(col, b->a + (size_t)g * D, (size_t)D * sizeof(double),
+                           cudaMemcpyDeviceToDevice, c->st));
+        if (t > 0)
+            CS(cusolverDnDormqr(c->solver, CUBLAS_SIDE_LEFT, CUBLAS_OP_T, D, 1, t, hh, D, tau, col, D,
+                                c->solver_ws, lw, c->solver_info));
+        CS(cusolverDnDgeqrf(c->solver, D - t, 1, col + t, D, tau + t, c->solver_ws, lw, c->solver_info));
+        CS(cusolverDnDormqr(c->solver, CUBLAS_SIDE_LEFT, CUBLAS_OP_N, D, 1, t + 1, hh, D, tau,
+                            b->qv + (size_t)g * D, D, c->solver_ws, lw, c->solver_info));
+    }
+    return 0;
+}
+
 /* Picks step t's atom for every active head: select, orthogonalise, accept or reject, and
  * again for the heads whose atom was dependent. *accepted = heads that gained an atom. */
 static int choose_atoms(somp_ctx *c, int G, int t, int *accepted, hp_err *e) {
@@ -662,6 +798,17 @@ static int choose_atoms(somp_ctx *c, int G, int t, int *accepted, hp_err *e) {
     for (;;) {
         LAUNCH(select_atom<<<G, NB, 0, c->st>>>(b->score, b->state, b->need, c->V, b->sel));
         LAUNCH(gather_atom<<<gd, NB, 0, c->st>>>(c->dict, b->sel, b->need, D, b->a, b->v));
+        if (c->qr == HP_SOMP_QR_HOUSEHOLDER) {
+            if (householder_extend(c, G, t, e)) return -1;
+            LAUNCH(hh_finalize_atom<<<G, NB, 0, c->st>>>(b->a, b->HH, b->qv, b->sel, t, D, c->V, K,
+                                                         b->need, b->active, b->state, b->Q, b->qf,
+                                                         b->Rq, b->support, b->cnt));
+            if (read_counters(c, e)) return -1;
+            *accepted = c->hcnt[CNT_ACCEPTED];
+            if (c->hcnt[CNT_PENDING] == 0) return 0;
+            CK(cudaMemsetAsync(b->cnt + CNT_PENDING, 0, sizeof(int), c->st));
+            continue;
+        }
         if (t > 0) {
             /* Q_g is the column-major D×t matrix at Q + g·K·D (ld D). */
             CB(cublasDgemvStridedBatched(c->blas, CUBLAS_OP_T, D, t, &one, b->Q, D,
@@ -731,8 +878,21 @@ static int run_group(somp_ctx *c, const float *H, int h0, int G, hp_somp_result 
             if (launch_correlations(c, G, 1, e)) return -1;
         }
     }
-    LAUNCH(solve_coefficients<<<(unsigned)((G * N + 127) / 128), 128, 0, c->st>>>(
-        b->C, b->Rq, b->kcur, c->N, c->kmax, G));
+    if (c->qr == HP_SOMP_QR_HOUSEHOLDER) {
+        /* per head, R w_i = c_i for every sample: Rq row-major upper is column-major lower
+         * (ld kmax), so op = T; C row-major [N][kmax] is column-major kmax×N */
+        const double one = 1.0;
+        CK(cudaMemcpyAsync(c->h_k, b->kcur, (size_t)G * sizeof(int), cudaMemcpyDeviceToHost, c->st));
+        CK(cudaStreamSynchronize(c->st));
+        for (int g = 0; g < G; g++)
+            if (c->h_k[g] > 0)
+                CB(cublasDtrsm(c->blas, CUBLAS_SIDE_LEFT, CUBLAS_FILL_MODE_LOWER, CUBLAS_OP_T,
+                               CUBLAS_DIAG_NON_UNIT, c->h_k[g], c->N, &one, b->Rq + (size_t)g * K * K,
+                               c->kmax, b->C + (size_t)g * N * K, c->kmax));
+    } else {
+        LAUNCH(solve_coefficients<<<(unsigned)((G * N + 127) / 128), 128, 0, c->st>>>(
+            b->C, b->Rq, b->kcur, c->N, c->kmax, G));
+    }
     CK(cudaMemcpyAsync(c->h_C, b->C, (size_t)G * N * K * sizeof(double), cudaMemcpyDeviceToHost, c->st));
     CK(cudaMemcpyAsync(c->h_evr, b->evr, (size_t)G * K * sizeof(double), cudaMemcpyDeviceToHost, c->st));
     CK(cudaMemcpyAsync(c->h_support, b->support, (size_t)G * K * sizeof(int32_t),
@@ -759,9 +919,19 @@ static int run_group(somp_ctx *c, const float *H, int h0, int G, hp_somp_result 
     return 0;
 }
 
+const char *hp_somp_cuda_qr_name(hp_somp_qr v) {
+    return v == HP_SOMP_QR_HOUSEHOLDER ? "householder_cusolver" : v == HP_SOMP_QR_CGS2 ? "cgs2_gemv" : "unknown";
+}
+
 int hp_somp_cuda_batch_grouped(const float *H, int nheads, int N, int D, const float *Dict, int V,
                                const hp_somp_opts *o, int max_group, hp_somp_result *out,
                                hp_err *e) {
+    return hp_somp_cuda_batch_qr(H, nheads, N, D, Dict, V, o, max_group, HP_SOMP_QR_HOUSEHOLDER, out, e);
+}
+
+int hp_somp_cuda_batch_qr(const float *H, int nheads, int N, int D, const float *Dict, int V,
+                          const hp_somp_opts *o, int max_group, hp_somp_qr qr, hp_somp_result *out,
+                          hp_err *e) {
     if (nheads <= 0) return hp_errf(e, "somp: no heads (nheads=%d)", nheads);
     memset(out, 0, (size_t)nheads * sizeof *out);
     if (!o || o->k <= 0) return hp_errf(e, "somp: k must be positive (got %d)", o ? o->k : 0);
@@ -772,6 +942,9 @@ int hp_somp_cuda_batch_grouped(const float *H, int nheads, int N, int D, const f
         !hp_mul_ok((size_t)V, (size_t)D, &t1) || !hp_mul_ok((size_t)V, (size_t)N, &t2))
         return hp_errf(e, "somp: sizes overflow (nheads=%d, N=%d, D=%d, V=%d)", nheads, N, D, V);
 
+    if (qr != HP_SOMP_QR_HOUSEHOLDER && qr != HP_SOMP_QR_CGS2)
+        return hp_errf(e, "somp (cuda): unknown QR variant %d", (int)qr);
+
     HP_NVTX_PUSH("somp:cuda");
     somp_ctx c;
     memset(&c, 0, sizeof c);
@@ -779,6 +952,7 @@ int hp_somp_cuda_batch_grouped(const float *H, int nheads, int N, int D, const f
     c.D = D;
     c.V = V;
     c.center = o->center;
+    c.qr = qr;
     c.kmax = o->k; /* no more than rank(Dict) <= min(D, V) atoms can be independent */
     if (c.kmax > D) c.kmax = D;
     if (c.kmax > V) c.kmax = V;

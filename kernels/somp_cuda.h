@@ -35,6 +35,20 @@ int hp_somp_cuda_batch_grouped(const float *H, int nheads, int N, int D, const f
                                const hp_somp_opts *o, int max_group, hp_somp_result *out,
                                hp_err *e);
 
+/* How the support's QR factorisation grows when an atom joins it (somp.cu's header). */
+typedef enum hp_somp_qr {
+    HP_SOMP_QR_HOUSEHOLDER = 0, /* "householder_cusolver": cuSOLVER ormqr/geqrf per head, cuBLAS
+                                   trsm for W; the default */
+    HP_SOMP_QR_CGS2 = 1,        /* "cgs2_gemv": Gram-Schmidt twice, batched DGEMVs over heads */
+} hp_somp_qr;
+
+const char *hp_somp_cuda_qr_name(hp_somp_qr v);
+
+/* hp_somp_cuda_batch_grouped with the QR variant chosen (tests and bench/ run both). */
+int hp_somp_cuda_batch_qr(const float *H, int nheads, int N, int D, const float *Dict, int V,
+                          const hp_somp_opts *o, int max_group, hp_somp_qr qr, hp_somp_result *out,
+                          hp_err *e);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,7 @@ pkgs=(
   libopenblas-dev   # CPU matrix products
   libopenblas-openmp-dev # the OpenMP build of OpenBLAS: one thread pool with ours
   libcmocka-dev     # C unit-test framework
+  liblapacke-dev    # the CUDA emulation's cuSOLVER (tests/cuda_emu: dgeqrf, dormqr)
   libpng-dev        # image input (PNG)
   libjpeg-dev       # image input (JPEG)
   zlib1g-dev        # gzip-compressed IDX datasets (MNIST, Fashion-MNIST)

@@ -15,7 +15,8 @@ run_one() {
     local rc=$?
     local dt=$((SECONDS - t0))
     case $rc in
-        0) pass=$((pass + 1)); printf 'PASS  %-40s %4ss\n' "$name" "$dt" ;;
+        0) pass=$((pass + 1)); printf 'PASS  %-40s %4ss  %s\n' "$name" "$dt" \
+               "$(tail -n 1 "$log" | grep -E '[0-9]+ checks' | cut -c1-90)" ;;
         77) skip=$((skip + 1)); printf 'SKIP  %-40s %s\n' "$name" "$(grep -m1 -i 'skipped' "$log")" ;;
         *) fail=$((fail + 1)); failed+=("$name"); printf 'FAIL  %-40s (exit %d)\n' "$name" "$rc"
            sed 's/^/    | /' "$log" | tail -n 60 ;;
