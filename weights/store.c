@@ -3,6 +3,7 @@
 #include "store_internal.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "fileio.h"
 #include "gguf.h"
@@ -92,6 +93,11 @@ const hp_tensor *hp_store_find(const hp_store *s, const char *name) {
     hp_tensor key = {0};
     key.name = (char *)name;
     return bsearch(&key, s->t, (size_t)s->n, sizeof *s->t, cmp_name);
+}
+
+void hp_store_release(hp_store *s) {
+    for (int i = 0; s && i < s->nmaps; i++)
+        if (s->maps[i].base && s->maps[i].size) madvise(s->maps[i].base, s->maps[i].size, MADV_DONTNEED);
 }
 
 void hp_store_close(hp_store *s) {
