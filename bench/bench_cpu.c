@@ -115,7 +115,9 @@ int main(int argc, char **argv) {
     const char *path = DEFAULT_MODEL;
     int reps = 5;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--weights-f32")) {
+            hp_cli_weights_f32 = 1;
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
             reps = atoi(argv[++i]);
             if (reps < 1 || reps > 1000) return usage();
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
