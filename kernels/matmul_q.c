@@ -1,6 +1,6 @@
 /* matmul_q.c: products with weights kept in their GGUF block type (ops_cpu_q.h). Small T (decode):
- * activations quantised to 8 bits per block of 32, then one integer dot product per weight block
- * (AVX2 maddubs/madd, run-time detected, compiled with target attributes so that the build does
+ * activations quantised to 16 bits per block of 32, then one integer dot product per weight block
+ * (AVX2 madd of int16 pairs, run-time detected, compiled with target attributes so that the build does
  * not depend on -march; a scalar fallback that dequantises each block does the same sums). Large
  * T (prefill): tiles of W dequantised to float32 and multiplied by single-threaded sgemm. Both
  * split the rows of W into chunks that the threads take dynamically. Block layouts as in
@@ -54,15 +54,15 @@ static int have_avx2(void) {
 
 const char *hp_cpu_q_isa(void) { return have_avx2() ? "avx2" : "scalar"; }
 
-void hp_cpu_quantize_q8(const float *x, hp_q8blk *b, int K) {
+void hp_cpu_quantize_qx(const float *x, hp_qxblk *b, int K) {
     for (int i = 0; i < K / 32; i++, x += 32, b++) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        float d = amax / 32767.0f, id = d > 0 ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int j = 0; j < 32; j++) {
             int q = (int)lrintf(x[j] * id);
-            b->q[j] = (int8_t)q;
+            b->q[j] = (int16_t)q;
             sum += q;
         }
         b->d = d;
@@ -71,7 +71,7 @@ void hp_cpu_quantize_q8(const float *x, hp_q8blk *b, int K) {
 }
 
 /* Scalar: each weight block dequantised (weights/quant.c), times the dequantised activations. */
-static float dot_scalar(hp_dtype dt, const uint8_t *w, const hp_q8blk *xb, int K) {
+static float dot_scalar(hp_dtype dt, const uint8_t *w, const hp_qxblk *xb, int K) {
     float tmp[256];
     int blk = hp_dtype_block(dt);
     size_t bb = hp_dtype_block_bytes(dt);
@@ -101,10 +101,14 @@ TGT static inline float h2f(const uint8_t *p) {
     memcpy(&h, p, 2);
     return _cvtsh_ss(h);
 }
-/* Sums of adjacent byte products u·s (u unsigned, s signed) in groups of four, as 8 floats. */
-TGT static inline __m256 dot_u8i8(__m256i u, __m256i s) {
-    __m256i p = _mm256_maddubs_epi16(u, s);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+/* Σ w·x over 32 values as 8 int32 lanes: w the 32 weight bytes (unsigned when sgn == 0, signed
+ * otherwise), x the block's 32 int16 activations. */
+TGT static inline __m256i dot32(__m256i w, const int16_t *x, int sgn) {
+    __m128i lo = _mm256_castsi256_si128(w), hi = _mm256_extracti128_si256(w, 1);
+    __m256i wl = sgn ? _mm256_cvtepi8_epi16(lo) : _mm256_cvtepu8_epi16(lo);
+    __m256i wh = sgn ? _mm256_cvtepi8_epi16(hi) : _mm256_cvtepu8_epi16(hi);
+    return _mm256_add_epi32(_mm256_madd_epi16(wl, _mm256_loadu_si256((const __m256i *)x)),
+                            _mm256_madd_epi16(wh, _mm256_loadu_si256((const __m256i *)(x + 16))));
 }
 /* 16 bytes of nibbles -> 32 bytes: low nibbles first (values 0..15), high nibbles after. */
 TGT static inline __m256i nibbles32(const uint8_t *p) {
@@ -122,54 +126,48 @@ TGT static inline __m256i bits32(const uint8_t *p) {
     b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7FBFDFEFF7FBFDFELL)); /* all but bit i%8 */
     return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
 }
+#define FMA_BLOCK(acc, scale, i32) \
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(scale), _mm256_cvtepi32_ps(i32), acc)
 
 /* Q4_0: d·(q − 8): Σ d·dx·Σ(q·xq) − 8·d·s. */
-TGT static float dot_q4_0(const uint8_t *w, const hp_q8blk *xb, int K) {
+TGT static float dot_q4_0(const uint8_t *w, const hp_qxblk *xb, int K) {
     __m256 acc = _mm256_setzero_ps();
     float corr = 0;
     for (int i = 0; i < K / 32; i++, w += 18, xb++) {
         float d = h2f(w);
-        __m256i x = _mm256_loadu_si256((const __m256i *)xb->q);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), dot_u8i8(nibbles32(w + 2), x), acc);
+        FMA_BLOCK(acc, d * xb->d, dot32(nibbles32(w + 2), xb->q, 0));
         corr += d * xb->s;
     }
     return hsum8(acc) - 8 * corr;
 }
 /* Q4_1: d·q + m. */
-TGT static float dot_q4_1(const uint8_t *w, const hp_q8blk *xb, int K) {
+TGT static float dot_q4_1(const uint8_t *w, const hp_qxblk *xb, int K) {
     __m256 acc = _mm256_setzero_ps();
     float corr = 0;
     for (int i = 0; i < K / 32; i++, w += 20, xb++) {
-        float d = h2f(w), m = h2f(w + 2);
-        __m256i x = _mm256_loadu_si256((const __m256i *)xb->q);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), dot_u8i8(nibbles32(w + 4), x), acc);
-        corr += m * xb->s;
+        FMA_BLOCK(acc, h2f(w) * xb->d, dot32(nibbles32(w + 4), xb->q, 0));
+        corr += h2f(w + 2) * xb->s;
     }
     return hsum8(acc) + corr;
 }
 /* Q5_0: d·(q − 16), q = nibble | fifth bit << 4. */
-TGT static float dot_q5_0(const uint8_t *w, const hp_q8blk *xb, int K) {
+TGT static float dot_q5_0(const uint8_t *w, const hp_qxblk *xb, int K) {
     __m256 acc = _mm256_setzero_ps();
     float corr = 0;
     for (int i = 0; i < K / 32; i++, w += 22, xb++) {
         float d = h2f(w);
         __m256i q = _mm256_or_si256(nibbles32(w + 6),
                                     _mm256_and_si256(bits32(w + 2), _mm256_set1_epi8(0x10)));
-        __m256i x = _mm256_loadu_si256((const __m256i *)xb->q);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), dot_u8i8(q, x), acc);
+        FMA_BLOCK(acc, d * xb->d, dot32(q, xb->q, 0));
         corr += d * xb->s;
     }
     return hsum8(acc) - 16 * corr;
 }
-/* Q8_0: d·q, signed × signed through |q| and sign(x, q). */
-TGT static float dot_q8_0(const uint8_t *w, const hp_q8blk *xb, int K) {
+/* Q8_0: d·q. */
+TGT static float dot_q8_0(const uint8_t *w, const hp_qxblk *xb, int K) {
     __m256 acc = _mm256_setzero_ps();
-    for (int i = 0; i < K / 32; i++, w += 34, xb++) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(w + 2));
-        __m256i x = _mm256_loadu_si256((const __m256i *)xb->q);
-        __m256 p = dot_u8i8(_mm256_abs_epi8(q), _mm256_sign_epi8(x, q));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(w) * xb->d), p, acc);
-    }
+    for (int i = 0; i < K / 32; i++, w += 34, xb++)
+        FMA_BLOCK(acc, h2f(w) * xb->d, dot32(_mm256_loadu_si256((const __m256i *)(w + 2)), xb->q, 1));
     return hsum8(acc);
 }
 /* Six-bit scale and min of sub-block j of Q4_K (as weights/quant.c). */
@@ -183,7 +181,7 @@ static inline void scale_min_k4(int j, const uint8_t *q, int *sc, int *m) {
     }
 }
 /* Q4_K: sub-block j (32 values) is x block j: d·sc_j·Σ(q·xq)·dx − dmin·m_j·s. */
-TGT static float dot_q4_k(const uint8_t *w, const hp_q8blk *xb, int K) {
+TGT static float dot_q4_k(const uint8_t *w, const hp_qxblk *xb, int K) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i lo4 = _mm256_set1_epi8(0x0F);
     float corr = 0;
@@ -194,12 +192,10 @@ TGT static float dot_q4_k(const uint8_t *w, const hp_q8blk *xb, int K) {
             int sc0, m0, sc1, m1;
             scale_min_k4(2 * p, w + 4, &sc0, &m0);
             scale_min_k4(2 * p + 1, w + 4, &sc1, &m1);
-            const hp_q8blk *x0 = xb + 2 * p, *x1 = x0 + 1;
-            __m256 s0 = dot_u8i8(_mm256_and_si256(v, lo4), _mm256_loadu_si256((const __m256i *)x0->q));
-            __m256 s1 = dot_u8i8(_mm256_and_si256(_mm256_srli_epi16(v, 4), lo4),
-                                 _mm256_loadu_si256((const __m256i *)x1->q));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc0 * x0->d), s0, acc);
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (float)sc1 * x1->d), s1, acc);
+            const hp_qxblk *x0 = xb + 2 * p, *x1 = x0 + 1;
+            FMA_BLOCK(acc, d * (float)sc0 * x0->d, dot32(_mm256_and_si256(v, lo4), x0->q, 0));
+            FMA_BLOCK(acc, d * (float)sc1 * x1->d,
+                      dot32(_mm256_and_si256(_mm256_srli_epi16(v, 4), lo4), x1->q, 0));
             corr += dmin * ((float)m0 * x0->s + (float)m1 * x1->s);
         }
     }
@@ -207,7 +203,7 @@ TGT static float dot_q4_k(const uint8_t *w, const hp_q8blk *xb, int K) {
 }
 /* Q6_K: d·sc·(q − 32) with q of 6 bits; x block 4h + k holds values 128h + 32k .. + 31, whose
  * two 16-value halves have scales sc[8h + 2k] and sc[8h + 2k + 1]. */
-TGT static float dot_q6_k(const uint8_t *w, const hp_q8blk *xb, int K) {
+TGT static float dot_q6_k(const uint8_t *w, const hp_qxblk *xb, int K) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i lo4 = _mm256_set1_epi8(0x0F), lo2 = _mm256_set1_epi8(3), c32 = _mm256_set1_epi8(32);
     for (int i = 0; i < K / 256; i++, w += 210) {
@@ -220,13 +216,15 @@ TGT static float dot_q6_k(const uint8_t *w, const hp_q8blk *xb, int K) {
                 __m256i lv = _mm256_loadu_si256((const __m256i *)(ql + 64 * h + 32 * (k % 2)));
                 if (k >= 2) lv = _mm256_srli_epi16(lv, 4);
                 __m256i hi = _mm256_and_si256(_mm256_srl_epi16(hv, _mm_cvtsi32_si128(2 * k)), lo2);
-                __m256i q = _mm256_or_si256(_mm256_and_si256(lv, lo4), _mm256_slli_epi16(hi, 4));
-                __m256i x = _mm256_loadu_si256((const __m256i *)xb->q);
-                __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, x), _mm256_maddubs_epi16(c32, x));
-                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]),
-                                             _mm_set1_epi16(sc[8 * h + 2 * k]));
-                __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p, s));
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * xb->d), f, acc);
+                __m256i q = _mm256_sub_epi8(
+                    _mm256_or_si256(_mm256_and_si256(lv, lo4), _mm256_slli_epi16(hi, 4)), c32);
+                __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(q));
+                __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1));
+                __m256i sl = _mm256_madd_epi16(wl, _mm256_loadu_si256((const __m256i *)xb->q));
+                __m256i sh = _mm256_madd_epi16(wh, _mm256_loadu_si256((const __m256i *)(xb->q + 16)));
+                float dd = d * xb->d;
+                FMA_BLOCK(acc, dd * (float)sc[8 * h + 2 * k], sl);
+                FMA_BLOCK(acc, dd * (float)sc[8 * h + 2 * k + 1], sh);
             }
         }
     }
@@ -234,7 +232,7 @@ TGT static float dot_q6_k(const uint8_t *w, const hp_q8blk *xb, int K) {
 }
 #endif
 
-typedef float (*dot_fn)(const uint8_t *, const hp_q8blk *, int);
+typedef float (*dot_fn)(const uint8_t *, const hp_qxblk *, int);
 
 static dot_fn simd_dot(hp_dtype dt) {
 #ifdef HAVE_X86
@@ -252,7 +250,7 @@ static dot_fn simd_dot(hp_dtype dt) {
     return NULL;
 }
 
-float hp_cpu_dot_q(hp_dtype dt, const void *wrow, const hp_q8blk *xb, int K) {
+float hp_cpu_dot_q(hp_dtype dt, const void *wrow, const hp_qxblk *xb, int K) {
     dot_fn f = simd_dot(dt);
     return f ? f(wrow, xb, K) : dot_scalar(dt, wrow, xb, K);
 }
@@ -306,9 +304,9 @@ int hp_cpu_matmul_q(float *y, const float *x, const void *W, hp_dtype dt, int T,
         /* out of memory for a tile: fall through to the path that needs less */
     }
     int nb = K / 32;
-    hp_q8blk *xq = malloc(sizeof(hp_q8blk) * (size_t)nb * T);
+    hp_qxblk *xq = malloc(sizeof(hp_qxblk) * (size_t)nb * T);
     if (!xq) return -1;
-    for (int t = 0; t < T; t++) hp_cpu_quantize_q8(x + (size_t)t * K, xq + (size_t)t * nb, K);
+    for (int t = 0; t < T; t++) hp_cpu_quantize_qx(x + (size_t)t * K, xq + (size_t)t * nb, K);
     dot_fn f = simd_dot(dt);
     int cr = chunk_rows(N, rb, nth), nc = (N + cr - 1) / cr;
 #pragma omp parallel for schedule(dynamic, 1) if (nc > 1)

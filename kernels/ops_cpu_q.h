@@ -14,18 +14,21 @@ const char *hp_cpu_q_isa(void);
 /* Force the scalar kernels (tests compare them with the SIMD ones); returns the previous value. */
 int hp_cpu_q_force_scalar(int on);
 
-/* Activations quantised per block of 32 values: x ≈ d·q, s = d·Σq (for the weights' offsets). */
-typedef struct hp_q8blk {
+/* Activations quantised per block of 32 values to 16 bits: x ≈ d·q, s = d·Σq (for the weights'
+ * offsets). 16 rather than 8 bits (llama.cpp's Q8 activations) keeps the products within ~1e-5
+ * of float32, so that greedy answers do not flip on near-ties; the weights' bytes dominate the
+ * memory traffic either way. */
+typedef struct hp_qxblk {
     float d, s;
-    int8_t q[32];
-} hp_q8blk;
-/* K values (a multiple of 32) of x into K/32 blocks: d = max|x|/127, q = round(x/d). */
-void hp_cpu_quantize_q8(const float *x, hp_q8blk *b, int K);
+    int16_t q[32];
+} hp_qxblk;
+/* K values (a multiple of 32) of x into K/32 blocks: d = max|x|/32767, q = round(x/d). */
+void hp_cpu_quantize_qx(const float *x, hp_qxblk *b, int K);
 /* One row of W (K values stored as dt) · the quantised activation row xb. */
-float hp_cpu_dot_q(hp_dtype dt, const void *wrow, const hp_q8blk *xb, int K);
+float hp_cpu_dot_q(hp_dtype dt, const void *wrow, const hp_qxblk *xb, int K);
 
 /* y[T,N] = x[T,K] · W[N,K]^T with W stored as dt. T < HP_Q_GEMM_MIN_T: x quantised per block to
- * 8 bits and integer dot products per block (error bound in tests/tolerances.h); otherwise W is
+ * 16 bits and integer dot products per block (error bound in tests/tolerances.h); otherwise W is
  * dequantised tile by tile and multiplied in float32 (the values of the float32 path). Rows are
  * split into small chunks taken dynamically by the threads, so a descheduled thread holds back
  * at most one chunk. */

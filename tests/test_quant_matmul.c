@@ -1,6 +1,6 @@
 /* test_quant_matmul.c: products with weights kept in their GGUF block type (kernels/matmul_q.c)
  * against the float32 path (weights dequantised by weights/quant.c, the reference checked against
- * gguf-py), per type on random blocks: the AVX2 kernels against the scalar ones, the 8-bit
+ * gguf-py), per type on random blocks: the AVX2 kernels against the scalar ones, the 16-bit
  * activation path (small T) within its bound, the dequantising GEMM (large T) equal to float32
  * sgemm; a flipped weight nibble must fail. Then, when models/SmolLM2-135M-Instruct.Q4_1.gguf is
  * present, the real model's logits with kept weights against --weights-f32. HP_SEED fixes the
@@ -109,7 +109,7 @@ static void check_type(hp_dtype dt) {
     float *y = malloc(sizeof(float) * TG * N), *y2 = malloc(sizeof(float) * TG * N);
     double *ref = malloc(sizeof(double) * TG * N), *refq = malloc(sizeof(double) * T * N);
     float *xq = malloc(sizeof(float) * T * K);
-    hp_q8blk *qb = malloc(sizeof(hp_q8blk) * T * (K / 32));
+    hp_qxblk *qb = malloc(sizeof(hp_qxblk) * T * (K / 32));
     assert_true(W && Wf && x && y && y2 && ref && refq && xq && qb);
     random_blocks(dt, W, nblk);
     hp_dequant_f32(dt, W, Wf, (uint64_t)N * K);
@@ -117,12 +117,12 @@ static void check_type(hp_dtype dt) {
     ref_product(ref, x, Wf, TG, N, K);
     /* the quantised activations' own product, exact up to float32 summation */
     for (int t = 0; t < T; t++) {
-        hp_cpu_quantize_q8(x + (size_t)t * K, qb + (size_t)t * (K / 32), K);
+        hp_cpu_quantize_qx(x + (size_t)t * K, qb + (size_t)t * (K / 32), K);
         for (int k = 0; k < K; k++) xq[t * K + k] = qb[t * (K / 32) + k / 32].d * qb[t * (K / 32) + k / 32].q[k % 32];
     }
     ref_product(refq, xq, Wf, T, N, K);
 
-    /* small T: 8-bit activations; SIMD and scalar kernels against the exact product of the
+    /* small T: 16-bit activations; SIMD and scalar kernels against the exact product of the
      * quantised activations, and against the float32 product within the activation bound */
     poison(y, (size_t)T * N);
     assert_int_equal(hp_cpu_matmul_q(y, x, W, dt, T, N, K), 0);
@@ -132,7 +132,7 @@ static void check_type(hp_dtype dt) {
     assert_int_equal(hp_cpu_matmul_q(y2, x, W, dt, T, N, K), 0);
     hp_cpu_q_force_scalar(0);
     expect(compare(y2, refq, (size_t)T * N), TOL_Q_KERNEL, TOL_Q_KERNEL, "scalar", dt);
-    expect(compare(y, ref, (size_t)T * N), TOL_Q8_ACT_REL, TOL_Q8_ACT_MAX, "8-bit activations vs f32", dt);
+    expect(compare(y, ref, (size_t)T * N), TOL_QX_ACT_REL, TOL_QX_ACT_MAX, "16-bit activations vs f32", dt);
 
     /* large T: dequantised tiles, the float32 values */
     poison(y, (size_t)TG * N);
@@ -170,7 +170,7 @@ static void test_types(void **state) {
 }
 
 /* The real SmolLM2 Q4_1 (tied Q8_0 embedding): logits with the weights kept against the float32
- * path, for a prefill chunk (dequantising GEMM) and single-token decode steps (8-bit path). */
+ * path, for a prefill chunk (dequantising GEMM) and single-token decode steps (16-bit path). */
 static void test_smollm2(void **state) {
     (void)state;
     const char *path = getenv("HP_SMOLLM2_GGUF") ? getenv("HP_SMOLLM2_GGUF")
