@@ -112,6 +112,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
+    hp_cpu_thread_policy(argv); /* the same thread policy as ./headpursuit */
     const char *path = DEFAULT_MODEL;
     int reps = 5;
     for (int i = 1; i < argc; i++) {

@@ -95,6 +95,12 @@ struct hp_backend {
 };
 
 hp_backend *hp_backend_cpu_create(int threads, hp_err *e);
+/* The thread policy of every program that runs the CPU backend (./headpursuit, bench_cpu): unless
+ * the user chose OMP_WAIT_POLICY, sets it to PASSIVE and restarts the program once (the OpenMP
+ * runtime reads it at load time): OpenMP threads that spin between parallel regions starve BLAS
+ * and each other on a small or shared machine (measured: 5x slower generation). Decode products
+ * run on the backend's own pool instead (kernels/pool_cpu.c: brief spinning, then sleep). */
+void hp_cpu_thread_policy(char **argv);
 /* Makes the backend convert every weight to its HP_MEM_WEIGHT type at load (the float32
  * reference path on the CPU; `--weights-f32`). */
 void hp_backend_weights_f32(hp_backend *be);

@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void cpu_destroy(hp_backend *be) { free(be); }
 /* Unbounded, unless HP_CPU_MEM_LIMIT_KB caps it (to exercise the out-of-memory paths that a
@@ -190,6 +191,13 @@ static int cpu_dequant_q(hp_backend *be, void *dst, const void *W, hp_dtype dt, 
     (void)be;
     hp_dequant_f32(dt, W, dst, n);
     return 0;
+}
+
+void hp_cpu_thread_policy(char **argv) {
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        execv("/proc/self/exe", argv);
+    }
 }
 
 void hp_backend_weights_f32(hp_backend *be) {

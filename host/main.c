@@ -39,13 +39,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    /* OpenMP threads that spin between parallel regions starve BLAS and each other on a small or
-     * shared machine (measured: 5x slower generation). The runtime reads its policy at load
-     * time, so set it and restart once unless the user chose one. */
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        execv("/proc/self/exe", argv);
-    }
+    hp_cpu_thread_policy(argv); /* may restart the program once (host/backend.h) */
     /* --weights-f32, accepted by every command that loads a model: the float32 reference path. */
     int k = 1;
     for (int i = 1; i < argc; i++) {

@@ -3,9 +3,12 @@
  * (AVX2 madd of int16 pairs, run-time detected, compiled with target attributes so that the build does
  * not depend on -march; a scalar fallback that dequantises each block does the same sums). Large
  * T (prefill): tiles of W dequantised to float32 and multiplied by single-threaded sgemm. Both
- * split the rows of W into chunks that the threads take dynamically. Block layouts as in
+ * split the rows of W into chunks that the threads take dynamically: the decode products on the
+ * backend's own pool (pool_cpu.c: short jobs, brief spinning), the prefill tiles on OpenMP
+ * (long jobs; sgemm stays single-threaded inside a parallel region). Block layouts as in
  * weights/quant.c. */
 #include "ops_cpu_q.h"
+#include "pool_cpu.h"
 #include "ops_cpu.h"
 #include "store.h"
 
@@ -265,6 +268,28 @@ static int chunk_rows(int N, size_t row_bytes, int nth) {
     return r;
 }
 
+/* Rows [c·cr, (c+1)·cr) of W against the T quantised activation rows. */
+typedef struct gemv_job {
+    float *y;
+    const hp_qxblk *xq;
+    const uint8_t *w;
+    size_t rb;
+    hp_dtype dt;
+    dot_fn f;
+    int T, N, K, cr;
+} gemv_job;
+
+static void gemv_chunk(void *ctx, int c) {
+    const gemv_job *j = ctx;
+    int n1 = (c + 1) * j->cr < j->N ? (c + 1) * j->cr : j->N, nb = j->K / 32;
+    for (int n = c * j->cr; n < n1; n++) {
+        const uint8_t *row = j->w + (size_t)n * j->rb;
+        for (int t = 0; t < j->T; t++)
+            j->y[(size_t)t * j->N + n] = j->f ? j->f(row, j->xq + (size_t)t * nb, j->K)
+                                              : dot_scalar(j->dt, row, j->xq + (size_t)t * nb, j->K);
+    }
+}
+
 /* Per-thread float32 tile for the dequantising GEMM, kept between calls (grown as needed). */
 static _Thread_local float *tile_buf;
 static _Thread_local size_t tile_cap;
@@ -307,18 +332,9 @@ int hp_cpu_matmul_q(float *y, const float *x, const void *W, hp_dtype dt, int T,
     hp_qxblk *xq = malloc(sizeof(hp_qxblk) * (size_t)nb * T);
     if (!xq) return -1;
     for (int t = 0; t < T; t++) hp_cpu_quantize_qx(x + (size_t)t * K, xq + (size_t)t * nb, K);
-    dot_fn f = simd_dot(dt);
-    int cr = chunk_rows(N, rb, nth), nc = (N + cr - 1) / cr;
-#pragma omp parallel for schedule(dynamic, 1) if (nc > 1)
-    for (int c = 0; c < nc; c++) {
-        int n1 = (c + 1) * cr < N ? (c + 1) * cr : N;
-        for (int n = c * cr; n < n1; n++) {
-            const uint8_t *row = w + (size_t)n * rb;
-            for (int t = 0; t < T; t++)
-                y[(size_t)t * N + n] = f ? f(row, xq + (size_t)t * nb, K)
-                                         : dot_scalar(dt, row, xq + (size_t)t * nb, K);
-        }
-    }
+    int cr = chunk_rows(N, rb, hp_pool_threads());
+    gemv_job job = {y, xq, w, rb, dt, simd_dot(dt), T, N, K, cr};
+    hp_pool_run((N + cr - 1) / cr, gemv_chunk, &job);
     free(xq);
     return 0;
 }
