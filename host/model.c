@@ -305,6 +305,7 @@ static int load_weights(hp_model *m, hp_err *e) {
                 } else if (be->upload_bytes(be, dst, t->data, t->nbytes, e)) {
                     goto fail;
                 }
+                hp_store_release_tensor(t);
                 off += (t->nbytes + WALIGN - 1) / WALIGN * WALIGN;
                 continue;
             }
@@ -331,6 +332,7 @@ static int load_weights(hp_model *m, hp_err *e) {
                     for (size_t i = 0; i < n; i++) tmp[i] *= f;
             }
             if (be->upload(be, dst, tmp, n, HP_MEM_WEIGHT, e)) goto fail;
+            hp_store_release_tensor(t);
             off += mixed ? (n * esz + WALIGN - 1) / WALIGN * WALIGN : n;
         }
     }
