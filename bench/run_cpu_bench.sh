@@ -18,6 +18,8 @@
 #   THREADS=N      both tools on N threads (default: the number of CPUs)
 #   BENCH_BIN=PATH bench_cpu binary (default build/cpu/bench/bench_cpu, else build/cuda/...)
 #   BENCH_F32=1    ours with --weights-f32 (the float32 path)
+#   BENCH_DEADLINE=EPOCH_SECONDS  start no new round after this time (a slow or loaded machine):
+#                  the table reports how many rounds each number is from
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,6 +72,7 @@ RAW="$TMP/raw.txt"
 for m in "${MODELS[@]}"; do
     echo "== $m: $REPS rounds of ours (pp64, pp512, tg64) then llama.cpp's" >&2
     for r in $(seq 1 "$REPS"); do
+        [[ -n "${BENCH_DEADLINE:-}" && $(date +%s) -ge $BENCH_DEADLINE && $r -gt 1 ]] && break
         { echo "round $m idle ours $r"; ours "$m" 64,512; echo "round $m idle peer $r"; peer "$m" 64,512 64; } >>"$RAW"
         echo "   round $r/$REPS done (load $(cut -d' ' -f1 /proc/loadavg))" >&2
     done
@@ -81,6 +84,7 @@ sleep 1
 for m in "${MODELS[@]}"; do
     echo "== $m with one busy process: $BUSY_REPS rounds of pp512" >&2
     for r in $(seq 1 "$BUSY_REPS"); do
+        [[ -n "${BENCH_DEADLINE:-}" && $(date +%s) -ge $BENCH_DEADLINE && $r -gt 1 ]] && break
         { echo "round $m busy ours $r"; ours "$m" 512 --no-decode; echo "round $m busy peer $r"; peer "$m" 512 0; } >>"$RAW"
     done
 done

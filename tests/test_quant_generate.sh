@@ -10,8 +10,6 @@ QUESTIONS=(
     "What is the capital of France?"
     "Which country is Nairobi the capital of?"
     "In which country is the city of Kyoto?"
-    "What is the capital of Canada?"
-    "Which country has the largest population in South America?"
     "What is the capital of Australia?"
 )
 ran=0 bad=0
@@ -19,8 +17,8 @@ for m in models/SmolLM2-135M-Instruct.Q4_1.gguf models/qwen2.5-coder-0.5b-instru
     [ -f "$m" ] || { echo "$m absent"; continue; }
     ran=1
     for q in "${QUESTIONS[@]}"; do
-        a=$("$BIN" generate "$m" --chat --prompt "$q" --max-new 24 --json --quiet --device cpu) || { echo "FAIL: $m: generate failed"; bad=1; continue; }
-        b=$("$BIN" generate "$m" --chat --prompt "$q" --max-new 24 --json --quiet --device cpu --weights-f32) || { echo "FAIL: $m: generate --weights-f32 failed"; bad=1; continue; }
+        a=$("$BIN" generate "$m" --chat --prompt "$q" --max-new 16 --json --quiet --device cpu) || { echo "FAIL: $m: generate failed"; bad=1; continue; }
+        b=$("$BIN" generate "$m" --chat --prompt "$q" --max-new 16 --json --quiet --device cpu --weights-f32) || { echo "FAIL: $m: generate --weights-f32 failed"; bad=1; continue; }
         if [ "$a" == "$b" ]; then
             echo "same  $(basename "$m"): $q -> $a"
         else
