@@ -24,8 +24,9 @@
 
 #define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define SEED 20250101u
-#define N_PREFILL 3
-static const int prefill_T[N_PREFILL] = {64, 256, 512};
+#define MAX_PREFILL 8
+static int N_PREFILL = 3;
+static int prefill_T[MAX_PREFILL] = {64, 256, 512};
 #define DECODE_PROMPT 64
 #define DECODE_STEPS 64
 
@@ -106,16 +107,37 @@ static void loadavg(double la[3]) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_cpu [MODEL] [--reps N]   (MODEL default %s, N default 5)\n",
+    fprintf(stderr,
+            "usage: bench_cpu [MODEL] [--reps N] [--prefill 64,256,512] [--warmup W] [--weights-f32]\n"
+            "  MODEL default %s, N default 5 timed repeats per test; --prefill: the prompt\n"
+            "  lengths (at most 8, each <= 4096); --warmup W: W untimed 64-token prefills before the\n"
+            "  first test instead of one untimed run before each test; --weights-f32: weights\n"
+            "  converted to float32 (default: GGUF block types kept, as ./headpursuit)\n",
             DEFAULT_MODEL);
     return 2;
 }
 
 int main(int argc, char **argv) {
+    hp_cpu_thread_policy(argv); /* the same thread policy as ./headpursuit */
     const char *path = DEFAULT_MODEL;
-    int reps = 5;
+    int reps = 5, warmup = -1, no_decode = 0; /* warmup -1: one untimed run before each test */
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--weights-f32")) {
+            hp_cli_weights_f32 = 1;
+        } else if (!strcmp(argv[i], "--prefill") && i + 1 < argc) {
+            char *p = argv[++i], *end;
+            for (N_PREFILL = 0; *p && N_PREFILL < MAX_PREFILL; p = *end ? end + 1 : end) {
+                long v = strtol(p, &end, 10);
+                if (end == p || v < 1 || v > 4096 || (*end && *end != ',')) return usage();
+                prefill_T[N_PREFILL++] = (int)v;
+            }
+            if (*p || N_PREFILL == 0) return usage();
+        } else if (!strcmp(argv[i], "--no-decode")) {
+            no_decode = 1;
+        } else if (!strcmp(argv[i], "--warmup") && i + 1 < argc) {
+            warmup = atoi(argv[++i]);
+            if (warmup < 0 || warmup > 100) return usage();
+        } else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
             reps = atoi(argv[++i]);
             if (reps < 1 || reps > 1000) return usage();
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
@@ -132,7 +154,10 @@ int main(int argc, char **argv) {
     if (!m) return hp_cli_fail(&e);
     const hp_config *c = &m->cfg;
     int threads = omp_get_max_threads();
-    int Tmax = prefill_T[N_PREFILL - 1], Tcap = Tmax > DECODE_PROMPT + DECODE_STEPS ? Tmax : DECODE_PROMPT + DECODE_STEPS;
+    int Tmax = DECODE_PROMPT;
+    for (int k = 0; k < N_PREFILL; k++)
+        if (prefill_T[k] > Tmax) Tmax = prefill_T[k];
+    int Tcap = Tmax > DECODE_PROMPT + DECODE_STEPS ? Tmax : DECODE_PROMPT + DECODE_STEPS;
     hp_runtime *rt = hp_runtime_create(m, 1, Tcap, Tmax, 0, &e);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)Tmax), *seq = malloc(sizeof(int32_t) * (size_t)Tmax);
     int32_t *pos = malloc(sizeof(int32_t) * (size_t)Tmax);
@@ -151,20 +176,24 @@ int main(int argc, char **argv) {
     double la0[3], la1[3];
     loadavg(la0);
     printf("bench_cpu: %s\n", path);
-    printf("model: %s, L=%d D=%d H=%d KV=%d Dh=%d F=%d V=%d%s, %.1fM parameters, weights dequantised to fp32\n",
+    printf("model: %s, L=%d D=%d H=%d KV=%d Dh=%d F=%d V=%d%s, %.1fM parameters, %.1f MiB of weights (%s)\n",
            c->arch_name, c->L, c->D, c->H, c->KV, c->Dh, c->F, c->V,
-           c->tie_embeddings ? " (tied lm_head)" : "", m->n_params / 1e6);
+           c->tie_embeddings ? " (tied lm_head)" : "", m->n_params / 1e6, m->wbytes / 1048576.0,
+           m->wdt ? "GGUF block types kept" : "float32");
     printf("backend: %s; OpenMP threads: %d; seed %u; %d timed repeats after 1 warm-up, median\n",
            m->be->desc, threads, SEED, reps);
     printf("FLOP count: 2 x %.2fM non-embedding matrix params per token + 2*V*D = %.2f MFLOP per "
            "logit row (attention QK/AV not counted)\n", macs_tok / 1e6, 2 * macs_row / 1e6);
     printf("load average at start: %.2f %.2f %.2f\n\n", la0[0], la0[1], la0[2]);
 
-    double pp_tok_s[N_PREFILL], pp_ms[N_PREFILL], pp_gf[N_PREFILL];
+    for (int w = 0; w < warmup; w++)
+        if (prefill(rt, ids, DECODE_PROMPT, seq, pos, logits, &e)) goto out;
+    int r0 = warmup >= 0 ? 0 : -1; /* first repeat index: -1 is the untimed one */
+    double pp_tok_s[MAX_PREFILL], pp_ms[MAX_PREFILL], pp_gf[MAX_PREFILL];
     printf("%-24s %10s %12s %10s\n", "test", "median ms", "tokens/s", "GFLOP/s");
     for (int k = 0; k < N_PREFILL; k++) {
         int T = prefill_T[k];
-        for (int r = -1; r < reps; r++) { /* r = -1: warm-up, not timed */
+        for (int r = r0; r < reps; r++) { /* r = -1: warm-up, not timed */
             double t0 = hp_now();
             if (prefill(rt, ids, T, seq, pos, logits, &e)) goto out;
             if (r >= 0) t[r] = hp_now() - t0;
@@ -179,20 +208,22 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
 
-    for (int r = -1; r < reps; r++) {
+    for (int r = r0; r < reps && !no_decode; r++) {
         double secs;
         if (decode(rt, ids, seq, pos, logits, c->V, &secs, &e)) goto out;
         if (r >= 0) t[r] = secs;
     }
-    double tg_med = median(t, reps);
+    double tg_med = no_decode ? 0 : median(t, reps);
     double tg_tok_s = DECODE_STEPS / tg_med;
     double tg_gf = 2 * (macs_tok + macs_row) * DECODE_STEPS / tg_med / 1e9;
-    /* Bytes of fp32 weights streamed per decode step: every matrix once (the lm_head included). */
-    double tg_gbs = 4 * (macs_tok + macs_row) * DECODE_STEPS / tg_med / 1e9;
+    /* Bytes of weights held, per decode step: every matrix is read once (an upper bound where an
+     * untied embedding table, of which only rows are read, is counted). */
+    double tg_gbs = (double)m->wbytes * DECODE_STEPS / tg_med / 1e9;
     char name[32];
     snprintf(name, sizeof name, "decode tg%d (@%d)", DECODE_STEPS, DECODE_PROMPT);
-    printf("%-24s %10.1f %12.1f %10.2f   (%.1f GB/s of fp32 weights)\n", name, tg_med * 1e3,
-           tg_tok_s, tg_gf, tg_gbs);
+    if (!no_decode)
+        printf("%-24s %10.1f %12.1f %10.2f   (%.1f GB/s of weights)\n", name, tg_med * 1e3,
+               tg_tok_s, tg_gf, tg_gbs);
     loadavg(la1);
     printf("\nload average at end: %.2f %.2f %.2f\n", la1[0], la1[1], la1[2]);
 
@@ -205,7 +236,8 @@ int main(int argc, char **argv) {
     for (int k = 0; k < N_PREFILL; k++)
         printf("%s{\"T\":%d,\"ms\":%.3f,\"tok_s\":%.2f,\"gflops\":%.3f}", k ? "," : "", prefill_T[k],
                pp_ms[k], pp_tok_s[k], pp_gf[k]);
-    printf("],\"decode\":{\"prompt\":%d,\"steps\":%d,\"ms\":%.3f,\"tok_s\":%.2f,\"gflops\":%.3f,"
+    if (no_decode) printf("],\"decode\":null}\n");
+    else printf("],\"decode\":{\"prompt\":%d,\"steps\":%d,\"ms\":%.3f,\"tok_s\":%.2f,\"gflops\":%.3f,"
            "\"weight_gbs\":%.3f}}\n",
            DECODE_PROMPT, DECODE_STEPS, tg_med * 1e3, tg_tok_s, tg_gf, tg_gbs);
     rc = 0;

@@ -1,23 +1,32 @@
 #!/usr/bin/env bash
-# One CPU benchmark run, ours and llama.cpp's, back to back on the same GGUF file and machine
-# state: bench_cpu (headpursuit, weights dequantised to fp32, OpenBLAS) then
-# llama.cpp's llama-bench (bench/llamacpp_peer.sh, built once and cached under build/peer/).
-# Prints both tables and then a ready-to-paste Markdown table (date, CPU, threads, load average,
-# pp64/pp256/pp512/tg64 tokens/s of each and the ratio); it writes nothing into the repository.
+# CPU benchmark, headpursuit against llama.cpp on the same GGUF files and machine state.
+# For each model, BENCH_REPS rounds, each one run of ours then one of llama.cpp's (A B A B ...,
+# so that drifting machine load hits both alike): prefill pp64 and pp512 (one prompt, logits of
+# the last row) and decode tg64, plus each process's peak RSS (/usr/bin/time %M). Ours is
+# bench_cpu, which runs exactly what ./headpursuit runs: the same model loading (GGUF block types
+# kept unless BENCH_F32=1), the same thread policy (hp_cpu_thread_policy: OMP_WAIT_POLICY=PASSIVE,
+# decode products on the backend's pool), one untimed 64-token prefill, then one timed run per
+# test. llama.cpp is llama-bench (bench/llamacpp_peer.sh builds it once into build/peer/) with
+# -r 1 (its own untimed warm-up per test). Then, with one competing busy process (a shell spin
+# loop) on the machine, BUSY_REPS rounds of pp512 for both, to show how prefill holds up when a
+# core is shared. Prints per-model medians, spreads (min..max) and ratios as a Markdown table;
+# writes nothing into the repository.
 #
-#   bash bench/run_cpu_bench.sh [MODEL.gguf]     # default models/SmolLM2-135M-Instruct.Q4_1.gguf
-#   BENCH_BIN=PATH  bench_cpu binary (default build/cpu/bench/bench_cpu, else build/cuda/...)
-#   BENCH_REPS=5  bench_cpu repeats;  PEER_REPS=3  llama-bench repeats (-r)
-#   THREADS=N     both tools on N threads (OMP_NUM_THREADS and llama-bench -t); default: what
-#                 OpenMP gives (one per CPU). One thread is the steadier number on a shared
-#                 machine, where OpenMP's spinning threads lose badly to other work.
+#   bash bench/run_cpu_bench.sh [MODEL.gguf ...]
+#       default: models/SmolLM2-135M-Instruct.Q4_1.gguf models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+#   BENCH_REPS=10  rounds (>= 10 for the NOTES table);  BUSY_REPS=5  rounds with the busy process
+#   THREADS=N      both tools on N threads (default: the number of CPUs)
+#   BENCH_BIN=PATH bench_cpu binary (default build/cpu/bench/bench_cpu, else build/cuda/...)
+#   BENCH_F32=1    ours with --weights-f32 (the float32 path)
+#   BENCH_DEADLINE=EPOCH_SECONDS  start no new round after this time (a slow or loaded machine):
+#                  the table reports how many rounds each number is from
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-MODEL="${1:-models/SmolLM2-135M-Instruct.Q4_1.gguf}"
-[[ -f "$MODEL" ]] || { echo "run_cpu_bench: no model file $MODEL" >&2; exit 1; }
-# The CPU-only build's binary, else the CUDA build's (its CPU backend is the same code).
+if [[ $# -gt 0 ]]; then MODELS=("$@"); else
+    MODELS=(models/SmolLM2-135M-Instruct.Q4_1.gguf models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf); fi
+for m in "${MODELS[@]}"; do [[ -f "$m" ]] || { echo "run_cpu_bench: no model file $m" >&2; exit 1; }; done
 OURS="${BENCH_BIN:-}"
 if [[ -z "$OURS" ]]; then
     for b in build/cpu/bench/bench_cpu build/cuda/bench/bench_cpu; do
@@ -26,78 +35,116 @@ if [[ -z "$OURS" ]]; then
 fi
 [[ -n "$OURS" && -x "$OURS" ]] || {
     echo "run_cpu_bench: no bench_cpu binary: run 'make NO_CUDA=1 bench' first (or set BENCH_BIN)" >&2; exit 1; }
-
-# Build (or find) llama-bench before timing anything, so that a build never overlaps a run.
-PEER_BUILD_ONLY=1 bash bench/llamacpp_peer.sh "$MODEL" >/dev/null || {
+[[ -x /usr/bin/time ]] || { echo "run_cpu_bench: /usr/bin/time (GNU time) is needed for peak RSS" >&2; exit 1; }
+PEER_OUT="$(PEER_BUILD_ONLY=1 bash bench/llamacpp_peer.sh)" || {
     echo "run_cpu_bench: llama.cpp peer build failed (bash bench/llamacpp_peer.sh shows why)" >&2; exit 1; }
-
-TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+PEER="$(sed -n 's/^llama-bench: //p' <<<"$PEER_OUT")"
+PEER_VER="$(sed -n 's/^llama.cpp: //p' <<<"$PEER_OUT")"
+REPS="${BENCH_REPS:-10}"
+BUSY_REPS="${BUSY_REPS:-5}"
 NCPU="$(nproc)"
-if [[ -n "${THREADS:-}" ]]; then
-    export OMP_NUM_THREADS="$THREADS" PEER_THREADS="$THREADS"
-else
-    # llama-bench gets the thread count OpenMP gives bench_cpu.
-    export PEER_THREADS="${OMP_NUM_THREADS:-$NCPU}"
-fi
+THR="${THREADS:-$NCPU}"
+F32=()
+[[ "${BENCH_F32:-0}" == 1 ]] && F32=(--weights-f32)
+TMP="$(mktemp -d)"
+BUSY_PID=""
+cleanup() { [[ -n "$BUSY_PID" ]] && kill "$BUSY_PID" 2>/dev/null; rm -rf "$TMP"; }
+trap cleanup EXIT
+
+# One run of ours: the JSON line of bench_cpu, then "rss_kb N".
+ours() { # MODEL PREFILL [--no-decode]
+    local out="$TMP/o.txt"
+    OMP_NUM_THREADS="$THR" /usr/bin/time -f "rss_kb %M" -o "$TMP/o.rss" \
+        "$OURS" "$1" --reps 1 --warmup 1 --prefill "$2" "${@:3}" "${F32[@]}" >"$out" 2>"$TMP/o.err" ||
+        { cat "$TMP/o.err" >&2; return 1; }
+    grep '^{"bench":"cpu"' "$out"
+    cat "$TMP/o.rss"
+}
+peer() { # MODEL PROMPTS GEN
+    /usr/bin/time -f "rss_kb %M" -o "$TMP/p.rss" \
+        "$PEER" -m "$1" -p "$2" -n "$3" -t "$THR" -r 1 -o jsonl 2>"$TMP/p.err" | grep '^{' ||
+        { cat "$TMP/p.err" >&2; return 1; }
+    cat "$TMP/p.rss"
+}
+
 LOAD0="$(cut -d' ' -f1-3 /proc/loadavg)"
-
-echo "=== headpursuit bench_cpu ==="
-"$OURS" "$MODEL" --reps "${BENCH_REPS:-5}" | tee "$TMP/ours.txt"
-echo
-echo "=== llama.cpp llama-bench ==="
-PEER_JSONL="$TMP/peer.jsonl" bash bench/llamacpp_peer.sh "$MODEL" | tee "$TMP/peer.txt"
+RAW="$TMP/raw.txt"
+for m in "${MODELS[@]}"; do
+    echo "== $m: $REPS rounds of ours (pp64, pp512, tg64) then llama.cpp's" >&2
+    for r in $(seq 1 "$REPS"); do
+        [[ -n "${BENCH_DEADLINE:-}" && $(date +%s) -ge $BENCH_DEADLINE && $r -gt 1 ]] && break
+        { echo "round $m idle ours $r"; ours "$m" 64,512; echo "round $m idle peer $r"; peer "$m" 64,512 64; } >>"$RAW"
+        echo "   round $r/$REPS done (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+    done
+done
+# one competing busy process: a spinning shell, on any core
+bash -c 'while :; do :; done' &
+BUSY_PID=$!
+sleep 1
+for m in "${MODELS[@]}"; do
+    echo "== $m with one busy process: $BUSY_REPS rounds of pp512" >&2
+    for r in $(seq 1 "$BUSY_REPS"); do
+        [[ -n "${BENCH_DEADLINE:-}" && $(date +%s) -ge $BENCH_DEADLINE && $r -gt 1 ]] && break
+        { echo "round $m busy ours $r"; ours "$m" 512 --no-decode; echo "round $m busy peer $r"; peer "$m" 512 0; } >>"$RAW"
+    done
+done
+kill "$BUSY_PID"; BUSY_PID=""
 LOAD1="$(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-
 CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n1)"
-CPU="$CPU (family $(lscpu | sed -n 's/^CPU family: *//p' | head -n1) model $(lscpu | sed -n 's/^Model: *//p' | head -n1)$(lscpu | sed -n 's/^Hypervisor vendor: *\(.*\)/, VM on \1/p' | head -n1))"
-THREADS_OURS="$(grep -o '"threads":[0-9]*' "$TMP/ours.txt" | head -n1 | cut -d: -f2)"
-PEER_VER="$(sed -n 's/^llama.cpp: //p' "$TMP/peer.txt")"
 
-python3 - "$TMP/ours.txt" "$TMP/peer.jsonl" "$CPU" "$NCPU" "$THREADS_OURS" "$LOAD0" "$LOAD1" "$PEER_VER" "$MODEL" <<'EOF'
+python3 - "$RAW" "$CPU" "$NCPU" "$THR" "$LOAD0" "$LOAD1" "$PEER_VER" "${BENCH_F32:-0}" <<'EOF'
 import datetime, json, statistics, sys
-
-ours_txt, peer_jsonl, cpu, ncpu, thr, load0, load1, peer_ver, model = sys.argv[1:]
-ours = next(json.loads(l) for l in open(ours_txt) if l.startswith('{"bench":"cpu"'))
-o = {f"pp{p['T']}": p["tok_s"] for p in ours["prefill"]}
-o[f"tg{ours['decode']['steps']}"] = ours["decode"]["tok_s"]
-
-peer, pthr = {}, set()
-for line in open(peer_jsonl):
+raw, cpu, ncpu, thr, load0, load1, peer_ver, f32 = sys.argv[1:]
+res = {}  # (model, cond, tool) -> {test: [tok/s...], "rss": [kb...]}
+cur = None
+for line in open(raw):
     line = line.strip()
-    if not line.startswith("{"):
-        continue  # llama-bench's own messages share the stream
-    r = json.loads(line)
-    name = f"pp{r['n_prompt']}" if r["n_gen"] == 0 else f"tg{r['n_gen']}"
-    peer[name] = (statistics.median(r["samples_ts"]), r["avg_ts"], r["stddev_ts"])
-    pthr.add(r["n_threads"])
-    commit = r.get("build_commit", "?")
+    if line.startswith("round "):
+        _, model, cond, tool, _ = line.split(" ")
+        cur = res.setdefault((model, cond, tool), {})
+    elif line.startswith("rss_kb"):
+        cur.setdefault("rss", []).append(int(line.split()[1]))
+    elif line.startswith('{"bench":"cpu"'):
+        o = json.loads(line)
+        for p in o["prefill"]:
+            cur.setdefault(f"pp{p['T']}", []).append(p["tok_s"])
+        if o["decode"]:
+            cur.setdefault("tg64", []).append(o["decode"]["tok_s"])
+    elif line.startswith("{"):
+        o = json.loads(line)
+        name = f"pp{o['n_prompt']}" if o["n_gen"] == 0 else f"tg{o['n_gen']}"
+        cur.setdefault(name, []).extend(o["samples_ts"])
 
-tests = ["pp64", "pp256", "pp512", "tg64"]
-missing = [t for t in tests if t not in o or t not in peer]
-if missing:
-    sys.exit(f"run_cpu_bench: missing results for {missing}")
-
+def med(v): return statistics.median(v)
+def fmt(v): return f"{med(v):.1f} ({min(v):.1f}–{max(v):.1f})"
 date = datetime.date.today().isoformat()
-l0 = float(load0.split()[0])
-print(f"**CPU tokens/s, {model}, {date}.** CPU: {cpu} ({ncpu} logical CPUs). "
-      f"headpursuit: weights dequantised to fp32, OpenBLAS + OpenMP, {thr} threads, median of "
-      f"{ours['reps']}. llama.cpp: llama-bench ({peer_ver}, build {commit}), Q4_1 weights with "
-      f"quantised dot products, {'/'.join(map(str, sorted(pthr)))} threads, median of its samples. "
-      f"Load average (1/5/15 min) before: {load0}; after: {load1}. "
-      "This compares the tools as used, not equal arithmetic.")
+print(f"**CPU tokens/s, {date}.** {cpu}, {ncpu} logical CPUs, {thr} threads for both tools. "
+      f"headpursuit bench_cpu ({'--weights-f32' if f32 == '1' else 'GGUF block types kept'}, the "
+      f"thread policy of ./headpursuit) and llama.cpp llama-bench ({peer_ver}), interleaved A B A B; "
+      f"median (min–max) of n rounds. Load average (1/5/15 min) before: {load0}; after: {load1}.")
 print()
-print("| date | CPU | threads | load avg 1m | test | headpursuit tok/s | llama.cpp tok/s | headpursuit / llama.cpp |")
-print("|---|---|---|---|---|---:|---:|---:|")
-for t in tests:
-    med, avg, sd = peer[t]
-    print(f"| {date} | {cpu} | {thr} | {l0:.2f} | {t} | {o[t]:.1f} | {med:.1f} | {o[t] / med:.2f} |")
+print("| model | test | n | headpursuit tok/s | llama.cpp tok/s | ratio (median) |")
+print("|---|---|---:|---:|---:|---:|")
+models = []
+for (m, c, t) in res:
+    if m not in models: models.append(m)
+for m in models:
+    a, b = res.get((m, "idle", "ours"), {}), res.get((m, "idle", "peer"), {})
+    name = m.split("/")[-1]
+    for test in ("pp64", "pp512", "tg64"):
+        if test in a and test in b:
+            print(f"| {name} | {test} | {len(a[test])} | {fmt(a[test])} | {fmt(b[test])} | {med(a[test]) / med(b[test]):.2f} |")
+    if "rss" in a and "rss" in b:
+        ra, rb = med(a["rss"]) / 1024, med(b["rss"]) / 1024
+        print(f"| {name} | peak RSS MiB | {len(a['rss'])} | {ra:.0f} | {rb:.0f} | {ra / rb:.2f} |")
+    ba, bb = res.get((m, "busy", "ours"), {}), res.get((m, "busy", "peer"), {})
+    if "pp512" in ba and "pp512" in bb and "pp512" in a and "pp512" in b:
+        ka, kb = med(ba["pp512"]) / med(a["pp512"]), med(bb["pp512"]) / med(b["pp512"])
+        print(f"| {name} | pp512, 1 busy process | {len(ba['pp512'])} | {fmt(ba['pp512'])} | {fmt(bb['pp512'])} | {med(ba['pp512']) / med(bb['pp512']):.2f} |")
+        print(f"| {name} | pp512 busy / idle | | {ka:.2f} | {kb:.2f} | |")
 print()
-print("pp: one prompt of that many tokens, logits of the last row. tg64: 64 single-token steps "
-      "with logits; headpursuit's start after a 64-token prompt (positions 64..127), "
-      "llama-bench's from an empty context (positions 0..63).")
-if l0 > int(ncpu):
-    print(f"\nWARNING: load average {l0:.2f} exceeds the {ncpu} CPUs: other work shared the cores; "
-          "re-run when the machine is quieter.")
+print("pp: one prompt of that many tokens, logits of the last row. tg64: 64 single-token steps with "
+      "logits; headpursuit's after a 64-token prompt (positions 64..127), llama-bench's from an empty "
+      "context. Peak RSS: the whole process (llama-bench maps the GGUF file and allocates its "
+      "context; bench_cpu copies the weights it keeps and drops the file's pages).")
 EOF

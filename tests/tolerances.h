@@ -57,4 +57,25 @@
  * extra 1x for the decode path's own rounding (KV cache, split kernel) vs a fresh prefill. */
 #define TOL_GREEDY_FLIP 3.0
 
+/* ---- CPU weights kept in their GGUF block type (kernels/matmul_q.c, tests/test_quant_matmul.c)
+ * against the float32 path (weights dequantised to float32). ---- */
+/* The kernels against the exact product of the same 8-bit activations: integer block sums are
+ * exact, only float32 scale products and summation order differ (K = 768). */
+#define TOL_Q_KERNEL 1e-5
+/* 16-bit activations (T < HP_Q_GEMM_MIN_T): each x rounded to d·q with d = max|block|/32767, an
+ * error up to d/2 per value; on normal random x (N = 67, K = 768, 7 seeds, 2026-12-04) measured
+ * rel 1.6e-5 .. 4.9e-5, max 1.1e-5 .. 3.8e-5 of max|y| over the six types: 3x. (8-bit
+ * activations, as llama.cpp's, measured 4e-3 .. 8e-3 here and flipped greedy answers.) */
+#define TOL_QX_ACT_REL 1.5e-4
+#define TOL_QX_ACT_MAX 1.5e-4
+/* Dequantised tiles + sgemm: the float32 path's values, float32 summation (K = 768). */
+#define TOL_Q_GEMM 1e-5
+/* SmolLM2-135M Q4_1 logits, kept weights vs --weights-f32: a prefill of 40 tokens takes the
+ * dequantising GEMM: the same float32 values and sgemm calls (measured 0, bit-identical). */
+#define TOL_Q_MODEL_PREFILL 1e-4
+/* Decode steps take the 16-bit activation path in all 210 products (random token ids, 6 steps
+ * x 7 seeds): measured rel 2.0e-5 .. 9.7e-5, max 5.7e-5 .. 1.3e-4 of max|logit|: 3x. */
+#define TOL_Q_MODEL_DECODE_REL 3e-4
+#define TOL_Q_MODEL_DECODE_MAX 4e-4
+
 #endif

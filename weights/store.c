@@ -3,6 +3,8 @@
 #include "store_internal.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "fileio.h"
 #include "gguf.h"
@@ -92,6 +94,19 @@ const hp_tensor *hp_store_find(const hp_store *s, const char *name) {
     hp_tensor key = {0};
     key.name = (char *)name;
     return bsearch(&key, s->t, (size_t)s->n, sizeof *s->t, cmp_name);
+}
+
+void hp_store_release(hp_store *s) {
+    for (int i = 0; s && i < s->nmaps; i++)
+        if (s->maps[i].base && s->maps[i].size) madvise(s->maps[i].base, s->maps[i].size, MADV_DONTNEED);
+}
+
+void hp_store_release_tensor(const hp_tensor *t) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (!t || !t->data || pg <= 0) return;
+    uintptr_t a = ((uintptr_t)t->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t b = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)pg - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 void hp_store_close(hp_store *s) {

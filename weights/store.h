@@ -39,6 +39,12 @@ typedef struct hp_store {
 int hp_store_open_safetensors(hp_store *s, const char *path, hp_err *e);
 int hp_store_open_gguf(hp_store *s, const char *path, hp_err *e);
 void hp_store_close(hp_store *s);
+/* Drops the mapped pages from memory (the file stays mapped; pages are read again if touched):
+ * after the weights have been copied out, so that they are not held twice. */
+void hp_store_release(hp_store *s);
+/* The same for the whole pages inside one tensor's bytes (as soon as it has been copied, so that
+ * a load never holds the file and the copy at once). */
+void hp_store_release_tensor(const hp_tensor *t);
 const hp_tensor *hp_store_find(const hp_store *s, const char *name);
 
 /* Converts / dequantises all elements of t to float32 (dst holds t->nelem floats). */

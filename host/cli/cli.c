@@ -17,9 +17,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+int hp_cli_weights_f32;
+
 hp_model *hp_cli_open(const char *path, const char *device, int quiet, hp_err *e) {
     hp_backend *be = hp_backend_create(device, e);
     if (!be) return NULL;
+    if (hp_cli_weights_f32) hp_backend_weights_f32(be);
     double t0 = hp_now();
     HP_NVTX_PUSH("load");
     hp_model *m = hp_model_load(path, be, e);
@@ -29,8 +32,9 @@ hp_model *hp_cli_open(const char *path, const char *device, int quiet, hp_err *e
         return NULL;
     }
     if (!quiet)
-        fprintf(stderr, "loaded %s: %s, %d layers x %d heads, %.1fM parameters on %s in %.1fs\n",
-                path, m->cfg.arch_name, m->cfg.L, m->cfg.H, m->n_params / 1e6, be->desc, hp_now() - t0);
+        fprintf(stderr, "loaded %s: %s, %d layers x %d heads, %.1fM parameters (%.0f MiB) on %s in %.1fs\n",
+                path, m->cfg.arch_name, m->cfg.L, m->cfg.H, m->n_params / 1e6, m->wbytes / 1048576.0,
+                be->desc, hp_now() - t0);
     return m;
 }
 

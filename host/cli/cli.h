@@ -9,6 +9,9 @@
 /* Opens the backend named by device ("auto", "cpu", "cuda") and loads the model; logs one
  * line on stderr unless quiet. */
 hp_model *hp_cli_open(const char *path, const char *device, int quiet, hp_err *e);
+/* Set by `--weights-f32` (any command; main.c): hp_cli_open converts every weight to the
+ * backend's weight type (float32 on the CPU) instead of keeping GGUF block types. */
+extern int hp_cli_weights_f32;
 void hp_cli_close(hp_model *m);
 
 /* "3.1,12.7" (layer.head) with factor alpha applied to the model. */

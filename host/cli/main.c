@@ -1,4 +1,5 @@
 /* main.c: the headpursuit command line: dispatches to one subcommand. */
+#include "cli.h"
 #include "commands.h"
 
 #include <stdio.h>
@@ -32,19 +33,23 @@ static void usage(FILE *f) {
     fprintf(f, "usage: headpursuit COMMAND [options]   (headpursuit COMMAND --help for each)\n\n"
                "Find and edit the attention heads of a transformer that specialise in a concept\n"
                "(Head Pursuit, NeurIPS 2025). MODEL is a directory with config.json, tokenizer.json\n"
-               "and safetensors, or a .gguf file.\n\ncommands:\n");
+               "and safetensors, or a .gguf file. GGUF weight matrices stay in their stored type on\n"
+               "the CPU; --weights-f32 (with any command) converts them to float32 instead.\n\n"
+               "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].what);
 }
 
 int main(int argc, char **argv) {
-    /* OpenMP threads that spin between parallel regions starve BLAS and each other on a small or
-     * shared machine (measured: 5x slower generation). The runtime reads its policy at load
-     * time, so set it and restart once unless the user chose one. */
-    if (!getenv("OMP_WAIT_POLICY")) {
-        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-        execv("/proc/self/exe", argv);
+    hp_cpu_thread_policy(argv); /* may restart the program once (host/backend.h) */
+    /* --weights-f32, accepted by every command that loads a model: the float32 reference path. */
+    int k = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--weights-f32")) hp_cli_weights_f32 = 1;
+        else argv[k++] = argv[i];
     }
+    argc = k;
+    argv[argc] = NULL;
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -75,9 +75,35 @@ struct hp_backend {
     /* The patches of n float32 images [n][C][S][S] (HP_MEM_F32) as rows of the activation
      * cols [n*(S/p)^2, C*p*p], as hp_cpu_im2col_patches per image. */
     int (*im2col)(hp_backend *be, void *cols, const void *img, int n, int C, int S, int p);
+
+    /* ---- weights kept in their stored block type (GGUF Q4_0, Q4_K, ...). Backends that keep
+     * none leave these NULL and receive every weight converted to their HP_MEM_WEIGHT type. ---- */
+    /* Whether a matrix stored as dt is kept as is (then the ops below take it). */
+    int (*keeps_dtype)(hp_backend *be, hp_dtype dt);
+    /* Such weights live in byte-addressed memory: alloc_bytes / upload_bytes, and be->free. */
+    void *(*alloc_bytes)(hp_backend *be, size_t bytes, hp_err *e);
+    int (*upload_bytes)(hp_backend *be, void *dst, const void *src, size_t bytes, hp_err *e);
+    /* y[T, N] = x[T, K] · W^T as matmul, W: N rows of hp_dtype_nbytes(dt, K) bytes. y and x are
+     * activations, or float32 (the lm_head) where f32 is set. */
+    int (*matmul_q)(hp_backend *be, void *y, const void *x, const void *W, hp_dtype dt, int T,
+                    int N, int K, int f32);
+    /* embed with the table [V, D] stored as dt. */
+    int (*embed_q)(hp_backend *be, void *x, const void *table, hp_dtype dt, const void *ids, int T,
+                   int D, int V);
+    /* dst (n elements of HP_MEM_WEIGHT) = the n values of W stored as dt. */
+    int (*dequant_q)(hp_backend *be, void *dst, const void *W, hp_dtype dt, size_t n);
 };
 
 hp_backend *hp_backend_cpu_create(int threads, hp_err *e);
+/* The thread policy of every program that runs the CPU backend (./headpursuit, bench_cpu): unless
+ * the user chose OMP_WAIT_POLICY, sets it to PASSIVE and restarts the program once (the OpenMP
+ * runtime reads it at load time): OpenMP threads that spin between parallel regions starve BLAS
+ * and each other on a small or shared machine (measured: 5x slower generation). Decode products
+ * run on the backend's own pool instead (kernels/pool_cpu.c: brief spinning, then sleep). */
+void hp_cpu_thread_policy(char **argv);
+/* Makes the backend convert every weight to its HP_MEM_WEIGHT type at load (the float32
+ * reference path on the CPU; `--weights-f32`). */
+void hp_backend_weights_f32(hp_backend *be);
 /* NULL with e set when CUDA is not compiled in or no device can be used. */
 hp_backend *hp_backend_cuda_create(int device, hp_err *e);
 /* "auto" (CUDA when a device exists, else CPU), "cpu" or "cuda". */

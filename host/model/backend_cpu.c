@@ -1,11 +1,15 @@
-/* backend_cpu.c: the CPU backend: host memory, float32 everywhere, ops from kernels/ *.c. */
+/* backend_cpu.c: the CPU backend: host memory, float32 activations, ops from kernels/ *.c.
+ * GGUF weight matrices of the types kernels/matmul_q.c multiplies stay in their stored type. */
 #include "backend.h"
 #include "ops_cpu.h"
+#include "ops_cpu_q.h"
+#include "store.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static void cpu_destroy(hp_backend *be) { free(be); }
 /* Unbounded, unless HP_CPU_MEM_LIMIT_KB caps it (to exercise the out-of-memory paths that a
@@ -153,6 +157,58 @@ static int cpu_im2col(hp_backend *be, void *cols, const void *img, int n, int C,
     return 0;
 }
 
+static int cpu_keeps_dtype(hp_backend *be, hp_dtype dt) {
+    (void)be;
+    return hp_cpu_q_supported(dt);
+}
+static void *cpu_alloc_bytes(hp_backend *be, size_t bytes, hp_err *e) {
+    (void)be;
+    void *p = NULL;
+    if (posix_memalign(&p, 64, bytes ? bytes : 1) != 0) {
+        hp_errf(e, "cpu: out of memory allocating %.1f MiB", bytes / 1048576.0);
+        return NULL;
+    }
+    return p;
+}
+static int cpu_upload_bytes(hp_backend *be, void *dst, const void *src, size_t bytes, hp_err *e) {
+    (void)be;
+    (void)e;
+    memcpy(dst, src, bytes);
+    return 0;
+}
+static int cpu_matmul_q(hp_backend *be, void *y, const void *x, const void *W, hp_dtype dt, int T,
+                        int N, int K, int f32) {
+    (void)be;
+    (void)f32; /* activations are float32 here */
+    return hp_cpu_matmul_q(y, x, W, dt, T, N, K);
+}
+static int cpu_embed_q(hp_backend *be, void *x, const void *table, hp_dtype dt, const void *ids,
+                       int T, int D, int V) {
+    (void)be;
+    return hp_cpu_embed_q(x, table, dt, ids, T, D, V);
+}
+static int cpu_dequant_q(hp_backend *be, void *dst, const void *W, hp_dtype dt, size_t n) {
+    (void)be;
+    hp_dequant_f32(dt, W, dst, n);
+    return 0;
+}
+
+void hp_cpu_thread_policy(char **argv) {
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+        execv("/proc/self/exe", argv);
+    }
+}
+
+void hp_backend_weights_f32(hp_backend *be) {
+    if (!be || !be->keeps_dtype) return;
+    be->keeps_dtype = NULL;
+    if (!strcmp(be->name, "cpu")) {
+        char *p = strstr(be->desc, ", stored weight types");
+        if (p) snprintf(p, sizeof be->desc - (size_t)(p - be->desc), ", float32 weights)");
+    }
+}
+
 hp_backend *hp_backend_cpu_create(int threads, hp_err *e) {
     hp_backend *be = calloc(1, sizeof *be);
     if (!be) {
@@ -161,8 +217,9 @@ hp_backend *hp_backend_cpu_create(int threads, hp_err *e) {
     }
     if (threads > 0) omp_set_num_threads(threads);
     be->name = "cpu";
-    snprintf(be->desc, sizeof be->desc, "cpu (float32, %d OpenMP threads, OpenBLAS)",
-             omp_get_max_threads());
+    snprintf(be->desc, sizeof be->desc,
+             "cpu (float32, %d OpenMP threads, OpenBLAS, stored weight types, %s kernels)",
+             omp_get_max_threads(), hp_cpu_q_isa());
     be->destroy = cpu_destroy;
     be->free_bytes = cpu_free_bytes;
     be->elem_size = cpu_elem_size;
@@ -191,6 +248,12 @@ hp_backend *hp_backend_cpu_create(int threads, hp_err *e) {
     be->add_bias = cpu_add_bias;
     be->attention_full = cpu_attention_full;
     be->im2col = cpu_im2col;
+    be->keeps_dtype = cpu_keeps_dtype;
+    be->alloc_bytes = cpu_alloc_bytes;
+    be->upload_bytes = cpu_upload_bytes;
+    be->matmul_q = cpu_matmul_q;
+    be->embed_q = cpu_embed_q;
+    be->dequant_q = cpu_dequant_q;
     return be;
 }
 

@@ -75,6 +75,7 @@ hp_runtime *hp_runtime_create(hp_model *m, int S, int Tcap, int Tmax, int Bcap, 
     A(rt->hrow, (size_t)Tmax * c->D, HP_MEM_F32);
     A(rt->logits, (size_t)Tmax * c->V, HP_MEM_F32);
     if (Bcap > 0) A(rt->cap, (size_t)Bcap * c->H * c->D, HP_MEM_F32);
+    if (Bcap > 0 && m->wdt) A(rt->wo_f32, (size_t)c->D * Q, HP_MEM_WEIGHT); /* kept o_proj */
     rt->kc = calloc((size_t)c->L, sizeof(void *));
     rt->vc = calloc((size_t)c->L, sizeof(void *));
     if (!rt->kc || !rt->vc) {
@@ -98,7 +99,7 @@ void hp_runtime_free(hp_runtime *rt) {
     hp_backend *be = rt->m->be;
     void *bufs[] = {rt->x,    rt->xn,  rt->q,    rt->k,     rt->v,     rt->z,    rt->o,
                     rt->gate, rt->up,  rt->ids,  rt->seq,   rt->pos,   rt->rows, rt->capw,
-                    rt->alpha, rt->hrow, rt->logits, rt->cap};
+                    rt->alpha, rt->hrow, rt->logits, rt->cap, rt->wo_f32};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         if (bufs[i]) be->free(be, bufs[i]);
     for (int l = 0; rt->kc && l < rt->m->cfg.L; l++) {
@@ -142,7 +143,9 @@ static int forward_chunk(hp_runtime *rt, const hp_fwd *f, int s0, int n, hp_err 
         CHECK(be->upload(be, rt->x, f->start_x + (size_t)s0 * c->D, (size_t)n * c->D, HP_MEM_ACT, e));
         goto layers;
     }
-    CHECK(be->embed(be, rt->x, m->embed, rt->ids, n, c->D, c->V));
+    hp_dtype edt = hp_model_wdt(m, HP_T_EMBED, 0);
+    CHECK(edt == HP_F32 ? be->embed(be, rt->x, m->embed, rt->ids, n, c->D, c->V)
+                        : be->embed_q(be, rt->x, m->embed, edt, rt->ids, n, c->D, c->V));
     /* Gemma: embeddings × sqrt(D) (head_scale with one "head" of width D); injected rows are
      * final embeddings and come after it */
     if (m->emb_scale) CHECK(be->head_scale(be, rt->x, m->emb_scale, n, 1, c->D));
@@ -178,9 +181,9 @@ layers:;
         if (l == c->L) break;
         const hp_layer *w = &m->layers[l];
         STEP(be->rmsnorm(be, rt->xn, rt->x, w->attn_norm, n, c->D, c->rms_eps));
-        STEP(be->matmul(be, rt->q, rt->xn, w->wq, n, Q, c->D));
-        STEP(be->matmul(be, rt->k, rt->xn, w->wk, n, KVD, c->D));
-        STEP(be->matmul(be, rt->v, rt->xn, w->wv, n, KVD, c->D));
+        STEP(hp_model_linear(m, rt->q, rt->xn, HP_T_WQ, l, n, Q, c->D, 0));
+        STEP(hp_model_linear(m, rt->k, rt->xn, HP_T_WK, l, n, KVD, c->D, 0));
+        STEP(hp_model_linear(m, rt->v, rt->xn, HP_T_WV, l, n, KVD, c->D, 0));
         if (w->bq) {
             STEP(be->add_bias(be, rt->q, w->bq, n, Q));
             STEP(be->add_bias(be, rt->k, w->bk, n, KVD));
@@ -205,8 +208,17 @@ layers:;
          * (what each head writes into the attention output, not the residual stream). */
         if (f->cap_w) {
             HP_NVTX_PUSH("readout");
-            int bad = be->zero(be, rt->cap, cap_n, HP_MEM_F32, e) ||
-                      be->head_readout(be, rt->cap, rt->z, rt->capw, rt->seq, w->wo, n, f->cap_B,
+            /* the readout takes o_proj in the backend's weight type: a kept one is
+                             * dequantised into the runtime's scratch first */
+            hp_dtype odt = hp_model_wdt(m, HP_T_WO, l);
+            const void *wo = w->wo;
+            int bad = 0;
+            if (odt != HP_F32) {
+                bad = !rt->wo_f32 || be->dequant_q(be, rt->wo_f32, w->wo, odt, (size_t)c->D * Q);
+                wo = rt->wo_f32;
+            }
+            bad = bad || be->zero(be, rt->cap, cap_n, HP_MEM_F32, e) ||
+                      be->head_readout(be, rt->cap, rt->z, rt->capw, rt->seq, wo, n, f->cap_B,
                                        c->H, c->Dh, c->D) ||
                       be->download(be, cap_host, rt->cap, cap_n, HP_MEM_F32, e);
             size_t HD = (size_t)c->H * c->D;
@@ -218,20 +230,20 @@ layers:;
             HP_NVTX_POP();
             STEP(bad);
         }
-        STEP(be->matmul(be, rt->o, rt->z, w->wo, n, c->D, Q));
+        STEP(hp_model_linear(m, rt->o, rt->z, HP_T_WO, l, n, c->D, Q, 0));
         if (w->bo) STEP(be->add_bias(be, rt->o, w->bo, n, c->D)); /* no head's contribution */
         if (w->post_attn_norm)
             STEP(be->rmsnorm(be, rt->o, rt->o, w->post_attn_norm, n, c->D, c->rms_eps));
         STEP(be->add(be, rt->x, rt->o, (size_t)n * c->D));
         STEP(be->rmsnorm(be, rt->xn, rt->x, w->ffn_norm, n, c->D, c->rms_eps));
-        STEP(be->matmul(be, rt->gate, rt->xn, w->w_gate, n, c->F, c->D));
-        STEP(be->matmul(be, rt->up, rt->xn, w->w_up, n, c->F, c->D));
+        STEP(hp_model_linear(m, rt->gate, rt->xn, HP_T_W_GATE, l, n, c->F, c->D, 0));
+        STEP(hp_model_linear(m, rt->up, rt->xn, HP_T_W_UP, l, n, c->F, c->D, 0));
         if (w->b_gate) {
             STEP(be->add_bias(be, rt->gate, w->b_gate, n, c->F));
             STEP(be->add_bias(be, rt->up, w->b_up, n, c->F));
         }
         STEP(be->glu(be, rt->gate, rt->gate, rt->up, (size_t)n * c->F, c->mlp_act));
-        STEP(be->matmul(be, rt->o, rt->gate, w->w_down, n, c->D, c->F));
+        STEP(hp_model_linear(m, rt->o, rt->gate, HP_T_W_DOWN, l, n, c->D, c->F, 0));
         if (w->b_down) STEP(be->add_bias(be, rt->o, w->b_down, n, c->D));
         if (w->post_ffn_norm)
             STEP(be->rmsnorm(be, rt->o, rt->o, w->post_ffn_norm, n, c->D, c->rms_eps));
@@ -261,7 +273,7 @@ layers:;
             bad |= be->rmsnorm(be, rt->xn, rt->x, m->final_norm, n, c->D, c->rms_eps);
             bad |= be->upload(be, rt->rows, rows, nr, HP_MEM_I32, e);
             bad |= be->gather_rows_f32(be, rt->hrow, rt->xn, rt->rows, nr, c->D);
-            bad |= be->matmul_f32(be, rt->logits, rt->hrow, m->lm_head, nr, c->V, c->D);
+            bad |= hp_model_linear(m, rt->logits, rt->hrow, HP_T_LM_HEAD, 0, nr, c->V, c->D, 1);
             float *tmp = bad ? NULL : malloc(sizeof(float) * (size_t)nr * c->V);
             if (!tmp || be->download(be, tmp, rt->logits, (size_t)nr * c->V, HP_MEM_F32, e)) {
                 bad = 1;

@@ -190,6 +190,23 @@ static const hp_tensor *find_checked(hp_model *m, hp_role r, int l, hp_err *e) {
     return t;
 }
 
+/* Rows of a stored matrix permuted as unpermute_rows does, on rows of rb bytes. */
+static int unpermute_rows_bytes(uint8_t *w, int heads, int Dh, size_t rb, hp_err *e) {
+    size_t n = (size_t)Dh * rb;
+    uint8_t *tmp = malloc(n);
+    if (!tmp) return hp_errf(e, "out of memory");
+    int half = Dh / 2;
+    for (int h = 0; h < heads; h++) {
+        uint8_t *blk = w + (size_t)h * n;
+        memcpy(tmp, blk, n);
+        for (int i = 0; i < half; i++)
+            for (int j = 0; j < 2; j++)
+                memcpy(blk + (size_t)(j * half + i) * rb, tmp + (size_t)(2 * i + j) * rb, rb);
+    }
+    free(tmp);
+    return 0;
+}
+
 static size_t role_elems(const hp_config *c, hp_role r) {
     int64_t shape[2];
     int nd = hp_tensor_shape(c, r, shape);
@@ -212,12 +229,51 @@ static int check_tensors(hp_model *m, hp_err *e) {
     return 0;
 }
 
+/* Whether tensor t (role r) stays in its stored type on the backend: GGUF matrices of a type the
+ * backend multiplies with (be->keeps_dtype). Vectors (norms, biases) are always converted. */
+static int kept(const hp_model *m, hp_role r, const hp_tensor *t) {
+    hp_backend *be = m->be;
+    return m->is_gguf && be->keeps_dtype && t->ndim == 2 && hp_tensor_table[r].dim[1] &&
+           be->keeps_dtype(be, t->dt);
+}
+
+#define WALIGN 64 /* bytes: each weight of a mixed-type block starts on a cache line */
+
 static int load_weights(hp_model *m, hp_err *e) {
     hp_config *c = &m->cfg;
     hp_backend *be = m->be;
-    m->wblock_n = m->n_params;
-    m->wblock = be->alloc(be, m->wblock_n, HP_MEM_WEIGHT, e);
+    size_t esz = be->elem_size(be, HP_MEM_WEIGHT);
+    /* Mixed types (some weights kept as stored): one byte-addressed block. */
+    int mixed = 0;
+    for (int r = 0; r < HP_T_COUNT && !mixed; r++) {
+        if (!hp_role_needed(c, r)) continue;
+        for (int l = 0; l < (hp_tensor_table[r].per_layer ? c->L : 1) && !mixed; l++) {
+            const hp_tensor *t = find_checked(m, r, l, e);
+            if (!t) return -1;
+            mixed = kept(m, r, t);
+        }
+    }
+    size_t total = 0;
+    if (mixed) {
+        if (!(m->wdt = calloc((size_t)HP_T_COUNT * c->L, sizeof *m->wdt)))
+            return hp_errf(e, "%s: out of memory", m->path);
+        for (int r = 0; r < HP_T_COUNT; r++) {
+            if (!hp_role_needed(c, r)) continue;
+            for (int l = 0; l < (hp_tensor_table[r].per_layer ? c->L : 1); l++) {
+                const hp_tensor *t = find_checked(m, r, l, e);
+                if (!t) return -1;
+                size_t b = kept(m, r, t) ? t->nbytes : role_elems(c, r) * esz;
+                total += (b + WALIGN - 1) / WALIGN * WALIGN;
+            }
+        }
+        m->wblock_n = total;
+        m->wblock = be->alloc_bytes(be, total, e);
+    } else {
+        m->wblock_n = m->n_params;
+        m->wblock = be->alloc(be, m->wblock_n, HP_MEM_WEIGHT, e);
+    }
     if (!m->wblock) return -1;
+    m->wbytes = mixed ? total : m->n_params * esz;
     float *tmp = NULL;
     size_t tmp_cap = 0, off = 0;
     for (int r = 0; r < HP_T_COUNT; r++) {
@@ -226,6 +282,33 @@ static int load_weights(hp_model *m, hp_err *e) {
         for (int l = 0; l < (hp_tensor_table[r].per_layer ? c->L : 1); l++) {
             const hp_tensor *t = find_checked(m, r, l, e);
             if (!t) goto fail;
+            int q_or_k = r == HP_T_WQ || r == HP_T_WK || r == HP_T_BQ || r == HP_T_BK;
+            /* Only the llama architecture is stored interleaved (qwen2 keeps rotate-half). */
+            int permuted = m->is_gguf && c->arch == HP_ARCH_LLAMA && q_or_k;
+            int heads = r == HP_T_WQ || r == HP_T_BQ ? c->H : c->KV;
+            void *dst = mixed ? (char *)m->wblock + off : be->offset(be, m->wblock, off, HP_MEM_WEIGHT);
+            *hp_model_slot(m, r, l) = dst;
+            if (mixed && kept(m, r, t)) {
+                /* as stored; the llama Q/K rows moved whole (a row is whole blocks) */
+                m->wdt[(size_t)r * c->L + l] = t->dt;
+                size_t rb = t->nbytes / (size_t)t->shape[0];
+                if (permuted) {
+                    uint8_t *cp = malloc(t->nbytes);
+                    int bad = !cp || unpermute_rows_bytes(cp ? memcpy(cp, t->data, t->nbytes) : NULL,
+                                                          heads, c->Dh, rb, e) ||
+                              be->upload_bytes(be, dst, cp, t->nbytes, e);
+                    free(cp);
+                    if (bad) {
+                        if (!e->msg[0]) hp_errf(e, "%s: out of memory copying %s", m->path, t->name);
+                        goto fail;
+                    }
+                } else if (be->upload_bytes(be, dst, t->data, t->nbytes, e)) {
+                    goto fail;
+                }
+                hp_store_release_tensor(t);
+                off += (t->nbytes + WALIGN - 1) / WALIGN * WALIGN;
+                continue;
+            }
             if (n > tmp_cap) {
                 free(tmp);
                 tmp = malloc(n * sizeof(float));
@@ -236,11 +319,7 @@ static int load_weights(hp_model *m, hp_err *e) {
                 }
             }
             if (hp_tensor_to_f32(t, tmp, e)) goto fail;
-            /* Only the llama architecture is stored interleaved (qwen2 keeps rotate-half). */
-            int q_or_k = r == HP_T_WQ || r == HP_T_WK || r == HP_T_BQ || r == HP_T_BK;
-            if (m->is_gguf && c->arch == HP_ARCH_LLAMA && q_or_k &&
-                unpermute_rows(tmp, r == HP_T_WQ || r == HP_T_BQ ? c->H : c->KV, c->Dh,
-                               r == HP_T_WQ || r == HP_T_WK ? c->D : 1, e))
+            if (permuted && unpermute_rows(tmp, heads, c->Dh, r == HP_T_WQ || r == HP_T_WK ? c->D : 1, e))
                 goto fail;
             /* Gemma's RMSNorm is x·(1 + w): HF files store w, llama.cpp's GGUF 1 + w */
             if (c->gemma && !m->is_gguf && hp_role_is_norm(r))
@@ -252,18 +331,34 @@ static int load_weights(hp_model *m, hp_err *e) {
                 if (f != 1.0f)
                     for (size_t i = 0; i < n; i++) tmp[i] *= f;
             }
-            void *dst = be->offset(be, m->wblock, off, HP_MEM_WEIGHT);
-            *hp_model_slot(m, r, l) = dst;
             if (be->upload(be, dst, tmp, n, HP_MEM_WEIGHT, e)) goto fail;
-            off += n;
+            hp_store_release_tensor(t);
+            off += mixed ? (n * esz + WALIGN - 1) / WALIGN * WALIGN : n;
         }
     }
     free(tmp);
     if (c->tie_embeddings) m->lm_head = m->embed;
+    /* The file's pages were read once; give them back (they are re-read if ever needed). */
+    hp_store_release(&m->store);
     return be->sync(be, e);
 fail:
     free(tmp);
     return -1;
+}
+
+hp_dtype hp_model_wdt(const hp_model *m, hp_role r, int l) {
+    if (!m->wdt) return HP_F32;
+    if (r == HP_T_LM_HEAD && m->cfg.tie_embeddings) r = HP_T_EMBED;
+    return m->wdt[(size_t)r * m->cfg.L + (hp_tensor_table[r].per_layer ? l : 0)];
+}
+
+int hp_model_linear(hp_model *m, void *y, const void *x, hp_role r, int l, int T, int N, int K,
+                    int f32) {
+    hp_backend *be = m->be;
+    const void *W = *hp_model_slot(m, r, l);
+    hp_dtype dt = hp_model_wdt(m, r, l);
+    if (dt != HP_F32) return be->matmul_q(be, y, x, W, dt, T, N, K, f32);
+    return f32 ? be->matmul_f32(be, y, x, W, T, N, K) : be->matmul(be, y, x, W, T, N, K);
 }
 
 int hp_model_init_rope(hp_model *m, hp_err *e) {
@@ -397,6 +492,7 @@ fail:
 void hp_model_free(hp_model *m) {
     if (!m) return;
     if (m->wblock) m->be->free(m->be, m->wblock);
+    free(m->wdt);
     if (m->rope_inv) m->be->free(m->be, m->rope_inv);
     if (m->rope_inv_local) m->be->free(m->be, m->rope_inv_local);
     if (m->emb_scale) m->be->free(m->be, m->emb_scale);

@@ -75,7 +75,12 @@ typedef struct hp_model {
     hp_chat_kind chat;      /* the template the model expects */
     hp_backend *be;
     void *wblock;           /* the one allocation that holds every weight */
-    size_t wblock_n;        /* its elements */
+    size_t wblock_n;        /* its elements (HP_MEM_WEIGHT); bytes when wdt != NULL */
+    /* [HP_T_COUNT * L] (role-major): the type each weight is held in on the backend: HP_F32
+     * for the backend's HP_MEM_WEIGHT type, else its stored GGUF block type (be->keeps_dtype).
+     * NULL when every weight is HP_MEM_WEIGHT. */
+    hp_dtype *wdt;
+    size_t wbytes;          /* bytes of weights on the backend */
     uint64_t n_params;
     hp_dtype file_dtype[HP_T_COUNT]; /* stored dtype per role (layer 0 for per-layer roles) */
     void *embed;            /* [V, D] */
@@ -98,6 +103,12 @@ hp_model *hp_model_load(const char *path, hp_backend *be, hp_err *e);
 void hp_model_free(hp_model *m);
 /* The named weight pointer of role r (layer l for per-layer roles). */
 void **hp_model_slot(hp_model *m, hp_role r, int l);
+/* The type the weight of role r (layer l) is held in on the backend (model.h: wdt). */
+hp_dtype hp_model_wdt(const hp_model *m, hp_role r, int l);
+/* y[T, N] = x[T, K] · W^T for the weight matrix of role r in layer l, whatever type it is held
+ * in (be->matmul or be->matmul_q); f32: x and y are float32 (the lm_head), else activations. */
+int hp_model_linear(hp_model *m, void *y, const void *x, hp_role r, int l, int T, int N, int K,
+                    int f32);
 /* Computes the rotary inverse frequencies of m->cfg (with a GGUF's rope_freqs.weight) into
  * m->rope_inv on m->be; hp_model_load and hp_model_random call it. */
 int hp_model_init_rope(hp_model *m, hp_err *e);
@@ -118,6 +129,7 @@ typedef struct hp_runtime {
     void *hrow;                                  /* F32 [Tmax, D] gathered final hidden rows */
     void *logits;                                /* F32 [Tmax, V] */
     void *cap;                                   /* F32 [Bcap, H, D] one layer's readout */
+    void *wo_f32;  /* WEIGHT [D, H*Dh]: a kept o_proj dequantised for the readout; NULL if none */
 } hp_runtime;
 
 hp_runtime *hp_runtime_create(hp_model *m, int S, int Tcap, int Tmax, int Bcap, hp_err *e);
