@@ -102,6 +102,7 @@ static int n_checks, n_fail;
  * HP_GPU_TEST_REDUCED=1: what the CPU emulation of the GPU
  * (tests/cuda_emu) runs in CI: without the CPU-only emulation checks (the normal build runs
  * them), the CLIP-L/336 tower at its real shape and SmolLM2, far too slow there. */
+#ifdef HP_HAVE_CUDA /* the GPU checks alone use it */
 static int selected(const char *group) {
     const char *only = getenv("HP_GPU_TEST_ONLY");
     size_t n = strlen(group);
@@ -110,6 +111,7 @@ static int selected(const char *group) {
         if ((p == only || p[-1] == ',') && (p[n] == 0 || p[n] == ',')) return 1;
     return 0;
 }
+#endif
 /* HP_GPU_TEST_FAIL_FAST=1: stop at the first failed check (the mutation tests need only one). */
 static void fail_fast(void) {
     if (n_fail && getenv("HP_GPU_TEST_FAIL_FAST") && *getenv("HP_GPU_TEST_FAIL_FAST") == '1') {
