@@ -32,6 +32,9 @@ EMU_TESTS := $(EMU_KOUT)/tests/test_cuda_ops $(EMU_KOUT)/tests/test_somp_cuda $(
 .PHONY: emu
 emu: $(EMU_TESTS)
 test: emu
+# Built through pattern rules only, so make would delete them as intermediate files at the end
+# of a run (the mutation tests copy them, and a second make would relink without them).
+.SECONDARY: $(EMU_KOBJ) $(EMU_KOBJ:.o=.cc) $(EMU)/st/selftest.cu.cc
 
 $(EMU)/%.o: %.c
 	@mkdir -p $(dir $@)
