@@ -199,18 +199,9 @@ static int get_reps(hp_model *m, const char *model_path, const rep_opts *o, hp_r
         }
         if (!o->quiet) fprintf(stderr, "not reusing %s: %s\n", o->reps, le.msg);
     }
-    hp_qa_set set;
-    if (hp_qa_load(o->data, &set, e)) return -1;
-    if (o->limit > 0 && o->limit < set.n) set.n = o->limit; /* items past n are still freed by count below */
-    hp_prompts p;
-    int n_all = set.n;
-    int rc = hp_qa_prompts(m, &set, o->chat, hp_prompt_cap(m, o->max_prompt), o->data, &p, e);
-    set.n = n_all;
-    hp_qa_free(&set);
-    if (rc) return -1;
-    rc = hp_reps_capture(m, &p, pos, o->batch, !o->quiet, r, e);
-    hp_prompts_free(&p);
-    if (rc) return -1;
+    if (hp_reps_capture_qa(m, o->data, o->limit, o->chat, hp_prompt_cap(m, o->max_prompt), pos, o->batch, !o->quiet,
+                           r, e))
+        return -1;
     if (o->reps) {
         if (hp_reps_save(o->reps, r, model_path, o->data, opts, e)) return -1;
         if (!o->quiet) fprintf(stderr, "saved head representations to %s\n", o->reps);
@@ -315,14 +306,12 @@ int cmd_rank(int argc, char **argv) {
     char *classes_tmp = NULL, *user_text = NULL;
     so.backend = m->be->name; /* SOMP on the GPU when the model is there */
     hp_reps r = {0};
-    hp_dict full = {0}, dict = {0}, cdict = {0};
+    hp_dict dict = {0};
     hp_head_score *sc = NULL, *csc = NULL;
     int nh = m->cfg.L * m->cfg.H, rc = 1;
     int *order_s = malloc(sizeof(int) * nh);
     char *csv_path = csv ? strdup(csv) : with_ext(out, ".csv"), *svg_path = with_ext(out, ".heatmap.svg");
     char *shared_path = with_ext(out, ".shared_tokens.txt");
-    hp_atomic_file shared = {0};
-    int shared_open = 0;
     cJSON *j = NULL;
     sc = calloc((size_t)nh, sizeof *sc);
     if (!order_s || !sc || !csv_path || !svg_path || !shared_path) {
@@ -348,30 +337,13 @@ int cmd_rank(int argc, char **argv) {
         hp_errf(&e, "%s: representations of shape [%d,%d,%d,%d] do not fit this model", ro.reps, r.L, r.H, r.N, r.D);
         goto done;
     }
-    /* Words whose first token another word took: listed in a file beside the ranking. */
-    if (hp_atomic_open(&shared, shared_path, &e)) goto done;
-    shared_open = 1;
-    fprintf(shared.f, "# %s: concept words whose first token an earlier word already took (no atom of their own)\n",
-            concept_path);
-    dopt.shared = shared.f;
-    dopt.shared_name = shared_path;
-    if (hp_dict_full(m, &dopt, &full, &e) ||
-        hp_dict_concept(m, &full, concept_path, &dopt, ro.quiet ? NULL : stderr, &dict, &e))
+    if (control && !(csc = calloc((size_t)nh, sizeof *csc))) {
+        hp_errf(&e, "out of memory");
         goto done;
-    if (hp_score_heads(&r, &dict, &so, !ro.quiet, sc, &e)) goto done;
-    if (control) {
-        csc = calloc((size_t)nh, sizeof *csc);
-        if (!csc) {
-            hp_errf(&e, "out of memory");
-            goto done;
-        }
-        fprintf(shared.f, "# %s (--control)\n", control);
-        if (hp_dict_concept(m, &full, control, &dopt, ro.quiet ? NULL : stderr, &cdict, &e) ||
-            hp_score_heads(&r, &cdict, &so, !ro.quiet, csc, &e))
-            goto done;
     }
-    shared_open = 0;
-    if (hp_atomic_commit(&shared, &e)) goto done;
+    /* Words whose first token another word took: listed in a file beside the ranking. */
+    if (hp_score_concept(m, &r, concept_path, control, &so, &dopt, shared_path, ro.quiet, &dict, sc, csc, &e))
+        goto done;
     j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "model", model_path);
     cJSON_AddStringToObject(j, "data", ro.data ? ro.data : ro.v.images);
@@ -414,13 +386,10 @@ done:
     for (int i = 0; csc && i < nh; i++) hp_somp_result_free(&csc[i].somp);
     free(sc);
     free(csc);
-    hp_dict_free(&cdict);
     free(order_s);
-    if (shared_open) hp_atomic_abort(&shared);
     free(csv_path);
     free(svg_path);
     free(shared_path);
-    hp_dict_free(&full);
     hp_dict_free(&dict);
     hp_reps_free(&r);
     hp_imageset_free(&set);

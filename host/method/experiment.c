@@ -39,6 +39,22 @@ int hp_qa_prompts(const hp_model *m, const hp_qa_set *s, int chat, int cap, cons
     return 0;
 }
 
+int hp_reps_capture_qa(hp_model *m, const char *data, int limit, int chat, int cap, hp_positions pos, int batch,
+                       int progress, hp_reps *r, hp_err *e) {
+    hp_qa_set set;
+    hp_prompts p;
+    if (hp_qa_load(data, &set, e)) return -1;
+    int n_all = set.n;
+    if (limit > 0 && limit < set.n) set.n = limit;
+    int rc = hp_qa_prompts(m, &set, chat, cap, data, &p, e);
+    set.n = n_all; /* hp_qa_free frees every item */
+    hp_qa_free(&set);
+    if (rc) return -1;
+    rc = hp_reps_capture(m, &p, pos, batch, progress, r, e);
+    hp_prompts_free(&p);
+    return rc ? -1 : 0;
+}
+
 int hp_headset_top(const int (*order)[2], int n_order, int k, hp_headset *out, hp_err *e) {
     if (k > n_order) return hp_errf(e, "asked for the top %d heads of a ranking of %d", k, n_order);
     out->n = k;

@@ -22,6 +22,11 @@ int hp_prompts_add_user(hp_prompts *out, const hp_model *m, const char *text, in
 int hp_qa_prompts(const hp_model *m, const hp_qa_set *s, int chat, int cap, const char *src,
                   hp_prompts *out, hp_err *e);
 
+/* Head representations over the prompts of a QA file (the first limit questions when > 0), in
+ * the paper's QA prompt (hp_qa_prompts: chat template when chat, prompts over cap refused). */
+int hp_reps_capture_qa(hp_model *m, const char *data, int limit, int chat, int cap, hp_positions pos, int batch,
+                       int progress, hp_reps *r, hp_err *e);
+
 /* A set of heads, as (layer, head) pairs. */
 typedef struct hp_headset {
     int n;

@@ -28,6 +28,35 @@ static int cmp_idx(const void *a, const void *b) {
     return c ? c : (*(const int *)a - *(const int *)b);
 }
 
+int hp_score_concept(const hp_model *m, const hp_reps *r, const char *words, const char *control,
+                     const hp_somp_opts *so, const hp_dict_opts *dopt_in, const char *shared_path, int quiet,
+                     hp_dict *dict, hp_head_score *sc, hp_head_score *csc, hp_err *e) {
+    hp_dict full = {0}, cdict = {0};
+    hp_dict_opts dopt = *dopt_in;
+    hp_atomic_file shared;
+    FILE *report = quiet ? NULL : stderr;
+    memset(dict, 0, sizeof *dict);
+    if (hp_atomic_open(&shared, shared_path, e)) return -1;
+    fprintf(shared.f, "# %s: concept words whose first token an earlier word already took (no atom of their own)\n",
+            words);
+    dopt.shared = shared.f;
+    dopt.shared_name = shared_path;
+    int rc = hp_dict_full(m, &dopt, &full, e) || hp_dict_concept(m, &full, words, &dopt, report, dict, e) ||
+             hp_score_heads(r, dict, so, !quiet, sc, e);
+    if (!rc && control) {
+        fprintf(shared.f, "# %s (--control)\n", control);
+        rc = hp_dict_concept(m, &full, control, &dopt, report, &cdict, e) ||
+             hp_score_heads(r, &cdict, so, !quiet, csc, e);
+    }
+    hp_dict_free(&full);
+    hp_dict_free(&cdict);
+    if (rc) {
+        hp_atomic_abort(&shared);
+        return -1;
+    }
+    return hp_atomic_commit(&shared, e);
+}
+
 int hp_ranking_write(const hp_model *m, cJSON *j, const hp_head_score *sc, const hp_head_score *csc,
                      const hp_dict *dict, const hp_ranking_out *o, int *order_out, hp_err *e) {
     int nh = m->cfg.L * m->cfg.H, rc = -1;

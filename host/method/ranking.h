@@ -10,6 +10,15 @@ struct cJSON;
 /* {"token": id, "text": its piece, "word": word (when given)} */
 struct cJSON *hp_token_json(const hp_model *m, int id, const char *word);
 
+/* Scores every head of r for a word list (and a control list, or NULL): the dictionary of the
+ * words' first tokens (hp_dict_concept over the full unembedding, options dopt), SOMP with so and
+ * the Logit Lens per head (hp_score_heads). The words whose first token an earlier word took are
+ * listed in shared_path (written atomically). Fills dict and sc [L*H] (csc [L*H] too with a
+ * control) for the caller, who frees them (hp_dict_free, hp_somp_result_free). */
+int hp_score_concept(const hp_model *m, const hp_reps *r, const char *words, const char *control,
+                     const hp_somp_opts *so, const hp_dict_opts *dopt, const char *shared_path, int quiet,
+                     hp_dict *dict, hp_head_score *sc, hp_head_score *csc, hp_err *e);
+
 /* Where and how hp_ranking_write writes. */
 typedef struct hp_ranking_out {
     const char *json, *csv, *svg; /* ranking JSON, per-head CSV, layer x head heatmap SVG */

@@ -515,21 +515,14 @@ static int stage_reps(run_state *s, const char *key, hp_err *e) {
     const hp_experiment *x = s->x;
     double t0 = hp_now();
     char opts[512], *path = out_path(x, "reps.safetensors");
-    hp_qa_set set = {0};
-    hp_prompts p = {0};
-    int rc = -1, n_all;
+    int rc = -1;
     if (!path) return hp_errf(e, "out of memory");
     HP_NVTX_PUSH("stage reps");
-    if (hp_qa_load(x->train, &set, e)) goto out;
-    n_all = set.n;
-    if (x->train_limit > 0 && x->train_limit < set.n) set.n = x->train_limit;
-    rc = hp_qa_prompts(s->m, &set, x->chat, hp_prompt_cap(s->m, x->max_prompt), x->train, &p, e);
-    set.n = n_all;
-    if (rc) goto out;
     if (s->have_reps) hp_reps_free(&s->reps);
     s->have_reps = 0;
-    rc = hp_reps_capture(s->m, &p, hp_positions_parse(x->positions), x->rep_batch, !s->o->quiet, &s->reps, e);
-    if (rc) goto out;
+    if (hp_reps_capture_qa(s->m, x->train, x->train_limit, x->chat, hp_prompt_cap(s->m, x->max_prompt),
+                           hp_positions_parse(x->positions), x->rep_batch, !s->o->quiet, &s->reps, e))
+        goto out;
     s->have_reps = 1;
     snprintf(opts, sizeof opts, "run stage reps %s: positions=%s;chat=%d;limit=%d", key, x->positions, x->chat,
              x->train_limit);
@@ -538,8 +531,6 @@ static int stage_reps(run_state *s, const char *key, hp_err *e) {
          stage_end(s, "reps", key, outs, 1, t0, e);
 out:
     HP_NVTX_POP();
-    hp_qa_free(&set);
-    hp_prompts_free(&p);
     free(path);
     return rc ? -1 : 0;
 }
@@ -555,12 +546,10 @@ static int stage_rank(run_state *s, const hp_xp_concept *c, const char *name, co
     snprintf(rel[2], sizeof rel[2], "rank/%s.heatmap.svg", c->name);
     snprintf(rel[3], sizeof rel[3], "rank/%s.shared_tokens.txt", c->name);
     char *path[4] = {out_path(x, rel[0]), out_path(x, rel[1]), out_path(x, rel[2]), out_path(x, rel[3])};
-    hp_dict full = {0}, dict = {0}, cdict = {0};
+    hp_dict dict = {0};
     hp_head_score *sc = calloc((size_t)nh, sizeof *sc), *csc = c->control ? calloc((size_t)nh, sizeof *csc) : NULL;
     hp_somp_opts so = {.k = x->somp_k, .center = x->center, .backend = m->be->name};
     hp_dict_opts dopt = {.fold_norm = x->fold_norm, .normalize = x->normalize_atoms, .single_token = x->single_token};
-    hp_atomic_file shared = {0};
-    int shared_open = 0;
     HP_NVTX_PUSH("stage rank");
     if (!path[0] || !path[1] || !path[2] || !path[3] || !sc || (c->control && !csc)) {
         hp_errf(e, "out of memory");
@@ -574,24 +563,8 @@ static int stage_rank(run_state *s, const hp_xp_concept *c, const char *name, co
         rc = -1;
         s->have_reps = 1;
     }
-    if (hp_atomic_open(&shared, path[3], e)) goto out;
-    shared_open = 1;
-    fprintf(shared.f, "# %s: concept words whose first token an earlier word already took (no atom of their own)\n",
-            c->words);
-    dopt.shared = shared.f;
-    dopt.shared_name = path[3];
-    if (hp_dict_full(m, &dopt, &full, e) ||
-        hp_dict_concept(m, &full, c->words, &dopt, s->o->quiet ? NULL : stderr, &dict, e) ||
-        hp_score_heads(&s->reps, &dict, &so, !s->o->quiet, sc, e))
+    if (hp_score_concept(m, &s->reps, c->words, c->control, &so, &dopt, path[3], s->o->quiet, &dict, sc, csc, e))
         goto out;
-    if (c->control) {
-        fprintf(shared.f, "# %s (control)\n", c->control);
-        if (hp_dict_concept(m, &full, c->control, &dopt, s->o->quiet ? NULL : stderr, &cdict, e) ||
-            hp_score_heads(&s->reps, &cdict, &so, !s->o->quiet, csc, e))
-            goto out;
-    }
-    shared_open = 0;
-    if (hp_atomic_commit(&shared, e)) goto out;
     cJSON *meta = cJSON_CreateObject();
     cJSON_AddStringToObject(meta, "model", x->model);
     cJSON_AddStringToObject(meta, "data", x->train);
@@ -612,14 +585,11 @@ static int stage_rank(run_state *s, const hp_xp_concept *c, const char *name, co
     rc = stage_end(s, name, key, outs, 4, t0, e);
 out:
     HP_NVTX_POP();
-    if (shared_open) hp_atomic_abort(&shared);
     for (int i = 0; sc && i < nh; i++) hp_somp_result_free(&sc[i].somp);
     for (int i = 0; csc && i < nh; i++) hp_somp_result_free(&csc[i].somp);
     free(sc);
     free(csc);
-    hp_dict_free(&full);
     hp_dict_free(&dict);
-    hp_dict_free(&cdict);
     for (int i = 0; i < 4; i++) free(path[i]);
     return rc;
 }
