@@ -179,6 +179,11 @@ def test_bad_files(tmp):
     case("missing model", lambda x: x.pop("model"), "'model'")
     case("toxicity key on a QA task", lambda x: x["tasks"][0].update(threshold=0.7), "tasks[0].threshold")
     case("toxicity task without data", lambda x: x["tasks"][0].update(kind="toxicity"), "tasks[0].data")
+    case("unknown positions", lambda x: x.update(representation={"positions": "middle"}), "representation.positions")
+    case("unknown device", lambda x: x.update(device="tpu"), "'device'")
+    case("alpha not a list of numbers", lambda x: x["tasks"][0].update(alpha=["-1"]), "tasks[0].alpha")
+    case("threshold out of range", lambda x: x["tasks"][0].update(
+        kind="toxicity", data="tests/fixtures/toxicity/rtp_prompts.jsonl", threshold=2), "tasks[0].threshold")
     for name, x, expect in cases:
         xp = write(os.path.join(tmp, "bad.json"), x)
         p = subprocess.run([BIN, "run", xp], capture_output=True, text=True)
@@ -189,10 +194,14 @@ def test_bad_files(tmp):
     p = subprocess.run([BIN, "run", xp], capture_output=True, text=True)
     assert p.returncode != 0 and xp in p.stderr, p.stderr
     xp = write(os.path.join(tmp, "dry.json"), good)
+    for opt, val in (("--force", "bogus"), ("--device", "tpu")):
+        p = subprocess.run([BIN, "run", xp, opt, val], capture_output=True, text=True)
+        assert p.returncode == 2 and f"{opt} '{val}'" in p.stderr, p.stderr
+        assert not os.path.exists(os.path.join(tmp, "never")), f"{opt} {val}: wrote its output folder"
     p = subprocess.run([BIN, "run", xp, "--dry-run"], capture_output=True, text=True)
     assert p.returncode == 0 and "would compute" in p.stderr, p.stderr[-300:]
     assert not os.path.exists(os.path.join(tmp, "never")), "--dry-run wrote its output folder"
-    return f"{len(cases) + 1} bad files refused naming file and key, nothing written; --dry-run writes nothing"
+    return f"{len(cases) + 1} bad files and 2 bad options refused by name, nothing written; --dry-run writes nothing"
 
 
 def test_toxicity(tmp):
