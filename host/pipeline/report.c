@@ -127,7 +127,6 @@ static void ratio(char *out, size_t cap, double v) {
 }
 
 static void setup(const rw *w, const hp_experiment *x, const hp_model *m) {
-    char buf[1024];
     heading(w, 2, "Setup");
     const char *head[] = {"setting", "value"};
     table_start(w, head, 2);
@@ -150,7 +149,6 @@ static void setup(const rw *w, const hp_experiment *x, const hp_model *m) {
         row(w, cells, 2);
     }
     table_end(w);
-    (void)buf;
 }
 
 static void concept_section(const rw *w, const hp_xp_concept *c) {

@@ -5,6 +5,7 @@
 
 #include <cJSON.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,15 +44,19 @@ int hp_key_file_identity(hp_key *k, const char *name, const char *path, hp_err *
     struct stat st;
     if (stat(path, &st)) return hp_errf(e, "%s: %s", path, strerror(errno));
     hp_key_str(k, name, path);
-    if (S_ISDIR(st.st_mode)) { /* a Hugging Face folder: its config and every file's size and time */
-        char sub[4096];
-        static const char *const files[] = {"config.json", "model.safetensors", "model.safetensors.index.json",
-                                            "tokenizer.json"};
-        for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
-            snprintf(sub, sizeof sub, "%s/%s", path, files[i]);
-            if (hp_file_exists(sub) && hp_key_file_identity(k, files[i], sub, e)) return -1;
+    if (S_ISDIR(st.st_mode)) { /* a Hugging Face folder: every regular file in it, by name order */
+        struct dirent **ents = NULL;
+        int n = scandir(path, &ents, NULL, alphasort), rc = n < 0 ? hp_errf(e, "%s: %s", path, strerror(errno)) : 0;
+        for (int i = 0; i < n; i++) {
+            char sub[4096];
+            struct stat fs;
+            snprintf(sub, sizeof sub, "%s/%s", path, ents[i]->d_name);
+            if (!rc && ents[i]->d_name[0] != '.' && !stat(sub, &fs) && S_ISREG(fs.st_mode))
+                rc = hp_key_file_identity(k, ents[i]->d_name, sub, e);
+            free(ents[i]);
         }
-        return 0;
+        free(ents);
+        return rc;
     }
     hp_key_num(k, "size", (double)st.st_size);
     hp_key_num(k, "mtime", (double)st.st_mtim.tv_sec * 1e9 + (double)st.st_mtim.tv_nsec);

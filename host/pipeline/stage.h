@@ -20,7 +20,8 @@ void hp_key_num(hp_key *k, const char *name, double value);
 /* The bytes of a whole file (data files, word lists). */
 int hp_key_file(hp_key *k, const char *name, const char *path, hp_err *e);
 /* A large file by identity: path, size, modification time and the first and last MiB (model
- * weights: hashing gigabytes on every run would cost more than the check is worth). */
+ * weights: hashing gigabytes on every run would cost more than the check is worth); a folder
+ * (Hugging Face checkpoint, sharded or not) by the identity of every regular file in it. */
 int hp_key_file_identity(hp_key *k, const char *name, const char *path, hp_err *e);
 void hp_key_hex(const hp_key *k, char out[17]);
 
